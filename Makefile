@@ -1,0 +1,49 @@
+# butterd: build, run and test. Targets that touch the machine need root.
+GO      ?= go
+BIN     := bin
+PKGS    := btrfs-progs docker.io busybox-static dbus systemd-container e2fsprogs util-linux iproute2 kmod
+GOTEST  := $(GO) test -count=1
+
+.PHONY: all deps build run test unit integration bench fuzz vet clean
+
+all: build
+
+# Installs what butterd and its tests need on a fresh Debian machine.
+deps:
+	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build:
+	$(GO) build -o $(BIN)/butterd ./cmd/butterd
+
+# Runs butterd in the foreground on /var/lib/butterd (a loop-mounted pool
+# image is made when it is not on BTRFS). Extra flags: make run ARGS="--log-level=debug".
+run: deps build
+	./$(BIN)/butterd run $(ARGS)
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# The whole suite: unit tests, then integration and end-to-end tests on real
+# BTRFS, D-Bus, systemd and Docker (as root; with CI=true nothing may skip).
+test: deps vet build
+	$(GOTEST) -timeout 14m ./...
+
+unit:
+	$(GOTEST) ./btrfs/... ./service/... ./cmd/...
+
+integration: deps build
+	$(GOTEST) -timeout 14m -v ./tests/...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 1000x ./tests/ | tee $(BIN)/bench.txt
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 60s ./service/
+
+clean:
+	rm -rf $(BIN)

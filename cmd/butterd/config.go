@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// A config key is a `butterd run` flag (--data-root), a line of the config
+// file (DATA_ROOT = ...) and an env variable (BUTTERD_DATA_ROOT).
+// Precedence: flag, env, file, default.
+type configKey struct {
+	name, def, help string
+}
+
+var configKeys = []configKey{
+	{"DATA_ROOT", "/var/lib/butterd", "where volumes/, snapshots/ and received/ live; when not on BTRFS, butterd loop-mounts its own pool image DATA_ROOT.img there"},
+	{"POOL_SIZE", "20G", "size of the sparse pool image made when DATA_ROOT is not on BTRFS (only at its creation)"},
+	{"PLUGIN_SOCKET", "/run/docker/plugins/btrfs.sock", "Docker plugin socket to bind (ignored when systemd passes the socket)"},
+	{"UNIT_DIR", "/etc/systemd/system", "where schedule units are written"},
+	{"SSH_PORT", "1122", "replication endpoint port"},
+	{"SSH_ADDRESS", "", "replication endpoint address (all when empty)"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"DOCKER_HOST", "unix:///var/run/docker.sock", "Docker Engine API used for consistent snapshots"},
+}
+
+const defaultConfigFile = "/etc/butterd/butterd.conf"
+
+// config is the resolved value of every key.
+type config map[string]string
+
+// flagName turns DATA_ROOT into data-root.
+func flagName(key string) string { return strings.ToLower(strings.ReplaceAll(key, "_", "-")) }
+
+// loadConfig resolves keys from the flags that were set, the environment, the
+// file and the defaults.
+func loadConfig(fs *flag.FlagSet, file string, fileGiven bool, env func(string) string) (config, error) {
+	fromFile, err := readConfigFile(file)
+	if err != nil {
+		if !os.IsNotExist(err) || fileGiven {
+			return nil, err
+		}
+		fromFile = map[string]string{}
+	}
+	set := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+	c := config{}
+	for _, k := range configKeys {
+		v, ok := set[flagName(k.name)]
+		if !ok {
+			v, ok = env("BUTTERD_" + k.name), env("BUTTERD_"+k.name) != ""
+		}
+		if !ok {
+			v, ok = fromFile[k.name]
+		}
+		if !ok {
+			v = k.def
+		}
+		c[k.name] = v
+	}
+	return c, nil
+}
+
+// readConfigFile reads KEY = value lines; '#' starts a comment; [sections]
+// (such as [policy NAME]) are read by whoever needs them and skipped here.
+func readConfigFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	known := map[string]bool{}
+	for _, k := range configKeys {
+		known[k.name] = true
+	}
+	out := map[string]string{}
+	section := ""
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
+			continue
+		}
+		if strings.HasPrefix(line, "[") {
+			section = line
+			continue
+		}
+		if section != "" {
+			continue
+		}
+		key, val, ok := strings.Cut(line, "=")
+		key, val = strings.ToUpper(strings.TrimSpace(key)), strings.TrimSpace(val)
+		if !ok || key == "" {
+			return nil, fmt.Errorf("%s:%d: expected KEY = value, got %q", path, n, line)
+		}
+		if !known[key] {
+			return nil, fmt.Errorf("%s:%d: unknown key %q: known keys are %s", path, n, key, strings.Join(keyNames(), ", "))
+		}
+		out[key] = strings.Trim(val, `"`)
+	}
+	return out, sc.Err()
+}
+
+func keyNames() []string {
+	var names []string
+	for _, k := range configKeys {
+		names = append(names, k.name)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"butterd/service"
+	"butterd/service/plugin"
+)
+
+func runCommand(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("butterd run", flag.ContinueOnError)
+	configFile := fs.String("config", defaultConfigFile, "config file (KEY = value lines)")
+	for _, k := range configKeys {
+		fs.String(flagName(k.name), k.def, fmt.Sprintf("%s (env BUTTERD_%s, file key %s)", k.help, k.name, k.name))
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: butterd run [FLAGS]\n\nServes the Docker volume plugin %q. Each setting is a flag, an env variable\nor a line of the config file; flags win over env, env over the file.\n\n", plugin.DriverName)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see butterd run --help)", fs.Arg(0))
+	}
+	fileGiven := false
+	fs.Visit(func(f *flag.Flag) { fileGiven = fileGiven || f.Name == "config" })
+	cfg, err := loadConfig(fs, *configFile, fileGiven, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg["LOG_LEVEL"])
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+
+	if err := service.EnsurePool(cfg["DATA_ROOT"], cfg["POOL_SIZE"], log); err != nil {
+		return err
+	}
+	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	l, owned, err := pluginListener(cfg["PLUGIN_SOCKET"])
+	if err != nil {
+		return err
+	}
+	if owned {
+		defer os.Remove(cfg["PLUGIN_SOCKET"])
+	}
+	srv := &http.Server{
+		Handler:           plugin.New(store, log),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	log.Info("butterd serving the Docker volume plugin", "driver", plugin.DriverName, "socket", l.Addr().String(), "data_root", store.Root())
+	daemon.SdNotify(false, daemon.SdNotifyReady)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("plugin server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if os.Getenv("JOURNAL_STREAM") != "" {
+		// journald stamps each line itself.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+}
+
+// isSocketInUse reports whether something answers on a unix socket path.
+func isSocketInUse(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// trimUnix strips a unix:// prefix.
+func trimUnix(s string) string { return strings.TrimPrefix(s, "unix://") }

@@ -1,0 +1,76 @@
+package service
+
+import (
+	"path/filepath"
+	"sync"
+)
+
+// metaFile is what butterd knows about volumes and snapshots beyond what
+// BTRFS holds: per-volume settings and which snapshots are restore safety
+// snapshots. It is small, read at start and rewritten atomically on change.
+type metaFile struct {
+	mu   sync.Mutex
+	path string
+	data metaData
+}
+
+type metaData struct {
+	// Safety lists the safety snapshots taken by restores.
+	Safety map[string]bool `json:"safety,omitempty"`
+	// NoFinalSnapshot lists volumes whose removal takes no final snapshot.
+	NoFinalSnapshot map[string]bool `json:"no_final_snapshot,omitempty"`
+}
+
+func (s *Store) loadMeta() error {
+	s.meta.path = filepath.Join(s.stateDir, "meta.json")
+	_, err := readJSON(s.meta.path, &s.meta.data)
+	return err
+}
+
+func (m *metaFile) isSafety(snap string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.data.Safety[snap]
+}
+
+func (m *metaFile) finalSnapshot(volume string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.data.NoFinalSnapshot[volume]
+}
+
+// update changes the data with fn and writes it; on a write error the
+// change is undone in memory too.
+func (m *metaFile) update(fn func(d *metaData)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.data.clone()
+	fn(&m.data)
+	if err := writeJSON(m.path, m.data); err != nil {
+		m.data = old
+		return err
+	}
+	return nil
+}
+
+func (d metaData) clone() metaData {
+	c := metaData{Safety: map[string]bool{}, NoFinalSnapshot: map[string]bool{}}
+	for k, v := range d.Safety {
+		c.Safety[k] = v
+	}
+	for k, v := range d.NoFinalSnapshot {
+		c.NoFinalSnapshot[k] = v
+	}
+	return c
+}
+
+func setFlag(m *map[string]bool, key string, on bool) {
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	if on {
+		(*m)[key] = true
+	} else {
+		delete(*m, key)
+	}
+}

@@ -1,0 +1,189 @@
+// Package service is butterd's domain: volumes and snapshots on a BTRFS data
+// root, their names, locks, index and crash-safe multi-step operations.
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"butterd/btrfs"
+)
+
+// Config describes a store. Root is required; the rest has defaults.
+type Config struct {
+	Root   string
+	Logger *slog.Logger
+	// Now returns the current time (tests freeze it).
+	Now func() time.Time
+	// BootID identifies the running boot; mount references of another boot
+	// are dropped at start. Defaults to the kernel's boot id.
+	BootID string
+	// AfterStep, when set, is called after each step of a multi-step
+	// operation with the operation and step name. It exists for fault
+	// injection in tests: returning an error fails the operation there.
+	AfterStep func(op, step string) error
+}
+
+// Store holds the volumes and snapshots of one data root.
+type Store struct {
+	cfg  Config
+	log  *slog.Logger
+	lock *os.File // flock on the data root
+
+	volumesDir, snapshotsDir, receivedDir, stateDir string
+
+	locks keyedMutex // per volume name, held by changing operations
+
+	mountWrite sync.Mutex // orders writes of the mount table
+
+	mu        sync.RWMutex // guards the index and mounts below
+	volumes   map[string]*volumeEntry
+	snapshots map[string]*snapshotEntry
+	mounts    mountTable
+	meta      metaFile
+}
+
+// Open locks the data root, finishes or rolls back what its journal says
+// was interrupted, and builds the index from what is on disk.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Root == "" {
+		return nil, errorf(ErrInvalidArg, "no data root given")
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Root = root
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BootID == "" {
+		cfg.BootID = bootID()
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	ok, err := btrfs.IsBtrfs(root)
+	if err != nil {
+		return nil, fmt.Errorf("data root %q: %w", root, err)
+	}
+	if !ok {
+		return nil, errorf(ErrInvalidArg, "data root %q is not on a BTRFS filesystem", root)
+	}
+	s := &Store{
+		cfg:          cfg,
+		log:          cfg.Logger.With("subsystem", "service"),
+		volumesDir:   filepath.Join(root, "volumes"),
+		snapshotsDir: filepath.Join(root, "snapshots"),
+		receivedDir:  filepath.Join(root, "received"),
+		stateDir:     filepath.Join(root, "state"),
+	}
+	for _, d := range []string{s.volumesDir, s.snapshotsDir, s.receivedDir, s.stateDir, s.journalDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.flock(); err != nil {
+		return nil, err
+	}
+	if err := s.open(); err != nil {
+		s.lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open() error {
+	if err := s.loadMeta(); err != nil {
+		return err
+	}
+	if err := s.reconcile(); err != nil {
+		return err
+	}
+	if err := s.loadIndex(); err != nil {
+		return err
+	}
+	return s.loadMounts()
+}
+
+func (s *Store) flock() error {
+	f, err := os.Open(s.cfg.Root)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return errorf(ErrBusy, "data root %q is in use by another butterd", s.cfg.Root)
+		}
+		return fmt.Errorf("lock data root %q: %w", s.cfg.Root, err)
+	}
+	s.lock = f
+	return nil
+}
+
+// Close releases the data root. Everything the store wrote is already on
+// disk; Close only drops the lock.
+func (s *Store) Close() error {
+	return s.lock.Close()
+}
+
+// Root is the data root.
+func (s *Store) Root() string { return s.cfg.Root }
+
+func (s *Store) volumePath(name string) string   { return filepath.Join(s.volumesDir, name) }
+func (s *Store) snapshotPath(name string) string { return filepath.Join(s.snapshotsDir, name) }
+
+// step reports a finished step to the fault-injection hook.
+func (s *Store) step(op, name string) error {
+	if s.cfg.AfterStep == nil {
+		return nil
+	}
+	return s.cfg.AfterStep(op, name)
+}
+
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "unknown"
+	}
+	return string(trimSpace(b))
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// keyedMutex is one mutex per key, created on demand.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*sync.Mutex
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*sync.Mutex{}
+	}
+	m, ok := k.m[key]
+	if !ok {
+		m = &sync.Mutex{}
+		k.m[key] = m
+	}
+	k.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}

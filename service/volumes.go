@@ -1,0 +1,324 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"butterd/btrfs"
+)
+
+// CreateVolume makes a volume, or returns it unchanged when it exists
+// (repeating a create is safe).
+func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, error) {
+	if err := ValidateName(name); err != nil {
+		return Volume{}, false, err
+	}
+	if opts.From != "" {
+		if err := validateSource(opts.From); err != nil {
+			return Volume{}, false, err
+		}
+	}
+	defer s.locks.lock(name)()
+	if v, err := s.GetVolume(name); err == nil {
+		return v, false, nil
+	}
+	src := ""
+	if opts.From != "" {
+		var err error
+		if src, err = s.sourcePath(opts.From); err != nil {
+			return Volume{}, false, fmt.Errorf("option from=%q: %w", opts.From, err)
+		}
+	}
+	if opts.NoFinalSnapshot {
+		if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, true) }); err != nil {
+			return Volume{}, false, err
+		}
+	}
+	var err error
+	if opts.NoCOW {
+		err = s.createNoCOW(name, src)
+	} else {
+		err = s.makeVolume(src, s.volumePath(name))
+	}
+	if err != nil {
+		if opts.NoFinalSnapshot {
+			s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) })
+		}
+		return Volume{}, false, err
+	}
+	s.log.Info("volume created", "volume", name, "from", opts.From, "nocow", opts.NoCOW)
+	return s.addVolume(name), true, nil
+}
+
+// makeVolume creates an empty subvolume at dst, or a writable snapshot of
+// src there. Either is atomic.
+func (s *Store) makeVolume(src, dst string) error {
+	if src == "" {
+		return btrfs.Create(dst)
+	}
+	return s.snapshotSubvolume(src, dst, false)
+}
+
+// createNoCOW builds the volume under a temporary name, sets NOCOW on its
+// empty root and renames it into place, so a crash never leaves a volume
+// without the attribute it was asked for.
+func (s *Store) createNoCOW(name, src string) error {
+	in := &intent{Op: opCreate, Volume: name}
+	if err := s.beginIntent(in); err != nil {
+		return err
+	}
+	err := s.makeVolume(src, in.tmpPath(s))
+	if err == nil {
+		err = s.recordTmpUUID(in)
+	}
+	if err == nil {
+		err = s.step(opCreate, "tmp-created")
+	}
+	if err == nil {
+		err = btrfs.SetNoCOW(in.tmpPath(s))
+	}
+	if err == nil {
+		err = s.step(opCreate, "nocow-set")
+	}
+	if err == nil {
+		err = btrfs.RenameNoReplace(in.tmpPath(s), s.volumePath(name))
+	}
+	if err == nil {
+		err = s.step(opCreate, "renamed")
+	}
+	if rerr := s.resolve(in); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil && !s.volumeOnDisk(name) {
+		return err
+	}
+	return nil
+}
+
+func (s *Store) addVolume(name string) Volume {
+	e := &volumeEntry{name: name}
+	if info, err := btrfs.GetInfo(s.volumePath(name)); err == nil {
+		e.created = info.OTime
+	}
+	s.mu.Lock()
+	s.volumes[name] = e
+	v := s.volumeOf(e)
+	s.mu.Unlock()
+	return v
+}
+
+func (s *Store) volumeOnDisk(name string) bool {
+	ok, err := btrfs.IsSubvolume(s.volumePath(name))
+	return err == nil && ok
+}
+
+// sourcePath resolves a volume or snapshot name to its subvolume.
+func (s *Store) sourcePath(name string) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if strings.Contains(name, "@") {
+		if _, ok := s.snapshots[name]; ok {
+			return s.snapshotPath(name), nil
+		}
+		return "", noSuchSnapshot(name)
+	}
+	if _, ok := s.volumes[name]; ok {
+		return s.volumePath(name), nil
+	}
+	return "", noSuchVolume(name)
+}
+
+// GetVolume answers from memory.
+func (s *Store) GetVolume(name string) (Volume, error) {
+	if err := ValidateName(name); err != nil {
+		return Volume{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.volumes[name]
+	if !ok {
+		return Volume{}, noSuchVolume(name)
+	}
+	return s.volumeOf(e), nil
+}
+
+// ListVolumes answers from memory, sorted by name.
+func (s *Store) ListVolumes() []Volume {
+	s.mu.RLock()
+	out := make([]Volume, 0, len(s.volumes))
+	for _, e := range s.volumes {
+		out = append(out, s.volumeOf(e))
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// RemoveOptions change what RemoveVolume does.
+type RemoveOptions struct {
+	NoFinalSnapshot bool // skip the final snapshot even if the volume wants one
+}
+
+// RemoveVolume deletes a volume that no container holds. Unless turned off
+// (for the volume at create, or here), it first takes a final snapshot so
+// the removal can be undone; its name is returned.
+func (s *Store) RemoveVolume(name string, opts RemoveOptions) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	defer s.locks.lock(name)()
+	v, err := s.GetVolume(name)
+	if err != nil {
+		return "", err
+	}
+	if v.Mounts > 0 {
+		return "", errorf(ErrInUse, "volume %q is in use (%s): stop the containers using it first", name, mountCount(v.Mounts))
+	}
+	final := ""
+	if !opts.NoFinalSnapshot && s.meta.finalSnapshot(name) {
+		snap, err := s.snapshotLocked(name, false)
+		if err != nil {
+			return "", fmt.Errorf("final snapshot before removing volume %q: %w", name, err)
+		}
+		final = snap.Name
+	}
+	if err := btrfs.Delete(s.volumePath(name)); err != nil {
+		if errors.Is(err, btrfs.ErrNested) {
+			return final, errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err)
+		}
+		return final, err
+	}
+	s.mu.Lock()
+	delete(s.volumes, name)
+	s.mu.Unlock()
+	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) }); err != nil {
+		s.log.Warn("volume settings not cleared", "volume", name, "error", err)
+	}
+	s.log.Info("volume removed", "volume", name, "final_snapshot", final)
+	return final, nil
+}
+
+// Path is the volume's directory.
+func (s *Store) Path(name string) (string, error) {
+	v, err := s.GetVolume(name)
+	return v.Path, err
+}
+
+// Mount takes a reference on a volume for a Docker mount id and returns its
+// directory. A `.nocow` file at the volume root makes new files NOCOW.
+func (s *Store) Mount(name, id string) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	if id == "" {
+		return "", errorf(ErrInvalidArg, "mount of volume %q without a mount id", name)
+	}
+	defer s.locks.lock(name)()
+	v, err := s.GetVolume(name)
+	if err != nil {
+		return "", err
+	}
+	if err := honourNoCOWFile(v.Path); err != nil {
+		return "", fmt.Errorf("volume %q has .nocow: %w", name, err)
+	}
+	err = s.changeMounts(func(m map[string]map[string]int) {
+		if m[name] == nil {
+			m[name] = map[string]int{}
+		}
+		m[name][id]++
+	})
+	return v.Path, err
+}
+
+// honourNoCOWFile sets NOCOW on a volume root holding a .nocow file, so
+// files created from now on are NOCOW.
+func honourNoCOWFile(root string) error {
+	if _, err := os.Stat(root + "/.nocow"); err != nil {
+		return nil
+	}
+	if on, err := btrfs.NoCOW(root); err == nil && on {
+		return nil
+	}
+	return btrfs.SetNoCOW(root)
+}
+
+// Unmount drops a mount id's reference. An unknown id is not an error.
+func (s *Store) Unmount(name, id string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	defer s.locks.lock(name)()
+	return s.changeMounts(func(m map[string]map[string]int) {
+		if m[name][id] > 1 {
+			m[name][id]--
+			return
+		}
+		delete(m[name], id)
+		if len(m[name]) == 0 {
+			delete(m, name)
+		}
+	})
+}
+
+// ForgetMounts drops every reference on a volume (after a container died
+// without Docker unmounting) and says how many there were.
+func (s *Store) ForgetMounts(name string) (int, error) {
+	if err := ValidateName(name); err != nil {
+		return 0, err
+	}
+	defer s.locks.lock(name)()
+	n := 0
+	err := s.changeMounts(func(m map[string]map[string]int) {
+		for _, c := range m[name] {
+			n += c
+		}
+		delete(m, name)
+	})
+	return n, err
+}
+
+// changeMounts applies fn to the mount table and persists it. The write
+// happens outside s.mu so readers never wait for the disk; mountWrite keeps
+// writes in order.
+func (s *Store) changeMounts(fn func(map[string]map[string]int)) error {
+	s.mountWrite.Lock()
+	defer s.mountWrite.Unlock()
+	s.mu.Lock()
+	old := cloneMounts(s.mounts.data.Mounts)
+	fn(s.mounts.data.Mounts)
+	data := mountData{BootID: s.mounts.data.BootID, Mounts: cloneMounts(s.mounts.data.Mounts)}
+	s.mu.Unlock()
+	if err := writeJSON(s.mounts.path, data); err != nil {
+		s.mu.Lock()
+		s.mounts.data.Mounts = old
+		s.mu.Unlock()
+		return fmt.Errorf("record mount references: %w", err)
+	}
+	return nil
+}
+
+func cloneMounts(m map[string]map[string]int) map[string]map[string]int {
+	c := make(map[string]map[string]int, len(m))
+	for vol, ids := range m {
+		c[vol] = make(map[string]int, len(ids))
+		for id, n := range ids {
+			c[vol][id] = n
+		}
+	}
+	return c
+}
+
+// isExist reports an EEXIST from BTRFS.
+func isExist(err error) bool { return errors.Is(err, unix.EEXIST) }
+
+func mountCount(n int) string {
+	if n == 1 {
+		return "1 mount"
+	}
+	return fmt.Sprintf("%d mounts", n)
+}

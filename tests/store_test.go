@@ -1,0 +1,367 @@
+package tests
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"butterd/btrfs"
+	"butterd/service"
+	"butterd/tests/testenv"
+)
+
+func TestStoreVolumeLifecycle(t *testing.T) {
+	s, root := openStore(t)
+	v, created, err := s.CreateVolume("db data", service.CreateOptions{})
+	if !errors.Is(err, service.ErrInvalidName) {
+		t.Fatalf("create with a space: %v, %v", v, err)
+	}
+	v, created, err = s.CreateVolume("db", service.CreateOptions{})
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	if v.Path != filepath.Join(root, "volumes", "db") {
+		t.Errorf("path %q", v.Path)
+	}
+	if ok, _ := btrfs.IsSubvolume(v.Path); !ok {
+		t.Fatalf("%q is not a subvolume", v.Path)
+	}
+	if time.Since(v.CreatedAt) > time.Minute {
+		t.Errorf("created at %v", v.CreatedAt)
+	}
+	writeFile(t, filepath.Join(v.Path, "f"), "hello")
+	again, created, err := s.CreateVolume("db", service.CreateOptions{})
+	if err != nil || created || again.Path != v.Path {
+		t.Fatalf("second create must return the volume unchanged: %v %v %v", again, created, err)
+	}
+	if readFile(t, filepath.Join(v.Path, "f")) != "hello" {
+		t.Fatal("second create changed the data")
+	}
+	if got := s.ListVolumes(); len(got) != 1 || got[0].Name != "db" {
+		t.Fatalf("list: %+v", got)
+	}
+	final, err := s.RemoveVolume("db", service.RemoveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(v.Path); !os.IsNotExist(err) {
+		t.Fatalf("volume still there: %v", err)
+	}
+	if !strings.HasPrefix(final, "db@") {
+		t.Fatalf("final snapshot %q", final)
+	}
+	if readFile(t, filepath.Join(root, "snapshots", final, "f")) != "hello" {
+		t.Fatal("final snapshot lacks the data")
+	}
+	if _, err := s.GetVolume("db"); !errors.Is(err, service.ErrNotFound) {
+		t.Fatalf("get after remove: %v", err)
+	}
+	if _, err := s.RemoveVolume("db", service.RemoveOptions{}); !errors.Is(err, service.ErrNotFound) {
+		t.Fatalf("second remove: %v", err)
+	}
+	// Snapshots of a removed volume are still listed and restorable.
+	if got := snapshotNames(t, s, "db"); len(got) != 1 || got[0] != final {
+		t.Fatalf("snapshots of removed volume: %v", got)
+	}
+	res, err := s.Restore("db", "", false)
+	if err != nil || res.Snapshot != final || res.Safety != "" {
+		t.Fatalf("restore removed volume: %+v %v", res, err)
+	}
+	if readFile(t, filepath.Join(root, "volumes", "db", "f")) != "hello" {
+		t.Fatal("restored data differs")
+	}
+}
+
+func TestStoreNoFinalSnapshot(t *testing.T) {
+	s, _ := openStore(t)
+	if _, _, err := s.CreateVolume("tmpvol", service.CreateOptions{NoFinalSnapshot: true}); err != nil {
+		t.Fatal(err)
+	}
+	final, err := s.RemoveVolume("tmpvol", service.RemoveOptions{})
+	if err != nil || final != "" {
+		t.Fatalf("remove: %q %v", final, err)
+	}
+	if got := snapshotNames(t, s, "tmpvol"); len(got) != 0 {
+		t.Fatalf("snapshots: %v", got)
+	}
+	// The setting went with the volume: a new one of that name snapshots again.
+	if _, _, err := s.CreateVolume("tmpvol", service.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if final, err := s.RemoveVolume("tmpvol", service.RemoveOptions{}); err != nil || final == "" {
+		t.Fatalf("remove of the new volume: %q %v", final, err)
+	}
+}
+
+func TestStoreNoCOW(t *testing.T) {
+	s, root := openStore(t)
+	v, _, err := s.CreateVolume("pg", service.CreateOptions{NoCOW: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on, err := btrfs.NoCOW(v.Path); err != nil || !on {
+		t.Fatalf("root NOCOW: %v %v", on, err)
+	}
+	writeFile(t, filepath.Join(v.Path, "new"), "x")
+	out, err := exec.Command("lsattr", filepath.Join(v.Path, "new")).CombinedOutput()
+	if err != nil || !strings.Contains(strings.Fields(string(out))[0], "C") {
+		t.Fatalf("lsattr of a new file: %s %v", out, err)
+	}
+	if l := leftovers(t, root); len(l) != 0 {
+		t.Fatalf("leftovers: %v", l)
+	}
+	// .nocow at the root of a plain volume is honoured at mount.
+	w, _, err := s.CreateVolume("web", service.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(w.Path, ".nocow"), "")
+	if _, err := s.Mount("web", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if on, _ := btrfs.NoCOW(w.Path); !on {
+		t.Fatal(".nocow not honoured at mount")
+	}
+}
+
+func TestStoreCreateFrom(t *testing.T) {
+	s, _ := openStore(t)
+	v, _, _ := s.CreateVolume("src", service.CreateOptions{})
+	writeFile(t, filepath.Join(v.Path, "f"), "one")
+	snap, err := s.CreateSnapshot("src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(v.Path, "f"), "two")
+	fromSnap, _, err := s.CreateVolume("fromsnap", service.CreateOptions{From: snap.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromVol, _, err := s.CreateVolume("fromvol", service.CreateOptions{From: "src", NoCOW: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(fromSnap.Path, "f")); got != "one" {
+		t.Errorf("from snapshot: %q", got)
+	}
+	if got := readFile(t, filepath.Join(fromVol.Path, "f")); got != "two" {
+		t.Errorf("from volume: %q", got)
+	}
+	writeFile(t, filepath.Join(fromVol.Path, "f"), "three") // writable, independent
+	if got := readFile(t, filepath.Join(v.Path, "f")); got != "two" {
+		t.Errorf("source changed: %q", got)
+	}
+	for _, from := range []string{"nosuch", "src@2020-01-01T00:00:00.000000"} {
+		if _, _, err := s.CreateVolume("x"+from[:2], service.CreateOptions{From: from}); !errors.Is(err, service.ErrNotFound) {
+			t.Errorf("from=%q: %v", from, err)
+		}
+	}
+}
+
+func TestStoreSnapshots(t *testing.T) {
+	s, root := openStore(t)
+	v, _, _ := s.CreateVolume("v1", service.CreateOptions{})
+	writeFile(t, filepath.Join(v.Path, "f"), "a")
+	a, err := s.CreateSnapshot("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateSnapshot("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name == b.Name {
+		t.Fatal("two snapshots share a name")
+	}
+	if _, _, err := service.ParseSnapshotName(a.Name); err != nil {
+		t.Fatalf("snapshot name %q: %v", a.Name, err)
+	}
+	info, err := btrfs.GetInfo(a.Path)
+	if err != nil || !info.ReadOnly {
+		t.Fatalf("snapshot not read-only: %+v %v", info, err)
+	}
+	if got := snapshotNames(t, s, "v1"); len(got) != 2 || got[0] != a.Name || got[1] != b.Name {
+		t.Fatalf("list: %v", got)
+	}
+	if _, err := s.CreateSnapshot("nosuch"); !errors.Is(err, service.ErrNotFound) {
+		t.Fatalf("snapshot of a missing volume: %v", err)
+	}
+	if err := s.RemoveSnapshot(a.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "snapshots", a.Name)); !os.IsNotExist(err) {
+		t.Fatalf("snapshot still on disk: %v", err)
+	}
+	if err := s.RemoveSnapshot(a.Name); !errors.Is(err, service.ErrNotFound) {
+		t.Fatalf("second remove: %v", err)
+	}
+	for _, bad := range []string{"../../etc@x", "v1", "v1@../x"} {
+		if err := s.RemoveSnapshot(bad); !errors.Is(err, service.ErrInvalidName) {
+			t.Errorf("remove %q: %v", bad, err)
+		}
+	}
+}
+
+func TestStoreRestore(t *testing.T) {
+	s, root := openStore(t)
+	v, _, _ := s.CreateVolume("app", service.CreateOptions{})
+	writeFile(t, filepath.Join(v.Path, "f"), "old")
+	snap, _ := s.CreateSnapshot("app")
+	writeFile(t, filepath.Join(v.Path, "f"), "new")
+
+	res, err := s.Restore("app", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Snapshot != snap.Name || res.Volume != "app" || res.Safety == "" {
+		t.Fatalf("restore: %+v", res)
+	}
+	if got := readFile(t, filepath.Join(v.Path, "f")); got != "old" {
+		t.Fatalf("after restore: %q", got)
+	}
+	if got := readFile(t, filepath.Join(root, "snapshots", res.Safety, "f")); got != "new" {
+		t.Fatalf("safety snapshot: %q", got)
+	}
+	// The safety snapshot is newer but never the "latest" to restore.
+	res2, err := s.Restore("app", "", false)
+	if err != nil || res2.Snapshot != snap.Name {
+		t.Fatalf("second restore used %q (%v), want %q", res2.Snapshot, err, snap.Name)
+	}
+	// Restoring to another, new volume: no safety snapshot.
+	res3, err := s.Restore(res.Safety, "app2", false)
+	if err != nil || res3.Safety != "" || res3.Volume != "app2" {
+		t.Fatalf("restore to new volume: %+v %v", res3, err)
+	}
+	if got := readFile(t, filepath.Join(root, "volumes/app2/f")); got != "new" {
+		t.Fatalf("app2: %q", got)
+	}
+	// A mounted volume is refused unless forced.
+	if _, err := s.Mount("app", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Restore(snap.Name, "", false)
+	if !errors.Is(err, service.ErrInUse) || !strings.Contains(err.Error(), "1 mount") {
+		t.Fatalf("restore of a mounted volume: %v", err)
+	}
+	if _, err := s.Restore(snap.Name, "", true); err != nil {
+		t.Fatalf("forced restore: %v", err)
+	}
+	if _, err := s.Restore("nosnaps", "", false); !errors.Is(err, service.ErrNotFound) {
+		t.Fatalf("restore of a volume without snapshots: %v", err)
+	}
+	if l := leftovers(t, root); len(l) != 0 {
+		t.Fatalf("leftovers: %v", l)
+	}
+}
+
+func TestStoreClone(t *testing.T) {
+	s, _ := openStore(t)
+	v, _, _ := s.CreateVolume("prod", service.CreateOptions{})
+	writeFile(t, filepath.Join(v.Path, "f"), "data")
+	c, err := s.Clone("prod", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readFile(t, filepath.Join(c.Path, "f")) != "data" {
+		t.Fatal("clone lacks data")
+	}
+	writeFile(t, filepath.Join(c.Path, "f"), "changed")
+	if readFile(t, filepath.Join(v.Path, "f")) != "data" {
+		t.Fatal("clone shares data with its source")
+	}
+	if _, err := s.Clone("prod", "test"); !errors.Is(err, service.ErrExists) {
+		t.Fatalf("clone onto an existing volume: %v", err)
+	}
+	if _, err := s.Clone("nosuch", "other"); !errors.Is(err, service.ErrNotFound) {
+		t.Fatalf("clone of a missing volume: %v", err)
+	}
+}
+
+func TestStoreMountsSurviveRestartNotReboot(t *testing.T) {
+	root := filepath.Join(testenv.Btrfs(t), "root")
+	s := openStoreAt(t, root, service.Config{BootID: "boot-1"})
+	s.CreateVolume("v1", service.CreateOptions{})
+	s.Mount("v1", "a")
+	s.Mount("v1", "b")
+	s.Unmount("v1", "b")
+	if err := s.Unmount("v1", "unknown"); err != nil {
+		t.Fatalf("unmount of an unknown id: %v", err)
+	}
+	s.Close()
+
+	s = openStoreAt(t, root, service.Config{BootID: "boot-1"})
+	if v, _ := s.GetVolume("v1"); v.Mounts != 1 {
+		t.Fatalf("mounts after restart: %d, want 1", v.Mounts)
+	}
+	if _, err := s.RemoveVolume("v1", service.RemoveOptions{}); !errors.Is(err, service.ErrInUse) {
+		t.Fatalf("remove of a mounted volume after restart: %v", err)
+	}
+	s.Close()
+
+	s = openStoreAt(t, root, service.Config{BootID: "boot-2"})
+	if v, _ := s.GetVolume("v1"); v.Mounts != 0 {
+		t.Fatalf("mounts after reboot: %d, want 0", v.Mounts)
+	}
+}
+
+func TestStoreSecondOpenRefused(t *testing.T) {
+	s, root := openStore(t)
+	_ = s
+	if _, err := service.Open(service.Config{Root: root}); !errors.Is(err, service.ErrBusy) {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+// An existing buttervolume tree is adopted as it is.
+func TestStoreAdoptsExistingTree(t *testing.T) {
+	root := filepath.Join(testenv.Btrfs(t), "bv")
+	for _, d := range []string{"volumes", "snapshots"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	must(t, btrfs.Create(filepath.Join(root, "volumes/web")))
+	writeFile(t, filepath.Join(root, "volumes/web/index.html"), "hi")
+	snap := "web@2025-06-01T10:00:00.123456"
+	must(t, btrfs.Snapshot(filepath.Join(root, "volumes/web"), filepath.Join(root, "snapshots", snap), true))
+	must(t, btrfs.Snapshot(filepath.Join(root, "volumes/web"), filepath.Join(root, "snapshots", snap+"@host2"), true))
+	must(t, os.Mkdir(filepath.Join(root, "volumes/plaindir"), 0o755))
+
+	s := openStoreAt(t, root, service.Config{})
+	if vols := s.ListVolumes(); len(vols) != 1 || vols[0].Name != "web" {
+		t.Fatalf("volumes: %+v (a plain directory is not a volume)", vols)
+	}
+	names := snapshotNames(t, s, "web")
+	if len(names) != 2 {
+		t.Fatalf("snapshots: %v", names)
+	}
+	res, err := s.Restore("web", "", false)
+	if err != nil || res.Snapshot != snap {
+		t.Fatalf("restore latest: %+v %v", res, err)
+	}
+}
+
+func TestStoreNestedSubvolumeReported(t *testing.T) {
+	s, _ := openStore(t)
+	v, _, _ := s.CreateVolume("outer", service.CreateOptions{})
+	must(t, btrfs.Create(filepath.Join(v.Path, "inner")))
+	_, err := s.CreateSnapshot("outer")
+	if err == nil || !strings.Contains(err.Error(), "inner") {
+		t.Fatalf("snapshot of a volume with a nested subvolume: %v", err)
+	}
+	if _, err := s.RemoveVolume("outer", service.RemoveOptions{NoFinalSnapshot: true}); err == nil || !strings.Contains(err.Error(), "inner") {
+		t.Fatalf("remove of a volume with a nested subvolume: %v", err)
+	}
+	if _, err := s.GetVolume("outer"); err != nil {
+		t.Fatalf("volume gone after a refused remove: %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,330 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// PluginSocket is where dockerd looks for the btrfs legacy plugin.
+const PluginSocket = "/run/docker/plugins/btrfs.sock"
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// ModuleRoot returns the directory holding go.mod, found by walking up from
+// the test's working directory.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// BuildButterd builds ./cmd/butterd once per test binary and returns the
+// binary's path. The binary lives in a directory of the system temp dir
+// named after the module root, so runs reuse it instead of leaving one
+// behind each time; it is written under a temporary name and renamed, so a
+// concurrent test binary never runs a half-written file.
+func BuildButterd(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		build.path, build.err = buildButterd()
+	})
+	if build.err != nil {
+		t.Fatalf("build butterd: %v", build.err)
+	}
+	return build.path
+}
+
+func buildButterd() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), "butterd-test-bin-"+hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, ".butterd-*")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/butterd")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/butterd: %v\n%s", err, out)
+	}
+	bin := filepath.Join(dir, "butterd")
+	if err := os.Rename(tmp.Name(), bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// Daemon is a `butterd run` started by a test.
+type Daemon struct {
+	Pid      int
+	Socket   string
+	DataRoot string
+	LogPath  string
+
+	t      testing.TB
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the process has been waited for
+	err    error         // its exit status, valid once done is closed
+	client *http.Client
+}
+
+// StartButterd runs `butterd run` on dataRoot, serving the plugin on socket,
+// with --config=/dev/null and --log-level=debug plus extraArgs. It returns
+// once the socket answers /Plugin.Activate. The log goes to a file that is
+// printed when the test fails; cleanup stops the daemon.
+func StartButterd(t testing.TB, dataRoot, socket string, extraArgs ...string) *Daemon {
+	t.Helper()
+	Root(t)
+	bin := BuildButterd(t)
+	if socket == PluginSocket {
+		LockPlugins(t)
+	}
+	if socketAnswers(socket) {
+		t.Fatalf("plugin socket %q is already served by another process", socket)
+	}
+	logPath := filepath.Join(t.TempDir(), "butterd.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	args := append([]string{"run", "--config=/dev/null", "--log-level=debug",
+		"--data-root=" + dataRoot, "--plugin-socket=" + socket}, extraArgs...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = cleanEnv("BUTTERD_", "LISTEN_", "NOTIFY_SOCKET", "JOURNAL_STREAM")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start butterd: %v", err)
+	}
+	d := &Daemon{
+		Pid:      cmd.Process.Pid,
+		Socket:   socket,
+		DataRoot: dataRoot,
+		LogPath:  logPath,
+		t:        t,
+		cmd:      cmd,
+		done:     make(chan struct{}),
+		client:   unixClient(socket, 30*time.Second),
+	}
+	go func() {
+		d.err = cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		if err := d.stop(10 * time.Second); err != nil && !d.killed() {
+			t.Errorf("butterd (pid %d) did not exit cleanly: %v", d.Pid, err)
+		}
+		if t.Failed() {
+			d.dumpLog()
+		}
+	})
+	d.waitReady(10 * time.Second)
+	return d
+}
+
+// waitReady polls /Plugin.Activate until it answers, the process exits or
+// the time is up.
+func (d *Daemon) waitReady(limit time.Duration) {
+	d.t.Helper()
+	probe := unixClient(d.Socket, time.Second)
+	deadline := time.Now().Add(limit)
+	for {
+		select {
+		case <-d.done:
+			d.dumpLog()
+			d.t.Fatalf("butterd exited before serving %q: %v", d.Socket, d.err)
+		default:
+		}
+		resp, err := probe.Post("http://plugin/Plugin.Activate", "application/json", strings.NewReader("null"))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && bytes.Contains(body, []byte("VolumeDriver")) {
+				return
+			}
+			d.dumpLog()
+			d.t.Fatalf("Plugin.Activate answered %d: %s", resp.StatusCode, body)
+		}
+		if time.Now().After(deadline) {
+			d.dumpLog()
+			d.t.Fatalf("butterd did not answer on %q within %v: %v", d.Socket, limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM, waits for the exit (SIGKILL after 10 s) and returns
+// the exit error: nil for a clean shutdown.
+func (d *Daemon) Stop() error { return d.stop(10 * time.Second) }
+
+// Kill sends SIGKILL and waits for the process.
+func (d *Daemon) Kill() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+func (d *Daemon) stop(grace time.Duration) error {
+	select {
+	case <-d.done:
+		return d.err
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		return d.err
+	case <-time.After(grace):
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+	return fmt.Errorf("no exit within %v of SIGTERM, killed: %v", grace, d.err)
+}
+
+// killed reports whether the process ended by SIGKILL (Kill was called).
+func (d *Daemon) killed() bool {
+	var ee *exec.ExitError
+	if !errors.As(d.err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// Log returns what the daemon logged so far.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.LogPath)
+	return string(b)
+}
+
+func (d *Daemon) dumpLog() {
+	d.t.Helper()
+	d.t.Logf("butterd (pid %d) log %s:\n%s", d.Pid, d.LogPath, d.Log())
+}
+
+// Call posts one plugin call (path such as "/VolumeDriver.Get") and returns
+// the HTTP status and the decoded JSON answer. body is sent as is when it
+// is a string or []byte (to send malformed JSON), else as JSON. An answer
+// that is not a JSON object fails the test: every answer must be one.
+// Call from the test's goroutine.
+func (d *Daemon) Call(path string, body any) (int, map[string]any) {
+	d.t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			d.t.Fatalf("plugin call %s: encode body: %v", path, err)
+		}
+	}
+	resp, err := d.client.Post("http://plugin"+path, "application/vnd.docker.plugins.v1.1+json", bytes.NewReader(raw))
+	if err != nil {
+		d.t.Fatalf("plugin call %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		d.t.Fatalf("plugin call %s: read answer: %v", path, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil || m == nil {
+		d.t.Errorf("plugin call %s answered %d with something that is not a JSON object: %q", path, resp.StatusCode, data)
+	}
+	return resp.StatusCode, m
+}
+
+// unixClient is an HTTP client that dials a unix socket for every request.
+func unixClient(socket string, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			},
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+func socketAnswers(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// cleanEnv is the environment without variables that start with any of
+// prefixes.
+func cleanEnv(prefixes ...string) []string {
+	var env []string
+next:
+	for _, kv := range os.Environ() {
+		for _, p := range prefixes {
+			if strings.HasPrefix(kv, p) {
+				continue next
+			}
+		}
+		env = append(env, kv)
+	}
+	return env
+}
