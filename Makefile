@@ -1,7 +1,7 @@
 # butterd: build, run and test. Targets that touch the machine need root.
 GO      ?= go
 BIN     := bin
-PKGS    := btrfs-progs docker.io busybox-static dbus systemd-container e2fsprogs util-linux iproute2 kmod
+PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 kmod
 GOTEST  := $(GO) test -count=1
 
 .PHONY: all deps build run test unit integration bench fuzz vet clean

@@ -15,25 +15,36 @@ var (
 	ErrBusy         = errors.New("busy")
 	ErrInUse        = errors.New("in use")
 	ErrAccessDenied = errors.New("access denied")
+
+	// ErrNoSuchVolume and ErrNoSuchSnapshot are ErrNotFound too.
+	ErrNoSuchVolume   = errors.New("no such volume")
+	ErrNoSuchSnapshot = errors.New("no such snapshot")
 )
 
-// kindError is an error of one kind with its own message.
+// kindError is an error of one or more kinds with its own message.
 type kindError struct {
-	kind error
-	msg  string
+	kinds []error
+	msg   string
 }
 
-func (e *kindError) Error() string        { return e.msg }
-func (e *kindError) Is(target error) bool { return target == e.kind }
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Is(target error) bool {
+	for _, k := range e.kinds {
+		if target == k {
+			return true
+		}
+	}
+	return false
+}
 
 func errorf(kind error, format string, args ...any) error {
-	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+	return &kindError{kinds: []error{kind}, msg: fmt.Sprintf(format, args...)}
 }
 
 func noSuchVolume(name string) error {
-	return errorf(ErrNotFound, "no such volume %q", name)
+	return &kindError{kinds: []error{ErrNotFound, ErrNoSuchVolume}, msg: fmt.Sprintf("no such volume %q", name)}
 }
 
 func noSuchSnapshot(name string) error {
-	return errorf(ErrNotFound, "no such snapshot %q", name)
+	return &kindError{kinds: []error{ErrNotFound, ErrNoSuchSnapshot}, msg: fmt.Sprintf("no such snapshot %q", name)}
 }

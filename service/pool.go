@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"butterd/btrfs"
 )
 
@@ -23,6 +25,15 @@ func EnsurePool(root, size string, log *slog.Logger) error {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return err
 	}
+	if ok, err := btrfs.IsBtrfs(root); err != nil || ok {
+		return err
+	}
+	// Two butterds starting at once must not both make and mount a pool.
+	unlock, err := lockDir(filepath.Dir(root))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if ok, err := btrfs.IsBtrfs(root); err != nil || ok {
 		return err
 	}
@@ -62,7 +73,7 @@ func requireEmptyDir(dir string) error {
 
 func makeImage(image string, size int64, log *slog.Logger) error {
 	tmp := fmt.Sprintf("%s.tmp-%d", image, os.Getpid())
-	defer os.Remove(tmp) // a no-op once renamed
+	defer os.Remove(tmp) // the image is linked under its name by then
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -77,16 +88,30 @@ func makeImage(image string, size int64, log *slog.Logger) error {
 	if err := btrfs.Mkfs(tmp, "butterd"); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, image); err != nil {
+	// A link, unlike a rename, never replaces an image that exists.
+	if err := os.Link(tmp, image); err != nil {
 		return err
 	}
 	log.Info("created pool image", "image", image, "size", size)
 	return syncDir(filepath.Dir(image))
 }
 
+// lockDir takes a blocking flock on a directory.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %q: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // parseSize reads sizes such as 512M, 20G or 1T (powers of 1024).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(s))
+func parseSize(in string) (int64, error) {
+	s := strings.TrimSpace(strings.ToUpper(in))
 	mult := int64(1)
 	if n := len(s); n > 0 {
 		switch s[n-1] {
@@ -105,10 +130,10 @@ func parseSize(s string) (int64, error) {
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v <= 0 || v > (1<<62)/mult {
-		return 0, errorf(ErrInvalidArg, "pool size %q: use a positive number with K, M, G or T", s)
+		return 0, errorf(ErrInvalidArg, "pool size %q: use a positive number with K, M, G or T", in)
 	}
 	if v*mult < 256<<20 {
-		return 0, errorf(ErrInvalidArg, "pool size %q: at least 256M", s)
+		return 0, errorf(ErrInvalidArg, "pool size %q: at least 256M", in)
 	}
 	return v * mult, nil
 }

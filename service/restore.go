@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -107,6 +108,9 @@ func (s *Store) restoreSteps(in *intent) error {
 func (s *Store) refreshAfter(in *intent) {
 	if isSubvolume(s.volumePath(in.Volume)) {
 		s.addVolume(in.Volume)
+		if !in.Existed {
+			s.emit(VolumeNew, in.Volume)
+		}
 	}
 	if in.Safety == "" {
 		return
@@ -141,7 +145,8 @@ func (s *Store) restoreSource(source string) (string, error) {
 	}
 	e, ok := s.latestLocked(source)
 	if !ok {
-		return "", errorf(ErrNotFound, "volume %q has no snapshot to restore (restore's safety snapshots are not used): name a snapshot instead", source)
+		return "", &kindError{kinds: []error{ErrNotFound, ErrNoSuchSnapshot},
+			msg: fmt.Sprintf("volume %q has no snapshot to restore (restore's safety snapshots are not used): name a snapshot instead", source)}
 	}
 	return e.name, nil
 }
@@ -171,7 +176,9 @@ func (s *Store) Clone(volume, newName string) (Volume, error) {
 		return Volume{}, err
 	}
 	s.log.Info("volume cloned", "volume", volume, "clone", newName)
-	return s.addVolume(newName), nil
+	v := s.addVolume(newName)
+	s.emit(VolumeNew, newName)
+	return v, nil
 }
 
 // lockVolumes locks several volume names in a fixed order.

@@ -79,6 +79,7 @@ func (s *Store) addSnapshot(name string) Snapshot {
 	snap := s.snapshotOf(e)
 	s.mu.Unlock()
 	s.log.Info("snapshot created", "snapshot", name)
+	s.emit(SnapshotNew, name)
 	return snap
 }
 
@@ -133,6 +134,7 @@ func (s *Store) RemoveSnapshot(name string) error {
 	s.mu.Lock()
 	delete(s.snapshots, name)
 	s.mu.Unlock()
+	s.emit(SnapshotRemoved, name)
 	if s.meta.isSafety(name) {
 		if err := s.meta.update(func(d *metaData) { setFlag(&d.Safety, name, false) }); err != nil {
 			s.log.Warn("snapshot marker not cleared", "snapshot", name, "error", err)

@@ -39,7 +39,8 @@ type Store struct {
 
 	volumesDir, snapshotsDir, receivedDir, stateDir string
 
-	locks keyedMutex // per volume name, held by changing operations
+	locks  keyedMutex // per volume name, held by changing operations
+	notify notifier
 
 	mountWrite sync.Mutex // orders writes of the mount table
 

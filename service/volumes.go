@@ -52,7 +52,9 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 		return Volume{}, false, err
 	}
 	s.log.Info("volume created", "volume", name, "from", opts.From, "nocow", opts.NoCOW)
-	return s.addVolume(name), true, nil
+	v := s.addVolume(name)
+	s.emit(VolumeNew, name)
+	return v, true, nil
 }
 
 // makeVolume creates an empty subvolume at dst, or a writable snapshot of
@@ -196,6 +198,7 @@ func (s *Store) RemoveVolume(name string, opts RemoveOptions) (string, error) {
 	s.mu.Lock()
 	delete(s.volumes, name)
 	s.mu.Unlock()
+	s.emit(VolumeRemoved, name)
 	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) }); err != nil {
 		s.log.Warn("volume settings not cleared", "volume", name, "error", err)
 	}

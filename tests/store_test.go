@@ -365,3 +365,38 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// Get and List answer from memory while a slow operation holds the volume.
+func TestStoreReadsDoNotWaitForOperations(t *testing.T) {
+	root := filepath.Join(testenv.Btrfs(t), "root")
+	reached, release := make(chan struct{}), make(chan struct{})
+	s := openStoreAt(t, root, service.Config{AfterStep: func(op, step string) error {
+		if step == "safety-created" {
+			close(reached)
+			<-release
+		}
+		return nil
+	}})
+	s.CreateVolume("busy", service.CreateOptions{})
+	s.CreateSnapshot("busy")
+	done := make(chan error, 1)
+	go func() { _, err := s.Restore("busy", "", false); done <- err }()
+	<-reached
+
+	answered := make(chan struct{})
+	go func() {
+		s.GetVolume("busy")
+		s.ListVolumes()
+		s.ListSnapshots("busy")
+		close(answered)
+	}()
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Get/List waited behind a restore of the same volume")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -51,7 +51,7 @@ func loadConfig(fs *flag.FlagSet, file string, fileGiven bool, env func(string) 
 	for _, k := range configKeys {
 		v, ok := set[flagName(k.name)]
 		if !ok {
-			v, ok = env("BUTTERD_" + k.name), env("BUTTERD_"+k.name) != ""
+			v, ok = env("BUTTERD_"+k.name), env("BUTTERD_"+k.name) != ""
 		}
 		if !ok {
 			v, ok = fromFile[k.name]

@@ -11,48 +11,47 @@ import (
 )
 
 // pluginListener returns the socket systemd passed (LISTEN_FDS), or binds
-// path. owned says butterd made the socket file and may remove it; a socket
-// systemd owns is never removed.
-func pluginListener(path string) (net.Listener, bool, error) {
+// path.
+func pluginListener(path string) (net.Listener, error) {
 	named, err := activation.ListenersWithNames()
 	if err != nil {
-		return nil, false, fmt.Errorf("sockets passed by systemd: %w", err)
+		return nil, fmt.Errorf("sockets passed by systemd: %w", err)
 	}
 	var all []net.Listener
 	for _, name := range []string{"plugin", "butterd.socket"} {
 		if ls := named[name]; len(ls) > 0 {
-			return ls[0], false, nil
+			return ls[0], nil
 		}
 	}
 	for _, ls := range named {
 		all = append(all, ls...)
 	}
 	if len(all) == 1 {
-		return all[0], false, nil
+		return all[0], nil
 	}
 	if len(all) > 1 {
-		return nil, false, fmt.Errorf("systemd passed %d sockets and none is named \"plugin\": set FileDescriptorName=plugin", len(all))
+		return nil, fmt.Errorf("systemd passed %d sockets and none is named \"plugin\": set FileDescriptorName=plugin", len(all))
 	}
 	path = trimUnix(path)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, false, fmt.Errorf("plugin socket %q exists and is not a socket: remove it or set PLUGIN_SOCKET", path)
+			return nil, fmt.Errorf("plugin socket %q exists and is not a socket: remove it or set PLUGIN_SOCKET", path)
 		}
 		if isSocketInUse(path) {
-			return nil, false, fmt.Errorf("plugin socket %q is in use by another process (another butterd?)", path)
+			return nil, fmt.Errorf("plugin socket %q is in use by another process (another butterd?)", path)
 		}
 		os.Remove(path) // stale: nobody listens
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if err := os.Chmod(path, 0o660); err != nil {
 		l.Close()
-		return nil, false, err
+		return nil, err
 	}
-	return l, true, nil
+	return l, nil
 }

@@ -55,12 +55,11 @@ func runCommand(ctx context.Context, args []string) error {
 	}
 	defer store.Close()
 
-	l, owned, err := pluginListener(cfg["PLUGIN_SOCKET"])
+	// A socket butterd bound itself is removed when the listener closes; one
+	// systemd passed is left alone.
+	l, err := pluginListener(cfg["PLUGIN_SOCKET"])
 	if err != nil {
 		return err
-	}
-	if owned {
-		defer os.Remove(cfg["PLUGIN_SOCKET"])
 	}
 	srv := &http.Server{
 		Handler:           plugin.New(store, log),
