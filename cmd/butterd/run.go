@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/godbus/dbus/v5"
 
+	"butterd/dbusapi"
 	"butterd/service"
 	"butterd/service/plugin"
 )
@@ -61,6 +63,14 @@ func runCommand(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	bus, err := serveBus(store, log)
+	if err != nil {
+		return err
+	}
+	if bus != nil {
+		defer bus.Close()
+	}
+
 	srv := &http.Server{
 		Handler:           plugin.New(store, log),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -83,6 +93,23 @@ func runCommand(ctx context.Context, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// serveBus puts butterd on the system bus. Without a reachable bus, butterd
+// keeps serving the plugin and says management is unavailable; a bus name
+// owned by another process is an error.
+func serveBus(store *service.Store, log *slog.Logger) (*dbusapi.Server, error) {
+	conn, err := dbus.ConnectSystemBus()
+	if err != nil {
+		log.Warn("no system bus: management over D-Bus (butterctl) is unavailable; the Docker plugin is served", "error", err)
+		return nil, nil
+	}
+	srv, err := dbusapi.Serve(conn, store, log)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return srv, nil
 }
 
 func newLogger(level string) (*slog.Logger, error) {

@@ -1,0 +1,140 @@
+package dbusapi
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// Client calls butterd's Manager; butterctl is built on it.
+type Client struct {
+	conn *dbus.Conn
+	obj  dbus.BusObject
+}
+
+// Dial connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS when set).
+func Dial() (*Client, error) {
+	conn, err := dbus.ConnectSystemBus()
+	if err != nil {
+		addr := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS")
+		if addr == "" {
+			addr = "unix:path=/run/dbus/system_bus_socket"
+		}
+		return nil, fmt.Errorf("cannot reach the system bus at %s: %w (is butterd running with a bus?)", addr, err)
+	}
+	return NewClient(conn), nil
+}
+
+// NewClient uses an existing connection.
+func NewClient(conn *dbus.Conn) *Client {
+	return &Client{conn: conn, obj: conn.Object(BusName, RootPath)}
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Conn is the underlying connection (for signals).
+func (c *Client) Conn() *dbus.Conn { return c.conn }
+
+func (c *Client) call(method string, args ...any) *dbus.Call {
+	return c.obj.Call(ManagerIface+"."+method, 0, args...)
+}
+
+func (c *Client) CreateVolume(name string, options map[string]string) (dbus.ObjectPath, error) {
+	if options == nil {
+		options = map[string]string{}
+	}
+	var p dbus.ObjectPath
+	return p, c.call("CreateVolume", name, options).Store(&p)
+}
+
+func (c *Client) RemoveVolume(name string, flags uint64) (string, error) {
+	var final string
+	return final, c.call("RemoveVolume", name, flags).Store(&final)
+}
+
+func (c *Client) GetVolume(name string) (dbus.ObjectPath, error) {
+	var p dbus.ObjectPath
+	return p, c.call("GetVolume", name).Store(&p)
+}
+
+func (c *Client) ListVolumes() ([]VolumeRow, error) {
+	var rows []VolumeRow
+	return rows, c.call("ListVolumes").Store(&rows)
+}
+
+func (c *Client) CloneVolume(name, newName string) (dbus.ObjectPath, error) {
+	var p dbus.ObjectPath
+	return p, c.call("CloneVolume", name, newName).Store(&p)
+}
+
+func (c *Client) ForgetMounts(name string) (uint32, error) {
+	var n uint32
+	return n, c.call("ForgetMounts", name).Store(&n)
+}
+
+func (c *Client) CreateSnapshot(volume string) (string, error) {
+	var name string
+	var p dbus.ObjectPath
+	return name, c.call("CreateSnapshot", volume).Store(&name, &p)
+}
+
+func (c *Client) GetSnapshot(name string) (dbus.ObjectPath, error) {
+	var p dbus.ObjectPath
+	return p, c.call("GetSnapshot", name).Store(&p)
+}
+
+func (c *Client) ListSnapshots(volume string) ([]SnapshotRow, error) {
+	var rows []SnapshotRow
+	return rows, c.call("ListSnapshots", volume).Store(&rows)
+}
+
+func (c *Client) RemoveSnapshot(name string) error {
+	return c.call("RemoveSnapshot", name).Err
+}
+
+// Restore returns the snapshot restored, the volume and the safety snapshot.
+func (c *Client) Restore(source, target string, flags uint64) (snapshot, volume, safety string, err error) {
+	err = c.call("RestoreSnapshot", source, target, flags).Store(&snapshot, &volume, &safety)
+	return
+}
+
+// Properties reads every property of an object.
+func (c *Client) Properties(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error) {
+	var props map[string]dbus.Variant
+	err := c.conn.Object(BusName, path).Call("org.freedesktop.DBus.Properties.GetAll", 0, iface).Store(&props)
+	return props, err
+}
+
+// Message is the human part of a D-Bus error: butterd's own message for
+// its errors, the bus's text otherwise.
+func Message(err error) string {
+	var de dbus.Error
+	if errors.As(err, &de) && len(de.Body) > 0 {
+		if s, ok := de.Body[0].(string); ok {
+			return s
+		}
+	}
+	var dep *dbus.Error
+	if errors.As(err, &dep) && len(dep.Body) > 0 {
+		if s, ok := dep.Body[0].(string); ok {
+			return s
+		}
+	}
+	return err.Error()
+}
+
+// ErrorName is the D-Bus error name of err, or "".
+func ErrorName(err error) string {
+	var de dbus.Error
+	if errors.As(err, &de) {
+		return de.Name
+	}
+	var dep *dbus.Error
+	if errors.As(err, &dep) {
+		return dep.Name
+	}
+	return ""
+}

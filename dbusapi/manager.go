@@ -1,0 +1,188 @@
+package dbusapi
+
+import (
+	"fmt"
+
+	"github.com/godbus/dbus/v5"
+
+	"butterd/service"
+)
+
+// Flags of RemoveVolume and RestoreSnapshot; unknown bits are refused.
+const (
+	RemoveNoFinalSnapshot uint64 = 1 << 0
+	RestoreForce          uint64 = 1 << 0
+)
+
+// VolumeRow is one entry of ListVolumes: a(sostu).
+type VolumeRow struct {
+	Name       string
+	Path       dbus.ObjectPath
+	Mountpoint string
+	Created    uint64 // µs since the epoch
+	Mounts     uint32
+}
+
+// SnapshotRow is one entry of ListSnapshots: a(sostb).
+type SnapshotRow struct {
+	Name   string
+	Path   dbus.ObjectPath
+	Volume string
+	Time   uint64 // µs since the epoch
+	Safety bool
+}
+
+var managerSpec = ifaceSpec{
+	name: ManagerIface,
+	methods: []methodSpec{
+		{name: "CreateVolume", in: []arg{{"name", "s"}, {"options", "a{ss}"}}, out: []arg{{"path", "o"}}, changes: true},
+		{name: "RemoveVolume", in: []arg{{"name", "s"}, {"flags", "t"}}, out: []arg{{"final_snapshot", "s"}}, changes: true},
+		{name: "GetVolume", in: []arg{{"name", "s"}}, out: []arg{{"path", "o"}}},
+		{name: "ListVolumes", out: []arg{{"volumes", "a(sostu)"}}},
+		{name: "CloneVolume", in: []arg{{"name", "s"}, {"new_name", "s"}}, out: []arg{{"path", "o"}}, changes: true},
+		{name: "ForgetMounts", in: []arg{{"name", "s"}}, out: []arg{{"forgotten", "u"}}, changes: true},
+		{name: "CreateSnapshot", in: []arg{{"volume", "s"}}, out: []arg{{"name", "s"}, {"path", "o"}}, changes: true},
+		{name: "GetSnapshot", in: []arg{{"name", "s"}}, out: []arg{{"path", "o"}}},
+		{name: "ListSnapshots", in: []arg{{"volume", "s"}}, out: []arg{{"snapshots", "a(sostb)"}}},
+		{name: "RemoveSnapshot", in: []arg{{"name", "s"}}, changes: true},
+		{name: "RestoreSnapshot", in: []arg{{"source", "s"}, {"target", "s"}, {"flags", "t"}},
+			out: []arg{{"snapshot", "s"}, {"volume", "s"}, {"safety_snapshot", "s"}}, changes: true},
+	},
+	signals: []signalSpec{
+		{"VolumeNew", []arg{{"name", "s"}, {"path", "o"}}},
+		{"VolumeRemoved", []arg{{"name", "s"}, {"path", "o"}}},
+		{"SnapshotNew", []arg{{"name", "s"}, {"path", "o"}}},
+		{"SnapshotRemoved", []arg{{"name", "s"}, {"path", "o"}}},
+	},
+}
+
+// Manager is the object at RootPath. Each method that changes something
+// checks the caller first.
+type Manager struct {
+	store *service.Store
+	auth  *authorizer
+}
+
+func (m *Manager) CreateVolume(sender dbus.Sender, name string, options map[string]string) (dbus.ObjectPath, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "CreateVolume"); err != nil {
+		return "", err
+	}
+	opts, err := service.ParseCreateOptions(options)
+	if err != nil {
+		return "", toDBus(err)
+	}
+	v, _, err := m.store.CreateVolume(name, opts)
+	if err != nil {
+		return "", toDBus(err)
+	}
+	return VolumePath(v.Name), nil
+}
+
+func (m *Manager) RemoveVolume(sender dbus.Sender, name string, flags uint64) (string, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "RemoveVolume"); err != nil {
+		return "", err
+	}
+	if err := checkFlags(flags, RemoveNoFinalSnapshot); err != nil {
+		return "", err
+	}
+	final, err := m.store.RemoveVolume(name, service.RemoveOptions{NoFinalSnapshot: flags&RemoveNoFinalSnapshot != 0})
+	return final, toDBus(err)
+}
+
+func (m *Manager) GetVolume(name string) (dbus.ObjectPath, *dbus.Error) {
+	v, err := m.store.GetVolume(name)
+	if err != nil {
+		return "", toDBus(err)
+	}
+	return VolumePath(v.Name), nil
+}
+
+func (m *Manager) ListVolumes() ([]VolumeRow, *dbus.Error) {
+	vols := m.store.ListVolumes()
+	rows := make([]VolumeRow, len(vols))
+	for i, v := range vols {
+		rows[i] = VolumeRow{Name: v.Name, Path: VolumePath(v.Name), Mountpoint: v.Path, Created: usec(v.CreatedAt), Mounts: uint32(v.Mounts)}
+	}
+	return rows, nil
+}
+
+func (m *Manager) CloneVolume(sender dbus.Sender, name, newName string) (dbus.ObjectPath, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "CloneVolume"); err != nil {
+		return "", err
+	}
+	v, err := m.store.Clone(name, newName)
+	if err != nil {
+		return "", toDBus(err)
+	}
+	return VolumePath(v.Name), nil
+}
+
+func (m *Manager) ForgetMounts(sender dbus.Sender, name string) (uint32, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "ForgetMounts"); err != nil {
+		return 0, err
+	}
+	if _, err := m.store.GetVolume(name); err != nil {
+		return 0, toDBus(err)
+	}
+	n, err := m.store.ForgetMounts(name)
+	return uint32(n), toDBus(err)
+}
+
+func (m *Manager) CreateSnapshot(sender dbus.Sender, volume string) (string, dbus.ObjectPath, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "CreateSnapshot"); err != nil {
+		return "", "", err
+	}
+	snap, err := m.store.CreateSnapshot(volume)
+	if err != nil {
+		return "", "", toDBus(err)
+	}
+	return snap.Name, SnapshotPath(snap.Name), nil
+}
+
+func (m *Manager) GetSnapshot(name string) (dbus.ObjectPath, *dbus.Error) {
+	sn, err := m.store.GetSnapshot(name)
+	if err != nil {
+		return "", toDBus(err)
+	}
+	return SnapshotPath(sn.Name), nil
+}
+
+func (m *Manager) ListSnapshots(volume string) ([]SnapshotRow, *dbus.Error) {
+	snaps, err := m.store.ListSnapshots(volume)
+	if err != nil {
+		return nil, toDBus(err)
+	}
+	rows := make([]SnapshotRow, len(snaps))
+	for i, s := range snaps {
+		rows[i] = SnapshotRow{Name: s.Name, Path: SnapshotPath(s.Name), Volume: s.Volume, Time: usec(s.Time), Safety: s.Safety}
+	}
+	return rows, nil
+}
+
+func (m *Manager) RemoveSnapshot(sender dbus.Sender, name string) *dbus.Error {
+	if err := m.auth.allowChange(sender, "RemoveSnapshot"); err != nil {
+		return err
+	}
+	return toDBus(m.store.RemoveSnapshot(name))
+}
+
+func (m *Manager) RestoreSnapshot(sender dbus.Sender, source, target string, flags uint64) (string, string, string, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "RestoreSnapshot"); err != nil {
+		return "", "", "", err
+	}
+	if err := checkFlags(flags, RestoreForce); err != nil {
+		return "", "", "", err
+	}
+	res, err := m.store.Restore(source, target, flags&RestoreForce != 0)
+	if err != nil {
+		return "", "", "", toDBus(err)
+	}
+	return res.Snapshot, res.Volume, res.Safety, nil
+}
+
+func checkFlags(flags, known uint64) *dbus.Error {
+	if flags&^known != 0 {
+		return invalidArg(fmt.Sprintf("unknown flag bits %#x (known: %#x)", flags&^known, known))
+	}
+	return nil
+}

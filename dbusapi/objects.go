@@ -1,0 +1,149 @@
+package dbusapi
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"butterd/service"
+)
+
+var volumeSpec = ifaceSpec{name: VolumeIface, props: []propSpec{
+	{"Name", "s"}, {"Mountpoint", "s"}, {"Created", "t"}, {"Mounts", "u"},
+	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReadOnly", "b"},
+}}
+
+var snapshotSpec = ifaceSpec{name: SnapIface, props: []propSpec{
+	{"Name", "s"}, {"Volume", "s"}, {"Path", "s"}, {"Time", "t"}, {"Safety", "b"},
+	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReceivedUUID", "s"}, {"ReadOnly", "b"},
+}}
+
+// objects serves the volume and snapshot objects under RootPath lazily:
+// nothing is registered per object; each call looks the name up.
+type objects struct {
+	store *service.Store
+}
+
+// resolve turns an object path into (interface spec, name).
+func (o *objects) resolve(path dbus.ObjectPath) (*ifaceSpec, string, bool) {
+	p := string(path)
+	for _, k := range []struct {
+		prefix dbus.ObjectPath
+		spec   *ifaceSpec
+	}{{volumePrefix, &volumeSpec}, {snapshotPrefix, &snapshotSpec}} {
+		if rest, ok := strings.CutPrefix(p, string(k.prefix)); ok && !strings.Contains(rest, "/") {
+			name, ok := unescapePath(rest)
+			return k.spec, name, ok
+		}
+	}
+	return nil, "", false
+}
+
+// props reads every property of the object at path.
+func (o *objects) props(path dbus.ObjectPath) (string, map[string]dbus.Variant, *dbus.Error) {
+	spec, name, ok := o.resolve(path)
+	if !ok {
+		return "", nil, noObject(path)
+	}
+	if spec == &volumeSpec {
+		v, err := o.store.GetVolume(name)
+		if err != nil {
+			return "", nil, toDBus(err)
+		}
+		d, _ := o.store.VolumeDetails(name)
+		return spec.name, map[string]dbus.Variant{
+			"Name": dbus.MakeVariant(v.Name), "Mountpoint": dbus.MakeVariant(v.Path),
+			"Created": dbus.MakeVariant(usec(v.CreatedAt)), "Mounts": dbus.MakeVariant(uint32(v.Mounts)),
+			"UUID": dbus.MakeVariant(d.UUID), "ParentUUID": dbus.MakeVariant(d.ParentUUID),
+			"ReadOnly": dbus.MakeVariant(d.ReadOnly),
+		}, nil
+	}
+	s, err := o.store.GetSnapshot(name)
+	if err != nil {
+		return "", nil, toDBus(err)
+	}
+	d, _ := o.store.SnapshotDetails(name)
+	return spec.name, map[string]dbus.Variant{
+		"Name": dbus.MakeVariant(s.Name), "Volume": dbus.MakeVariant(s.Volume), "Path": dbus.MakeVariant(s.Path),
+		"Time": dbus.MakeVariant(usec(s.Time)), "Safety": dbus.MakeVariant(s.Safety),
+		"UUID": dbus.MakeVariant(d.UUID), "ParentUUID": dbus.MakeVariant(d.ParentUUID),
+		"ReceivedUUID": dbus.MakeVariant(d.ReceivedUUID), "ReadOnly": dbus.MakeVariant(d.ReadOnly),
+	}, nil
+}
+
+// Get, GetAll and Set form org.freedesktop.DBus.Properties for the subtree.
+func (o *objects) Get(msg dbus.Message, iface, prop string) (dbus.Variant, *dbus.Error) {
+	all, err := o.GetAll(msg, iface)
+	if err != nil {
+		return dbus.Variant{}, err
+	}
+	v, ok := all[prop]
+	if !ok {
+		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{fmt.Sprintf("no property %q on %s", prop, iface)})
+	}
+	return v, nil
+}
+
+func (o *objects) GetAll(msg dbus.Message, iface string) (map[string]dbus.Variant, *dbus.Error) {
+	name, all, err := o.props(msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath))
+	if err != nil {
+		return nil, err
+	}
+	if iface != "" && iface != name {
+		return nil, dbus.NewError("org.freedesktop.DBus.Error.UnknownInterface", []any{fmt.Sprintf("no interface %q here (this is a %s)", iface, name)})
+	}
+	return all, nil
+}
+
+func (o *objects) Set(msg dbus.Message, iface, prop string, value dbus.Variant) *dbus.Error {
+	return dbus.NewError("org.freedesktop.DBus.Error.PropertyReadOnly", []any{fmt.Sprintf("property %q is read-only", prop)})
+}
+
+// Introspect describes the root, the two directories and each object.
+func (o *objects) Introspect(msg dbus.Message) (string, *dbus.Error) {
+	path := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
+	switch path {
+	case RootPath:
+		return introspect([]ifaceSpec{managerSpec}, []string{"volume", "snapshot"}), nil
+	case volumePrefix[:len(volumePrefix)-1]:
+		var kids []string
+		for _, v := range o.store.ListVolumes() {
+			kids = append(kids, escapePath(v.Name))
+		}
+		return introspect(nil, kids), nil
+	case snapshotPrefix[:len(snapshotPrefix)-1]:
+		var kids []string
+		snaps, _ := o.store.ListSnapshots("")
+		for _, s := range snaps {
+			kids = append(kids, escapePath(s.Name))
+		}
+		return introspect(nil, kids), nil
+	case "/", "/io", "/io/butterd":
+		next := strings.TrimPrefix(string(RootPath), string(path))
+		next = strings.SplitN(strings.TrimPrefix(next, "/"), "/", 2)[0]
+		return introspect(nil, []string{next}), nil
+	}
+	spec, _, ok := o.resolve(path)
+	if !ok {
+		return "", noObject(path)
+	}
+	if _, _, err := o.props(path); err != nil {
+		return "", err
+	}
+	return introspect([]ifaceSpec{propertiesIface, *spec}, nil), nil
+}
+
+// usec is µs since the epoch, 0 for the zero time.
+func usec(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixMicro())
+}
+
+func noObject(path dbus.ObjectPath) *dbus.Error {
+	e := dbus.MakeNoObjectError(path)
+	return &e
+}

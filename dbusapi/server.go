@@ -1,0 +1,104 @@
+package dbusapi
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/godbus/dbus/v5"
+
+	"butterd/service"
+)
+
+// Server is butterd on the bus.
+type Server struct {
+	conn    *dbus.Conn
+	log     *slog.Logger
+	events  chan service.Event
+	done    chan struct{}
+	store   *service.Store
+	manager *Manager
+}
+
+// Serve exports the Manager and the objects on conn, then takes the bus
+// name without queueing: if another process owns it, it fails.
+func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, error) {
+	s := &Server{
+		conn:    conn,
+		log:     log.With("subsystem", "dbus"),
+		events:  make(chan service.Event, 1024),
+		done:    make(chan struct{}),
+		store:   store,
+		manager: &Manager{store: store, auth: newAuthorizer(conn)},
+	}
+	objs := &objects{store: store}
+	exports := []struct {
+		v       any
+		path    dbus.ObjectPath
+		iface   string
+		subtree bool
+	}{
+		{s.manager, RootPath, ManagerIface, false},
+		{map[string]any{"Get": objs.Get, "GetAll": objs.GetAll, "Set": objs.Set}, RootPath, "org.freedesktop.DBus.Properties", true},
+		{map[string]any{"Introspect": objs.Introspect}, "/", "org.freedesktop.DBus.Introspectable", true},
+	}
+	for _, e := range exports {
+		var err error
+		switch {
+		case e.subtree:
+			err = conn.ExportSubtreeMethodTable(e.v.(map[string]any), e.path, e.iface)
+		default:
+			err = conn.Export(e.v, e.path, e.iface)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("export %s on %s: %w", e.iface, e.path, err)
+		}
+	}
+	reply, err := conn.RequestName(BusName, dbus.NameFlagDoNotQueue)
+	if err != nil {
+		return nil, fmt.Errorf("request bus name %s: %w", BusName, err)
+	}
+	if reply != dbus.RequestNameReplyPrimaryOwner {
+		return nil, fmt.Errorf("bus name %s is owned by another process (another butterd is running?)", BusName)
+	}
+	go s.emitLoop()
+	store.SetNotify(func(ev service.Event) {
+		select {
+		case s.events <- ev:
+		default:
+			s.log.Warn("signal dropped: too many at once", "name", ev.Name)
+		}
+	})
+	s.log.Info("serving management on the system bus", "name", BusName)
+	return s, nil
+}
+
+// Close stops signals and releases the name.
+func (s *Server) Close() {
+	s.store.SetNotify(nil)
+	close(s.events)
+	<-s.done
+	s.conn.ReleaseName(BusName)
+}
+
+func (s *Server) emitLoop() {
+	defer close(s.done)
+	for ev := range s.events {
+		var name string
+		var path dbus.ObjectPath
+		switch ev.Kind {
+		case service.VolumeNew:
+			name, path = "VolumeNew", VolumePath(ev.Name)
+		case service.VolumeRemoved:
+			name, path = "VolumeRemoved", VolumePath(ev.Name)
+		case service.SnapshotNew:
+			name, path = "SnapshotNew", SnapshotPath(ev.Name)
+		case service.SnapshotRemoved:
+			name, path = "SnapshotRemoved", SnapshotPath(ev.Name)
+		default:
+			continue
+		}
+		if err := s.conn.Emit(RootPath, ManagerIface+"."+name, ev.Name, path); err != nil {
+			s.log.Warn("signal not sent", "signal", name, "error", err)
+		}
+	}
+}
