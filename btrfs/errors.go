@@ -29,6 +29,8 @@ var (
 	ErrNotSubvolume = errors.New("not a subvolume")
 	// ErrNotBtrfs: the path is not on a BTRFS filesystem.
 	ErrNotBtrfs = errors.New("not on btrfs")
+	// ErrNotReadOnly: send needs read-only snapshots.
+	ErrNotReadOnly = errors.New("not a read-only snapshot")
 )
 
 // nestedError names the nested subvolumes that stop a delete.

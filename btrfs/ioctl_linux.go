@@ -15,6 +15,19 @@ type volArgs struct {
 	Name [4088]byte
 }
 
+// struct btrfs_ioctl_send_args { __s64 send_fd; __u64 clone_sources_count;
+// __u64 *clone_sources; __u64 parent_root; __u64 flags; __u32 version;
+// __u8 reserved[28]; }; (72 bytes)
+type sendArgs struct {
+	SendFD            int64
+	CloneSourcesCount uint64
+	CloneSources      *uint64
+	ParentRoot        uint64
+	Flags             uint64
+	Version           uint32
+	Reserved          [28]byte
+}
+
 // struct btrfs_ioctl_timespec { __u64 sec; __u32 nsec; }; (16 bytes)
 type ioctlTimespec struct {
 	Sec  uint64
@@ -104,6 +117,7 @@ var (
 	iocGetSubvolInfo    = ioc(iocRead, 60, unsafe.Sizeof(subvolInfoArgs{}))             // _IOR(0x94, 60, ...)
 	iocGetSubvolRootref = ioc(iocRead|iocWrite, 61, unsafe.Sizeof(rootrefArgs{}))       // _IOWR(0x94, 61, ...)
 	iocInoLookupUser    = ioc(iocRead|iocWrite, 62, unsafe.Sizeof(inoLookupUserArgs{})) // _IOWR(0x94, 62, ...)
+	iocSend             = ioc(iocWrite, 38, unsafe.Sizeof(sendArgs{}))                  // _IOW(0x94, 38, struct btrfs_ioctl_send_args)
 	iocFsGetflags       = uintptr(unix.FS_IOC_GETFLAGS)
 	iocFsSetflags       = uintptr(unix.FS_IOC_SETFLAGS)
 )
@@ -123,6 +137,8 @@ func ioctlName(req uintptr) string {
 		return "BTRFS_IOC_GET_SUBVOL_ROOTREF"
 	case iocInoLookupUser:
 		return "BTRFS_IOC_INO_LOOKUP_USER"
+	case iocSend:
+		return "BTRFS_IOC_SEND"
 	case iocFsGetflags:
 		return "FS_IOC_GETFLAGS"
 	case iocFsSetflags:

@@ -16,6 +16,7 @@ func TestStructSizes(t *testing.T) {
 		got, want uintptr
 	}{
 		{"btrfs_ioctl_vol_args", unsafe.Sizeof(volArgs{}), 4096},
+		{"btrfs_ioctl_send_args", unsafe.Sizeof(sendArgs{}), 72},
 		{"btrfs_ioctl_timespec", unsafe.Sizeof(ioctlTimespec{}), 16},
 		{"btrfs_ioctl_get_subvol_info_args", unsafe.Sizeof(subvolInfoArgs{}), 504},
 		{"btrfs_ioctl_get_subvol_info_args.uuid", unsafe.Offsetof(subvolInfoArgs{}.UUID), 296},

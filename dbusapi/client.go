@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -137,4 +138,88 @@ func ErrorName(err error) string {
 		return dep.Name
 	}
 	return ""
+}
+
+// ExportSnapshot starts a job writing the snapshot's send stream into f
+// (which the caller opened with its own rights; it may close its copy).
+func (c *Client) ExportSnapshot(snapshot, parent string, f *os.File) (uint32, dbus.ObjectPath, error) {
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call("ExportSnapshot", snapshot, parent, dbus.UnixFD(f.Fd()), uint64(0)).Store(&id, &p)
+	return id, p, err
+}
+
+func (c *Client) ListJobs() ([]JobRow, error) {
+	var rows []JobRow
+	return rows, c.call("ListJobs").Store(&rows)
+}
+
+func (c *Client) CancelJob(id uint32) error { return c.call("CancelJob", id).Err }
+
+// JobInfo is a job's properties.
+type JobInfo struct {
+	ID        uint32
+	Kind      string
+	Target    string
+	State     string
+	Progress  float64
+	BytesDone uint64
+	Rate      float64
+	Result    string // "" while it runs; done, failed or canceled
+	Error     string
+}
+
+// Job reads a job's properties.
+func (c *Client) Job(id uint32) (JobInfo, error) {
+	props, err := c.Properties(JobPath(id), JobIface)
+	if err != nil {
+		return JobInfo{}, err
+	}
+	var j JobInfo
+	get := func(name string, into any) {
+		if v, ok := props[name]; ok {
+			v.Store(into)
+		}
+	}
+	get("Id", &j.ID)
+	get("Kind", &j.Kind)
+	get("Target", &j.Target)
+	get("State", &j.State)
+	get("Progress", &j.Progress)
+	get("BytesDone", &j.BytesDone)
+	get("Rate", &j.Rate)
+	get("Result", &j.Result)
+	get("Error", &j.Error)
+	return j, nil
+}
+
+// WaitJob waits until a job has a result, calling progress (when not nil)
+// with its state every interval meanwhile.
+func (c *Client) WaitJob(id uint32, interval time.Duration, progress func(JobInfo)) (JobInfo, error) {
+	match := []dbus.MatchOption{dbus.WithMatchObjectPath(RootPath), dbus.WithMatchInterface(ManagerIface), dbus.WithMatchMember("JobRemoved")}
+	if err := c.conn.AddMatchSignal(match...); err != nil {
+		return JobInfo{}, err
+	}
+	defer c.conn.RemoveMatchSignal(match...)
+	sigs := make(chan *dbus.Signal, 16)
+	c.conn.Signal(sigs)
+	defer c.conn.RemoveSignal(sigs)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		j, err := c.Job(id)
+		if err != nil {
+			return j, err
+		}
+		if j.Result != "" {
+			return j, nil
+		}
+		if progress != nil {
+			progress(j)
+		}
+		select {
+		case <-sigs:
+		case <-tick.C:
+		}
+	}
 }

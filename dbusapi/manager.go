@@ -47,12 +47,19 @@ var managerSpec = ifaceSpec{
 		{name: "RemoveSnapshot", in: []arg{{"name", "s"}}, changes: true},
 		{name: "RestoreSnapshot", in: []arg{{"source", "s"}, {"target", "s"}, {"flags", "t"}},
 			out: []arg{{"snapshot", "s"}, {"volume", "s"}, {"safety_snapshot", "s"}}, changes: true},
+		{name: "ExportSnapshot", in: []arg{{"snapshot", "s"}, {"parent", "s"}, {"fd", "h"}, {"flags", "t"}},
+			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
+		{name: "GetJob", in: []arg{{"id", "u"}}, out: []arg{{"path", "o"}}},
+		{name: "ListJobs", out: []arg{{"jobs", "a(uosssd)"}}},
+		{name: "CancelJob", in: []arg{{"id", "u"}}, changes: true},
 	},
 	signals: []signalSpec{
 		{"VolumeNew", []arg{{"name", "s"}, {"path", "o"}}},
 		{"VolumeRemoved", []arg{{"name", "s"}, {"path", "o"}}},
 		{"SnapshotNew", []arg{{"name", "s"}, {"path", "o"}}},
 		{"SnapshotRemoved", []arg{{"name", "s"}, {"path", "o"}}},
+		{"JobNew", []arg{{"id", "u"}, {"path", "o"}}},
+		{"JobRemoved", []arg{{"id", "u"}, {"path", "o"}, {"result", "s"}}},
 	},
 }
 

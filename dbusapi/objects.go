@@ -2,6 +2,7 @@ package dbusapi
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,8 @@ var snapshotSpec = ifaceSpec{name: SnapIface, props: []propSpec{
 // objects serves the volume and snapshot objects under RootPath lazily:
 // nothing is registered per object; each call looks the name up.
 type objects struct {
-	store *service.Store
+	store   *service.Store
+	manager *Manager
 }
 
 // resolve turns an object path into (interface spec, name).
@@ -43,6 +45,13 @@ func (o *objects) resolve(path dbus.ObjectPath) (*ifaceSpec, string, bool) {
 
 // props reads every property of the object at path.
 func (o *objects) props(path dbus.ObjectPath) (string, map[string]dbus.Variant, *dbus.Error) {
+	if id, ok := jobID(path); ok {
+		j, err := o.store.GetJob(id)
+		if err != nil {
+			return "", nil, toDBus(err)
+		}
+		return JobIface, jobProps(j), nil
+	}
 	spec, name, ok := o.resolve(path)
 	if !ok {
 		return "", nil, noObject(path)
@@ -106,7 +115,7 @@ func (o *objects) Introspect(msg dbus.Message) (string, *dbus.Error) {
 	path := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
 	switch path {
 	case RootPath:
-		return introspect([]ifaceSpec{managerSpec}, []string{"volume", "snapshot"}), nil
+		return introspect([]ifaceSpec{managerSpec}, []string{"volume", "snapshot", "job"}), nil
 	case volumePrefix[:len(volumePrefix)-1]:
 		var kids []string
 		for _, v := range o.store.ListVolumes() {
@@ -120,10 +129,22 @@ func (o *objects) Introspect(msg dbus.Message) (string, *dbus.Error) {
 			kids = append(kids, escapePath(s.Name))
 		}
 		return introspect(nil, kids), nil
+	case jobPrefix[:len(jobPrefix)-1]:
+		var kids []string
+		for _, j := range o.store.ListJobs() {
+			kids = append(kids, strconv.FormatUint(uint64(j.ID), 10))
+		}
+		return introspect(nil, kids), nil
 	case "/", "/io", "/io/butterd":
 		next := strings.TrimPrefix(string(RootPath), string(path))
 		next = strings.SplitN(strings.TrimPrefix(next, "/"), "/", 2)[0]
 		return introspect(nil, []string{next}), nil
+	}
+	if _, ok := jobID(path); ok {
+		if _, _, err := o.props(path); err != nil {
+			return "", err
+		}
+		return introspect([]ifaceSpec{propertiesIface, jobSpec}, nil), nil
 	}
 	spec, _, ok := o.resolve(path)
 	if !ok {

@@ -30,7 +30,7 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 		store:   store,
 		manager: &Manager{store: store, auth: newAuthorizer(conn)},
 	}
-	objs := &objects{store: store}
+	objs := &objects{store: store, manager: s.manager}
 	exports := []struct {
 		v       any
 		path    dbus.ObjectPath
@@ -40,6 +40,7 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 		{s.manager, RootPath, ManagerIface, false},
 		{map[string]any{"Get": objs.Get, "GetAll": objs.GetAll, "Set": objs.Set}, RootPath, "org.freedesktop.DBus.Properties", true},
 		{map[string]any{"Introspect": objs.Introspect}, "/", "org.freedesktop.DBus.Introspectable", true},
+		{map[string]any{"Cancel": objs.cancelJobObject}, jobPrefix[:len(jobPrefix)-1], JobIface, true},
 	}
 	for _, e := range exports {
 		var err error
@@ -94,11 +95,21 @@ func (s *Server) emitLoop() {
 			name, path = "SnapshotNew", SnapshotPath(ev.Name)
 		case service.SnapshotRemoved:
 			name, path = "SnapshotRemoved", SnapshotPath(ev.Name)
+		case service.JobNew:
+			s.emit("JobNew", ev.Job.ID, JobPath(ev.Job.ID))
+			continue
+		case service.JobRemoved:
+			s.emit("JobRemoved", ev.Job.ID, JobPath(ev.Job.ID), jobResult(ev.Job))
+			continue
 		default:
 			continue
 		}
-		if err := s.conn.Emit(RootPath, ManagerIface+"."+name, ev.Name, path); err != nil {
-			s.log.Warn("signal not sent", "signal", name, "error", err)
-		}
+		s.emit(name, ev.Name, path)
+	}
+}
+
+func (s *Server) emit(name string, args ...any) {
+	if err := s.conn.Emit(RootPath, ManagerIface+"."+name, args...); err != nil {
+		s.log.Warn("signal not sent", "signal", name, "error", err)
 	}
 }

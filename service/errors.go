@@ -16,9 +16,10 @@ var (
 	ErrInUse        = errors.New("in use")
 	ErrAccessDenied = errors.New("access denied")
 
-	// ErrNoSuchVolume and ErrNoSuchSnapshot are ErrNotFound too.
+	// ErrNoSuchVolume, ErrNoSuchSnapshot and ErrNoSuchJob are ErrNotFound too.
 	ErrNoSuchVolume   = errors.New("no such volume")
 	ErrNoSuchSnapshot = errors.New("no such snapshot")
+	ErrNoSuchJob      = errors.New("no such job")
 )
 
 // kindError is an error of one or more kinds with its own message.

@@ -10,6 +10,8 @@ const (
 	VolumeRemoved
 	SnapshotNew
 	SnapshotRemoved
+	JobNew     // Job is set
+	JobRemoved // Job is set, with its result
 )
 
 // Event tells the edges (D-Bus signals) that a volume or snapshot appeared or
@@ -17,6 +19,7 @@ const (
 type Event struct {
 	Kind EventKind
 	Name string
+	Job  Job
 }
 
 type notifier struct{ fn atomic.Pointer[func(Event)] }
@@ -32,7 +35,11 @@ func (s *Store) SetNotify(fn func(Event)) {
 }
 
 func (s *Store) emit(kind EventKind, name string) {
+	s.emitEvent(Event{Kind: kind, Name: name})
+}
+
+func (s *Store) emitEvent(ev Event) {
 	if fn := s.notify.fn.Load(); fn != nil {
-		(*fn)(Event{Kind: kind, Name: name})
+		(*fn)(ev)
 	}
 }

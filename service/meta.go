@@ -1,6 +1,7 @@
 package service
 
 import (
+	"maps"
 	"path/filepath"
 	"sync"
 )
@@ -46,6 +47,9 @@ func (m *metaFile) update(fn func(d *metaData)) error {
 	defer m.mu.Unlock()
 	old := m.data.clone()
 	fn(&m.data)
+	if maps.Equal(old.Safety, m.data.Safety) && maps.Equal(old.NoFinalSnapshot, m.data.NoFinalSnapshot) {
+		return nil // nothing changed: no write
+	}
 	if err := writeJSON(m.path, m.data); err != nil {
 		m.data = old
 		return err

@@ -49,6 +49,7 @@ type Store struct {
 	snapshots map[string]*snapshotEntry
 	mounts    mountTable
 	meta      metaFile
+	jobs      *jobTable
 }
 
 // Open locks the data root, finishes or rolls back what its journal says
@@ -114,6 +115,9 @@ func (s *Store) open() error {
 	if err := s.loadIndex(); err != nil {
 		return err
 	}
+	if err := s.loadJobs(); err != nil {
+		return err
+	}
 	return s.loadMounts()
 }
 
@@ -142,8 +146,9 @@ func (s *Store) Close() error {
 // Root is the data root.
 func (s *Store) Root() string { return s.cfg.Root }
 
-func (s *Store) volumePath(name string) string   { return filepath.Join(s.volumesDir, name) }
-func (s *Store) snapshotPath(name string) string { return filepath.Join(s.snapshotsDir, name) }
+// Names are validated, so plain concatenation is a clean path.
+func (s *Store) volumePath(name string) string   { return s.volumesDir + "/" + name }
+func (s *Store) snapshotPath(name string) string { return s.snapshotsDir + "/" + name }
 
 // step reports a finished step to the fault-injection hook.
 func (s *Store) step(op, name string) error {
@@ -168,23 +173,36 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// keyedMutex is one mutex per key, created on demand.
+// keyedMutex is one mutex per key, held in the map only while in use.
 type keyedMutex struct {
 	mu sync.Mutex
-	m  map[string]*sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
 }
 
 func (k *keyedMutex) lock(key string) func() {
 	k.mu.Lock()
 	if k.m == nil {
-		k.m = map[string]*sync.Mutex{}
+		k.m = map[string]*keyedEntry{}
 	}
-	m, ok := k.m[key]
+	e, ok := k.m[key]
 	if !ok {
-		m = &sync.Mutex{}
-		k.m[key] = m
+		e = &keyedEntry{}
+		k.m[key] = e
 	}
+	e.refs++
 	k.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
 }

@@ -232,7 +232,8 @@ func (h *Handler) list([]byte) (any, error) {
 	vols := h.store.ListVolumes()
 	out := make([]*volume.Volume, len(vols))
 	for i, v := range vols {
-		out[i] = dockerVolume(v)
+		// Docker's list needs names and mountpoints; Get gives the rest.
+		out[i] = &volume.Volume{Name: v.Name, Mountpoint: v.Path}
 	}
 	return volume.ListResponse{Volumes: out}, nil
 }

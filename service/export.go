@@ -1,0 +1,78 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"butterd/btrfs"
+)
+
+// ExportSnapshot writes a snapshot's send stream (incremental against parent
+// when given) into out as a job. The job owns out and closes it.
+func (s *Store) ExportSnapshot(name, parent string, out *os.File) (Job, error) {
+	if _, err := s.GetSnapshot(name); err != nil {
+		out.Close()
+		return Job{}, err
+	}
+	parentPath := ""
+	if parent != "" {
+		p, err := s.GetSnapshot(parent)
+		if err != nil {
+			out.Close()
+			return Job{}, fmt.Errorf("parent: %w", err)
+		}
+		parentPath = p.Path
+	}
+	path := s.snapshotPath(name)
+	job, err := s.StartJob("export", name, func(ctx context.Context, p *JobProgress) error {
+		defer out.Close()
+		return sendTo(ctx, path, parentPath, out, p)
+	})
+	if err != nil {
+		out.Close()
+	}
+	return job, err
+}
+
+// sendTo runs the send ioctl into a pipe and copies the pipe to out,
+// counting bytes. Canceling ctx closes the pipe, which ends the send.
+func sendTo(ctx context.Context, path, parent string, out io.Writer, p *JobProgress) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	sent := make(chan error, 1)
+	go func() {
+		err := btrfs.Send(path, parent, w)
+		w.Close()
+		sent <- err
+	}()
+	stop := context.AfterFunc(ctx, func() { r.Close() })
+	defer stop()
+	_, copyErr := io.Copy(&countingWriter{w: out, p: p}, r)
+	r.Close()
+	sendErr := <-sent
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case copyErr != nil && !errors.Is(copyErr, os.ErrClosed):
+		return fmt.Errorf("write stream: %w", copyErr)
+	case sendErr != nil:
+		return sendErr
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	p *JobProgress
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.p.AddBytes(uint64(n))
+	return n, err
+}

@@ -1,0 +1,317 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// JobState is where a job is in its life.
+type JobState string
+
+const (
+	JobQueued   JobState = "queued"
+	JobRunning  JobState = "running"
+	JobDone     JobState = "done"
+	JobFailed   JobState = "failed"
+	JobCanceled JobState = "canceled"
+)
+
+// Job is what callers learn about a long operation.
+type Job struct {
+	ID        uint32    `json:"id"`
+	Kind      string    `json:"kind"`   // export, send, sync, import, purge, ...
+	Target    string    `json:"target"` // the volume or snapshot it works on
+	State     JobState  `json:"state"`
+	Progress  float64   `json:"progress"` // 0..1, or -1 when unknown
+	BytesDone uint64    `json:"bytes_done"`
+	Rate      float64   `json:"rate"` // bytes per second while running
+	Created   time.Time `json:"created"`
+	Started   time.Time `json:"started,omitzero"`
+	Finished  time.Time `json:"finished,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// Done reports whether the job has a result.
+func (j Job) Done() bool {
+	return j.State == JobDone || j.State == JobFailed || j.State == JobCanceled
+}
+
+// JobFunc does a job's work. It stops when ctx is canceled and reports
+// progress through p.
+type JobFunc func(ctx context.Context, p *JobProgress) error
+
+// JobProgress lets a running job report how far it is.
+type JobProgress struct {
+	jobs *jobTable
+	id   uint32
+}
+
+// SetFraction sets the progress (0..1; -1 when unknown).
+func (p *JobProgress) SetFraction(f float64) {
+	p.jobs.update(p.id, func(j *Job) { j.Progress = f })
+}
+
+// AddBytes counts bytes done and updates the rate.
+func (p *JobProgress) AddBytes(n uint64) {
+	p.jobs.update(p.id, func(j *Job) {
+		j.BytesDone += n
+		if d := time.Since(j.Started).Seconds(); d > 0 {
+			j.Rate = float64(j.BytesDone) / d
+		}
+	})
+}
+
+// Limits of the job table.
+const (
+	jobConcurrency = 2    // jobs running at once
+	jobQueueLimit  = 64   // jobs waiting beyond that; more are refused
+	jobHistory     = 1000 // finished jobs kept
+)
+
+// jobTable runs jobs with a bound on concurrency and a bounded queue, and
+// keeps finished ones in a history persisted in state/jobs.json.
+type jobTable struct {
+	mu      sync.Mutex
+	path    string
+	nextID  uint32
+	running int
+	queue   []*jobEntry
+	active  map[uint32]*jobEntry // queued and running
+	history []Job                // finished, oldest first
+	writeMu sync.Mutex           // orders writes of the history
+	emit    func(EventKind, Job)
+	now     func() time.Time
+	wg      sync.WaitGroup
+}
+
+type jobEntry struct {
+	job    Job
+	fn     JobFunc
+	cancel context.CancelFunc
+	ctx    context.Context
+}
+
+type jobFile struct {
+	NextID  uint32 `json:"next_id"`
+	History []Job  `json:"history"`
+}
+
+func (s *Store) loadJobs() error {
+	t := &jobTable{
+		path:   filepath.Join(s.stateDir, "jobs.json"),
+		nextID: 1,
+		active: map[uint32]*jobEntry{},
+		now:    s.cfg.Now,
+		emit: func(k EventKind, j Job) {
+			s.emitEvent(Event{Kind: k, Name: j.Target, Job: j})
+		},
+	}
+	var f jobFile
+	if _, err := readJSON(t.path, &f); err != nil {
+		return err
+	}
+	for i := range f.History {
+		j := &f.History[i]
+		if !j.Done() {
+			j.State, j.Error, j.Finished = JobFailed, "interrupted: butterd stopped while the job ran", s.cfg.Now()
+			s.log.Warn("job interrupted by a restart", "job", j.ID, "kind", j.Kind, "target", j.Target)
+		}
+		if j.ID >= t.nextID {
+			t.nextID = j.ID + 1
+		}
+	}
+	if f.NextID > t.nextID {
+		t.nextID = f.NextID
+	}
+	t.history = f.History
+	s.jobs = t
+	return t.save()
+}
+
+// StartJob queues a job and returns it at once. It fails with ErrBusy when
+// the queue is full.
+func (s *Store) StartJob(kind, target string, fn JobFunc) (Job, error) {
+	t := s.jobs
+	t.mu.Lock()
+	if len(t.queue) >= jobQueueLimit {
+		t.mu.Unlock()
+		return Job{}, errorf(ErrBusy, "%d jobs are already waiting: try again when some have finished (butterctl jobs)", jobQueueLimit)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &jobEntry{
+		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobQueued, Progress: -1, Created: t.now()},
+		fn:     fn,
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	t.nextID++
+	t.active[e.job.ID] = e
+	t.queue = append(t.queue, e)
+	j := e.job
+	t.mu.Unlock()
+	t.save()
+	t.emit(JobNew, j)
+	t.schedule()
+	return j, nil
+}
+
+// schedule starts queued jobs while there is room.
+func (t *jobTable) schedule() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for t.running < jobConcurrency && len(t.queue) > 0 {
+		e := t.queue[0]
+		t.queue = t.queue[1:]
+		t.running++
+		e.job.State, e.job.Started = JobRunning, t.now()
+		t.wg.Add(1)
+		go t.run(e)
+	}
+}
+
+func (t *jobTable) run(e *jobEntry) {
+	defer t.wg.Done()
+	t.save()
+	err := e.fn(e.ctx, &JobProgress{jobs: t, id: e.job.ID})
+	t.mu.Lock()
+	t.running--
+	t.mu.Unlock()
+	t.finish(e, err)
+	t.schedule()
+}
+
+// finish records a job's result, moves it to the history and announces it.
+func (t *jobTable) finish(e *jobEntry, err error) {
+	t.mu.Lock()
+	j := &e.job
+	j.Finished = t.now()
+	switch {
+	case e.ctx.Err() != nil:
+		j.State, j.Error = JobCanceled, "canceled"
+	case err != nil:
+		j.State, j.Error = JobFailed, err.Error()
+	default:
+		j.State, j.Progress = JobDone, 1
+	}
+	e.cancel()
+	delete(t.active, j.ID)
+	t.history = append(t.history, *j)
+	if len(t.history) > jobHistory {
+		t.history = t.history[len(t.history)-jobHistory:]
+	}
+	done := *j
+	t.mu.Unlock()
+	if err := t.save(); err != nil {
+		done.Error += fmt.Sprintf(" (job history not saved: %v)", err)
+	}
+	t.emit(JobRemoved, done)
+}
+
+func (t *jobTable) update(id uint32, fn func(*Job)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.active[id]; ok {
+		fn(&e.job)
+	}
+}
+
+// save writes the history and the jobs in flight (so a restart can mark
+// them interrupted).
+func (t *jobTable) save() error {
+	t.writeMu.Lock()
+	defer t.writeMu.Unlock()
+	t.mu.Lock()
+	f := jobFile{NextID: t.nextID, History: append([]Job(nil), t.history...)}
+	for _, e := range t.active {
+		f.History = append(f.History, e.job)
+	}
+	t.mu.Unlock()
+	return writeJSON(t.path, f)
+}
+
+// GetJob finds a job, running or finished.
+func (s *Store) GetJob(id uint32) (Job, error) {
+	t := s.jobs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.active[id]; ok {
+		return e.job, nil
+	}
+	for i := len(t.history) - 1; i >= 0; i-- {
+		if t.history[i].ID == id {
+			return t.history[i], nil
+		}
+	}
+	return Job{}, &kindError{kinds: []error{ErrNotFound, ErrNoSuchJob}, msg: fmt.Sprintf("no such job %d (butterctl jobs lists them)", id)}
+}
+
+// ListJobs lists jobs in flight and the history, oldest first.
+func (s *Store) ListJobs() []Job {
+	t := s.jobs
+	t.mu.Lock()
+	out := append([]Job(nil), t.history...)
+	for _, e := range t.active {
+		out = append(out, e.job)
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// CancelJob stops a queued or running job. Canceling a finished job is an
+// error that says so.
+func (s *Store) CancelJob(id uint32) error {
+	t := s.jobs
+	t.mu.Lock()
+	e, ok := t.active[id]
+	if !ok {
+		t.mu.Unlock()
+		j, err := s.GetJob(id)
+		if err != nil {
+			return err
+		}
+		return errorf(ErrInvalidArg, "job %d already finished (%s)", id, j.State)
+	}
+	queued := e.job.State == JobQueued
+	if queued {
+		for i, q := range t.queue {
+			if q == e {
+				t.queue = append(t.queue[:i], t.queue[i+1:]...)
+				break
+			}
+		}
+	}
+	e.cancel()
+	t.mu.Unlock()
+	if queued {
+		t.finish(e, context.Canceled)
+	}
+	return nil
+}
+
+// JobsRunning counts jobs queued or running (for idle exit).
+func (s *Store) JobsRunning() int {
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	return len(s.jobs.active)
+}
+
+// WaitJobs waits for every job to finish, canceling them when ctx ends.
+func (s *Store) WaitJobs(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.jobs.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.jobs.mu.Lock()
+		for _, e := range s.jobs.active {
+			e.cancel()
+		}
+		s.jobs.mu.Unlock()
+		<-done
+	}
+}

@@ -1,0 +1,324 @@
+// Command benchreport reads the output of `go test -bench` for ./tests/ on
+// standard input, passes it through, and then prints each butterd figure
+// beside the bare primitive measured in the same run, with the overhead,
+// the limit of issue 2 ("Speed") and ok or OVER. It is a report, not a
+// gate: it exits 0 whatever the figures are.
+//
+//	go test -run '^$' -bench . -benchtime 1000x ./tests/ | go run ./tests/benchreport
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// minOps is how many operations a figure must rest on (issue 2).
+const minOps = 1000
+
+// buttervolumePerVolume is what buttervolume's List takes per volume (one
+// `btrfs subvolume show` each), in ns.
+const buttervolumePerVolume = 8e6
+
+// result is one benchmark's figures: ops, and metrics by unit (ns/op,
+// median-ns/op, p99-ns/op, ...).
+type result struct {
+	ops     int
+	metrics map[string]float64
+}
+
+func (r *result) median() float64 { return r.metric("median-ns/op") }
+func (r *result) p99() float64    { return r.metric("p99-ns/op") }
+
+// metric falls back to the mean when a benchmark reports no percentiles.
+func (r *result) metric(unit string) float64 {
+	if v, ok := r.metrics[unit]; ok {
+		return v
+	}
+	return r.metrics["ns/op"]
+}
+
+// comparison pairs a service benchmark with its bare primitive; the limit
+// is on the difference of the medians.
+type comparison struct {
+	label     string
+	service   string
+	bare      []string // the first one present is used
+	bareLabel string
+	limit     float64 // ns
+}
+
+var comparisons = []comparison{
+	{"create volume", "BenchmarkStoreCreate", []string{"BenchmarkBareCreate"}, "bare ioctl", 100e3},
+	{"snapshot (ro)", "BenchmarkStoreSnapshot", []string{"BenchmarkBareSnapshot"}, "bare ioctl", 500e3},
+	{"remove snapshot", "BenchmarkStoreRemoveSnapshot", []string{"BenchmarkBareDeleteSnapshot", "BenchmarkBareDelete"}, "bare ioctl", 100e3},
+	{"remove volume", "BenchmarkStoreRemoveVolume", []string{"BenchmarkBareDelete"}, "bare ioctl", 100e3},
+}
+
+const (
+	listPrefix = "BenchmarkPlugin/List"
+	getName    = "BenchmarkPlugin/Get"
+	bareHTTP   = "BenchmarkBareHTTPUnix"
+	listLimit  = 50e6 // p99, ns
+	getLimit   = 1e6  // p99, ns
+)
+
+var (
+	benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+	problem   = regexp.MustCompile(`^(--- FAIL|FAIL|--- SKIP|panic:|fatal error:)`)
+)
+
+func main() {
+	quiet := flag.Bool("q", false, "do not pass the benchmark output through")
+	flag.Parse()
+	var out io.Writer = os.Stdout
+	if *quiet {
+		out = io.Discard
+	}
+	runs, order, problems, err := parse(os.Stdin, out)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchreport: reading input: %v\n", err)
+	}
+	report(os.Stdout, merge(runs), order, problems)
+}
+
+// parse reads benchmark output, copying it to echo, and returns every run
+// of each benchmark, the names in first-seen order and the lines that say
+// something failed or was skipped.
+func parse(r io.Reader, echo io.Writer) (map[string][]result, []string, []string, error) {
+	runs := map[string][]result{}
+	var order, problems []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(echo, line)
+		if problem.MatchString(strings.TrimSpace(line)) {
+			problems = append(problems, strings.TrimSpace(line))
+			continue
+		}
+		m := benchLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		ops, _ := strconv.Atoi(m[2])
+		res := result{ops: ops, metrics: map[string]float64{}}
+		f := strings.Fields(m[3])
+		for i := 0; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				res.metrics[f[i+1]] = v
+			}
+		}
+		if len(res.metrics) == 0 {
+			continue
+		}
+		if _, seen := runs[m[1]]; !seen {
+			order = append(order, m[1])
+		}
+		runs[m[1]] = append(runs[m[1]], res)
+	}
+	return runs, order, problems, sc.Err()
+}
+
+// merge makes one result per benchmark: with -count above 1, the median
+// of each metric over the runs and the smallest number of operations.
+func merge(runs map[string][]result) map[string]*result {
+	out := map[string]*result{}
+	for name, rs := range runs {
+		m := &result{ops: rs[0].ops, metrics: map[string]float64{}}
+		units := map[string][]float64{}
+		for _, r := range rs {
+			m.ops = min(m.ops, r.ops)
+			for u, v := range r.metrics {
+				units[u] = append(units[u], v)
+			}
+		}
+		for u, vs := range units {
+			sort.Float64s(vs)
+			m.metrics[u] = vs[len(vs)/2]
+		}
+		out[name] = m
+	}
+	return out
+}
+
+func report(w io.Writer, res map[string]*result, order, problems []string) {
+	used := map[string]bool{}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "butterd against the bare primitive, measured in the same run (medians; p99 in brackets)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range comparisons {
+		s := res[c.service]
+		var b *result
+		bareName := ""
+		for _, n := range c.bare {
+			if b = res[n]; b != nil {
+				bareName = n
+				break
+			}
+		}
+		used[c.service], used[bareName] = true, true
+		limit := "(limit +" + dur(c.limit) + ")"
+		if s == nil || b == nil {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t\t%s\tnot measured\n", c.label, figure("service", s), figure(c.bareLabel, b), limit)
+			continue
+		}
+		over := s.median() - b.median()
+		verdict := "ok"
+		if over > c.limit {
+			verdict = "OVER"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\toverhead %s (%s)\t%s\t%s%s\n", c.label, figure("service", s), figure(c.bareLabel, b),
+			signed(over), ratio(s.median(), b.median()), limit, verdict, few(s, b))
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	listName := ""
+	for _, n := range order {
+		if strings.HasPrefix(n, listPrefix) {
+			listName = n
+			break
+		}
+	}
+	if l := res[listName]; l != nil {
+		used[listName] = true
+		vols, _ := strconv.Atoi(strings.TrimPrefix(listName, listPrefix))
+		note := ""
+		if vols > 0 {
+			est := buttervolumePerVolume * float64(vols)
+			note = fmt.Sprintf("buttervolume ~%s/volume = %s (%s butterd's median)", dur(buttervolumePerVolume), dur(est), ratio(est, l.median()))
+		}
+		fmt.Fprintf(tw, "  plugin List %d volumes\tmedian %s\tp99 %s\t(limit %s p99)\t%s%s\t%s\n", vols, dur(l.median()), dur(l.p99()),
+			dur(listLimit), verdict(l.p99() <= listLimit), few(l), note)
+	} else {
+		fmt.Fprintf(tw, "  plugin List\t\t\t(limit %s p99)\tnot measured\t\n", dur(listLimit))
+	}
+	if g := res[getName]; g != nil {
+		used[getName] = true
+		note := "bare HTTP round trip over a unix socket: not measured"
+		if h := res[bareHTTP]; h != nil {
+			used[bareHTTP] = true
+			note = fmt.Sprintf("bare HTTP round trip over a unix socket: median %s, p99 %s (overhead %s)%s",
+				dur(h.median()), dur(h.p99()), signed(g.median()-h.median()), few(h))
+		}
+		fmt.Fprintf(tw, "  plugin Get\tmedian %s\tp99 %s\t(limit %s p99)\t%s%s\t%s\n", dur(g.median()), dur(g.p99()),
+			dur(getLimit), verdict(g.p99() <= getLimit), few(g), note)
+	} else {
+		fmt.Fprintf(tw, "  plugin Get\t\t\t(limit %s p99)\tnot measured\t\n", dur(getLimit))
+	}
+	tw.Flush()
+
+	var others []string
+	for _, n := range order {
+		if !used[n] {
+			others = append(others, n)
+		}
+	}
+	if len(others) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "other benchmarks")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, n := range others {
+			r := res[n]
+			line := "mean " + dur(r.metrics["ns/op"])
+			if _, ok := r.metrics["median-ns/op"]; ok {
+				line += "\tmedian " + dur(r.median()) + "\tp99 " + dur(r.p99())
+			}
+			fmt.Fprintf(tw, "  %s\t%d ops\t%s\n", n, r.ops, line)
+		}
+		tw.Flush()
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "the run reported problems:")
+		for _, p := range problems {
+			fmt.Fprintln(w, "  "+p)
+		}
+	}
+}
+
+// figure is "label median (p99 x)", or "label -" when not measured.
+func figure(label string, r *result) string {
+	if r == nil {
+		return label + " -"
+	}
+	return fmt.Sprintf("%s %s (p99 %s)", label, dur(r.median()), dur(r.p99()))
+}
+
+// few warns when a figure rests on fewer operations than issue 2 asks.
+func few(rs ...*result) string {
+	n := 0
+	for _, r := range rs {
+		if n == 0 || r.ops < n {
+			n = r.ops
+		}
+	}
+	if n < minOps {
+		return fmt.Sprintf(" (only %d ops)", n)
+	}
+	return ""
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "OVER"
+}
+
+func signed(ns float64) string {
+	if ns < 0 {
+		return "-" + dur(-ns)
+	}
+	return "+" + dur(ns)
+}
+
+// dur writes nanoseconds with a unit and at most three significant digits.
+func dur(ns float64) string {
+	switch {
+	case ns < 1e3:
+		return short(ns, "ns")
+	case ns < 1e6:
+		return short(ns/1e3, "µs")
+	case ns < 1e9:
+		return short(ns/1e6, "ms")
+	}
+	return short(ns/1e9, "s")
+}
+
+// short writes v (1 <= v < 1000 but for seconds) with up to three
+// significant digits and no trailing zeros.
+func short(v float64, unit string) string {
+	decimals := 0
+	switch {
+	case v < 10:
+		decimals = 2
+	case v < 100:
+		decimals = 1
+	}
+	s := strconv.FormatFloat(v, 'f', decimals, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s + " " + unit
+}
+
+// ratio writes a/b as x2.3 or x270.
+func ratio(a, b float64) string {
+	if b <= 0 {
+		return "x?"
+	}
+	if r := a / b; r < 10 {
+		return fmt.Sprintf("x%.1f", r)
+	}
+	return fmt.Sprintf("x%.0f", a/b)
+}
