@@ -25,7 +25,7 @@ import (
 )
 
 // Benchmarks of butterd against the raw primitive it is built on, measured
-// in the same run (issue 2, "Speed"): each service figure has a bare
+// in the same run: each service figure has a bare
 // counterpart (the BTRFS ioctl issued directly, or an HTTP round trip over a
 // unix socket to a trivial server), and `make bench` prints them side by
 // side with tests/benchreport. Each benchmark times every operation on its

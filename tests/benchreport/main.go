@@ -1,7 +1,7 @@
 // Command benchreport reads the output of `go test -bench` for ./tests/ on
 // standard input, passes it through, and then prints each butterd figure
 // beside the bare primitive measured in the same run, with the overhead,
-// the limit of issue 2 ("Speed") and ok or OVER. It is a report, not a
+// its limit and ok or OVER. It is a report, not a
 // gate: it exits 0 whatever the figures are.
 //
 //	go test -run '^$' -bench . -benchtime 1000x ./tests/ | go run ./tests/benchreport
@@ -20,7 +20,7 @@ import (
 	"text/tabwriter"
 )
 
-// minOps is how many operations a figure must rest on (issue 2).
+// minOps is how many operations a figure must rest on (the limits ask for 1,000).
 const minOps = 1000
 
 // buttervolumePerVolume is what buttervolume's List takes per volume (one
@@ -254,7 +254,7 @@ func figure(label string, r *result) string {
 	return fmt.Sprintf("%s %s (p99 %s)", label, dur(r.median()), dur(r.p99()))
 }
 
-// few warns when a figure rests on fewer operations than issue 2 asks.
+// few warns when a figure rests on fewer operations than the limits ask for.
 func few(rs ...*result) string {
 	n := 0
 	for _, r := range rs {
