@@ -47,6 +47,13 @@ func runCommand(ctx context.Context, args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	exitIdle, err := service.ParseSpan(cfg["EXIT_IDLE"])
+	if err != nil {
+		return fmt.Errorf("EXIT_IDLE: %w", err)
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	act := newActivity()
 
 	if err := service.EnsurePool(cfg["DATA_ROOT"], cfg["POOL_SIZE"], log); err != nil {
 		return err
@@ -63,7 +70,7 @@ func runCommand(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	bus, err := serveBus(store, log)
+	bus, err := serveBus(store, log, act)
 	if err != nil {
 		return err
 	}
@@ -72,13 +79,17 @@ func runCommand(ctx context.Context, args []string) error {
 	}
 
 	srv := &http.Server{
-		Handler:           plugin.New(store, log),
+		Handler:           act.wrap(plugin.New(store, log)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	log.Info("butterd serving the Docker volume plugin", "driver", plugin.DriverName, "socket", l.Addr().String(), "data_root", store.Root())
 	daemon.SdNotify(false, daemon.SdNotifyReady)
+	go watchIdle(ctx, exitIdle, act, func() bool { return store.JobsRunning() > 0 }, func() {
+		log.Info("idle: exiting until the next plugin request or D-Bus call", "idle", exitIdle)
+		stop()
+	})
 
 	select {
 	case err := <-errc:
@@ -92,14 +103,22 @@ func runCommand(ctx context.Context, args []string) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// Jobs get a moment to finish; what still runs is canceled and recorded.
+	jctx, jcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer jcancel()
+	store.WaitJobs(jctx)
 	return nil
 }
 
 // serveBus puts butterd on the system bus. Without a reachable bus, butterd
 // keeps serving the plugin and says management is unavailable; a bus name
 // owned by another process is an error.
-func serveBus(store *service.Store, log *slog.Logger) (*dbusapi.Server, error) {
-	conn, err := dbus.ConnectSystemBus()
+func serveBus(store *service.Store, log *slog.Logger, act *activity) (*dbusapi.Server, error) {
+	conn, err := dbus.ConnectSystemBus(dbus.WithIncomingInterceptor(func(msg *dbus.Message) {
+		if msg.Type == dbus.TypeMethodCall {
+			act.touch()
+		}
+	}))
 	if err != nil {
 		log.Warn("no system bus: management over D-Bus (butterctl) is unavailable; the Docker plugin is served", "error", err)
 		return nil, nil
