@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 kmod
 GOTEST  := $(GO) test -count=1
 
-.PHONY: all deps build run test unit integration bench fuzz vet clean
+.PHONY: all deps build run bus test unit integration bench fuzz vet clean
 
 all: build
 
@@ -20,9 +20,21 @@ build:
 	$(GO) build -o $(BIN)/butterd ./cmd/butterd
 
 # Runs butterd in the foreground on /var/lib/butterd (a loop-mounted pool
-# image is made when it is not on BTRFS). Extra flags: make run ARGS="--log-level=debug".
-run: deps build
+# image is made when it is not on BTRFS), on the system bus (one is started
+# where none runs). Extra flags: make run ARGS="--log-level=debug".
+run: deps build bus
 	./$(BIN)/butterd run $(ARGS)
+
+# Installs butterd's bus policy and makes sure a system bus runs, so that
+# butterctl works on a machine without systemd too.
+bus: deps
+	install -D -m 0644 packaging/dbus/io.butterd.volumes1.conf /usr/share/dbus-1/system.d/io.butterd.volumes1.conf
+	@if dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.GetId >/dev/null 2>&1; then \
+		dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig; \
+	else \
+		echo "no system bus: starting dbus-daemon --system"; \
+		mkdir -p /run/dbus && dbus-daemon --system --fork; \
+	fi
 
 vet:
 	$(GO) vet ./...
