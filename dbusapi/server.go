@@ -39,8 +39,11 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 	}{
 		{s.manager, RootPath, ManagerIface, false},
 		{map[string]any{"Get": objs.Get, "GetAll": objs.GetAll, "Set": objs.Set}, RootPath, "org.freedesktop.DBus.Properties", true},
+		{map[string]any{"Introspect": objs.Introspect}, RootPath, "org.freedesktop.DBus.Introspectable", true},
 		{map[string]any{"Introspect": objs.Introspect}, "/", "org.freedesktop.DBus.Introspectable", true},
 		{map[string]any{"Cancel": objs.cancelJobObject}, jobPrefix[:len(jobPrefix)-1], JobIface, true},
+		{map[string]any{"Get": objs.Get, "GetAll": objs.GetAll, "Set": objs.Set}, jobPrefix[:len(jobPrefix)-1], "org.freedesktop.DBus.Properties", true},
+		{map[string]any{"Introspect": objs.Introspect}, jobPrefix[:len(jobPrefix)-1], "org.freedesktop.DBus.Introspectable", true},
 	}
 	for _, e := range exports {
 		var err error

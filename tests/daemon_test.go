@@ -134,17 +134,7 @@ func runButterdFailing(t *testing.T, args ...string) string {
 	return p.Log()
 }
 
-func daemonTestEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "BUTTERD_") || strings.HasPrefix(kv, "LISTEN_") ||
-			strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "JOURNAL_STREAM=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
+func daemonTestEnv() []string { return testenv.ButterdEnv(nil) }
 
 // pluginPost sends one plugin call over the unix socket sock.
 func pluginPost(sock, path string, body any, timeout time.Duration) (int, map[string]any, error) {

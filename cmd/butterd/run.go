@@ -72,6 +72,7 @@ func runCommand(ctx context.Context, args []string) error {
 	}
 	bus, err := serveBus(store, log, act)
 	if err != nil {
+		l.Close()
 		return err
 	}
 	if bus != nil {

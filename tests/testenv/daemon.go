@@ -116,12 +116,42 @@ type Daemon struct {
 	client *http.Client
 }
 
+// ButterdOptions are the less common settings of StartButterdWith.
+type ButterdOptions struct {
+	// Bus is the system bus butterd serves management on. Without one,
+	// butterd's system bus address is NoBusAddress: it reaches no bus, and
+	// never the machine's own.
+	Bus *Bus
+	// Args are more `butterd run` flags.
+	Args []string
+}
+
 // StartButterd runs `butterd run` on dataRoot, serving the plugin on socket,
-// with --config=/dev/null and --log-level=debug plus extraArgs. It returns
-// once the socket answers /Plugin.Activate. The log goes to a file that is
-// printed when the test fails; cleanup stops the daemon.
+// with --config=/dev/null and --log-level=debug plus extraArgs, and no
+// system bus (see ButterdOptions.Bus). It returns once the socket answers
+// /Plugin.Activate. The log goes to a file that is printed when the test
+// fails; cleanup stops the daemon.
 func StartButterd(t testing.TB, dataRoot, socket string, extraArgs ...string) *Daemon {
 	t.Helper()
+	return StartButterdWith(t, dataRoot, socket, ButterdOptions{Args: extraArgs})
+}
+
+// ButterdEnv is the environment a test gives a butterd (or butterctl): the
+// test's own without butterd's, systemd's and D-Bus's variables, and the
+// system bus address of bus, or NoBusAddress when bus is nil.
+func ButterdEnv(bus *Bus) []string {
+	env := cleanEnv("BUTTERD_", "LISTEN_", "NOTIFY_SOCKET", "JOURNAL_STREAM", "DBUS_SYSTEM_BUS_ADDRESS=")
+	if bus == nil {
+		return append(env, "DBUS_SYSTEM_BUS_ADDRESS="+NoBusAddress)
+	}
+	return append(env, bus.Env()...)
+}
+
+// StartButterdWith is StartButterd with options: a bus to serve on, more
+// flags.
+func StartButterdWith(t testing.TB, dataRoot, socket string, o ButterdOptions) *Daemon {
+	t.Helper()
+	extraArgs := o.Args
 	Root(t)
 	bin := BuildButterd(t)
 	if socket == PluginSocket {
@@ -139,7 +169,7 @@ func StartButterd(t testing.TB, dataRoot, socket string, extraArgs ...string) *D
 	args := append([]string{"run", "--config=/dev/null", "--log-level=debug",
 		"--data-root=" + dataRoot, "--plugin-socket=" + socket}, extraArgs...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = cleanEnv("BUTTERD_", "LISTEN_", "NOTIFY_SOCKET", "JOURNAL_STREAM")
+	cmd.Env = ButterdEnv(o.Bus)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
