@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"butterd/dbusapi"
+)
+
+// Each verb's command line turns into the right call and prints what
+// buttervolume printed.
+func TestVerbs(t *testing.T) {
+	const snap = "v1@2026-11-22T20:57:08.947340"
+	for _, tc := range []struct {
+		args   []string
+		setup  func(*fake)
+		calls  []string
+		stdout string
+	}{
+		{args: []string{"snapshot", "v1"}, setup: func(f *fake) { f.snapName = snap },
+			calls: []string{`CreateSnapshot("v1")`}, stdout: snap + "\n"},
+		{args: []string{"snapshots"}, setup: func(f *fake) {
+			f.snapshots = []dbusapi.SnapshotRow{{Name: snap}, {Name: "v2@2026-11-22T20:57:09.000001"}}
+		}, calls: []string{`ListSnapshots("")`}, stdout: snap + "\nv2@2026-11-22T20:57:09.000001\n"},
+		{args: []string{"snapshots", "v1"}, calls: []string{`ListSnapshots("v1")`}, stdout: ""},
+		{args: []string{"restore", snap}, setup: func(f *fake) { f.restored = [3]string{snap, "v1", "v1@2026-11-23T10:00:00.000000"} },
+			calls: []string{`Restore("` + snap + `", "", 0)`}, stdout: "v1@2026-11-23T10:00:00.000000\n"},
+		{args: []string{"restore", "--force", "v1", "v9"}, setup: func(f *fake) { f.restored = [3]string{snap, "v9", ""} },
+			calls: []string{`Restore("v1", "v9", 1)`}, stdout: ""},
+		{args: []string{"restore", "v1", "v9", "--force"},
+			calls: []string{`Restore("v1", "v9", 1)`}, stdout: ""},
+		{args: []string{"clone", "v1", "v2"}, calls: []string{`CloneVolume("v1", "v2")`}, stdout: "v2\n"},
+		{args: []string{"rm", snap}, calls: []string{`RemoveSnapshot("` + snap + `")`}, stdout: ""},
+		{args: []string{"volume", "create", "v1"}, calls: []string{`CreateVolume("v1", map[])`}, stdout: "v1\n"},
+		{args: []string{"volume", "create", "-o", "copyonwrite=false", "--opt=from=v0", "v1"},
+			calls: []string{`CreateVolume("v1", map[copyonwrite:false from:v0])`}, stdout: "v1\n"},
+		{args: []string{"volume", "create", "v1", "-o", "policy=a=b"},
+			calls: []string{`CreateVolume("v1", map[policy:a=b])`}, stdout: "v1\n"},
+		{args: []string{"volume", "rm", "v1"}, setup: func(f *fake) { f.final = snap },
+			calls: []string{`RemoveVolume("v1", 0)`}, stdout: snap + "\n"},
+		{args: []string{"volume", "remove", "--no-final-snapshot", "v1"},
+			calls: []string{`RemoveVolume("v1", 1)`}, stdout: ""},
+		{args: []string{"volume", "ls", "-q"}, setup: func(f *fake) {
+			f.volumes = []dbusapi.VolumeRow{{Name: "a1"}, {Name: "b2"}}
+		}, calls: []string{`ListVolumes()`}, stdout: "a1\nb2\n"},
+		{args: []string{"volume", "list", "--quiet"}, calls: []string{`ListVolumes()`}, stdout: ""},
+		{args: []string{"volume", "unmount", "--forget", "v1"}, setup: func(f *fake) { f.forgotten = 2 },
+			calls: []string{`ForgetMounts("v1")`}, stdout: "2\n"},
+		{args: []string{"volume", "inspect", "v1"},
+			calls: []string{`GetVolume("v1")`, `Properties(/io/butterd/volumes1/volume/v1, io.butterd.volumes1.Volume)`}},
+		// "--" ends the flags.
+		{args: []string{"snapshot", "--", "v1"}, calls: []string{`CreateSnapshot("v1")`}, stdout: "\n"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := &fake{}
+			if tc.setup != nil {
+				tc.setup(f)
+			}
+			r := runWith(t, f, tc.args...)
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			if !slices.Equal(f.calls, tc.calls) {
+				t.Errorf("calls %q, want %q", f.calls, tc.calls)
+			}
+			if r.stdout != tc.stdout {
+				t.Errorf("stdout %q, want %q", r.stdout, tc.stdout)
+			}
+		})
+	}
+}
+
+// Wrong command lines exit 2 with one line naming the problem and the
+// verb's usage, before anything is asked of the bus.
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"snapshot"}, "snapshot: missing VOL (usage: butterctl snapshot VOL)"},
+		{[]string{"snapshot", "a1", "b2"}, `snapshot: unexpected argument "b2"`},
+		{[]string{"snapshot", ""}, "snapshot: VOL is empty"},
+		{[]string{"snapshots", "a1", "b2"}, `snapshots: unexpected argument "b2"`},
+		{[]string{"restore"}, "restore: missing SNAP|VOL (usage: butterctl restore [--force] SNAP|VOL [TARGET])"},
+		{[]string{"restore", "a1", "b2", "c3"}, `restore: unexpected argument "c3"`},
+		{[]string{"restore", "--forse", "a1"}, "restore: unknown flag -forse"},
+		{[]string{"clone", "a1"}, "clone: missing NEW"},
+		{[]string{"clone"}, "clone: missing VOL NEW"},
+		{[]string{"rm"}, "rm: missing SNAP"},
+		{[]string{"rm", "v1"}, `rm: "v1" is not a snapshot name (VOL@TIMESTAMP): rm removes snapshots; to remove a volume, run 'butterctl volume rm v1'`},
+		{[]string{"volume"}, "volume needs a subcommand: create, rm, ls, inspect, unmount"},
+		{[]string{"volume", "frobnicate"}, `unknown subcommand "frobnicate" of volume`},
+		{[]string{"volume", "create"}, "volume create: missing NAME"},
+		{[]string{"volume", "create", "-o", "novalue", "v1"}, `volume create: invalid value "novalue" for flag -o: option "novalue" is not KEY=VALUE`},
+		{[]string{"volume", "create", "-o", "=x", "v1"}, `option "=x" has an empty key`},
+		{[]string{"volume", "create", "-o", "a=1", "-o", "a=2", "v1"}, `option "a" given twice`},
+		{[]string{"volume", "create", "v1", "-o"}, "volume create: flag needs an argument: -o"},
+		{[]string{"volume", "rm"}, "volume rm: missing NAME"},
+		{[]string{"volume", "rm", "--force", "v1"}, "volume rm: unknown flag -force"},
+		{[]string{"volume", "ls", "x1"}, `volume ls: unexpected argument "x1"`},
+		{[]string{"volume", "inspect"}, "volume inspect: missing NAME"},
+		{[]string{"volume", "unmount", "v1"}, "Docker unmounts volumes itself when their containers stop; --forget drops mount references left by a crashed container"},
+		{[]string{"volume", "unmount", "--forget"}, "volume unmount: missing NAME"},
+		{[]string{"purge", "1h", "v1"}, `unknown verb "purge": run 'butterctl help' for the list`},
+		{[]string{"send", "h", "v1@x"}, `unknown verb "send"`},
+		{[]string{"--json=maybe", "volume", "ls"}, `--json="maybe": use true or false`},
+		{[]string{"help", "nothing"}, `unknown verb "nothing"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := &fake{}
+			r := runWith(t, f, tc.args...)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want %d", r.code, exitUsage)
+			}
+			if !strings.HasPrefix(r.stderr, "butterctl: ") || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr %q, want one line butterctl: ...%s...", r.stderr, tc.want)
+			}
+			if r.dialed || len(f.calls) > 0 {
+				t.Errorf("usage error reached the bus: %q", f.calls)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+		})
+	}
+}
+
+// No verb prints the verb list on stderr and exits 2; help prints it on
+// stdout and exits 0.
+func TestHelp(t *testing.T) {
+	r := runWith(t, &fake{})
+	if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "Verbs:") {
+		t.Errorf("no verb: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"--json", "help"}} {
+		r := runWith(t, &fake{}, args...)
+		if r.code != 0 || r.stderr != "" || r.dialed {
+			t.Fatalf("%q: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		for _, c := range commandTable() {
+			if !strings.Contains(r.stdout, "  "+c.synopsis()+"  ") {
+				t.Errorf("%q: verb list lacks %q:\n%s", args, c.synopsis(), r.stdout)
+			}
+		}
+		for code := exitOK; code <= exitUnreachable; code++ {
+			if !strings.Contains(r.stdout, fmt.Sprintf("\n  %d  ", code)) {
+				t.Errorf("%q: exit code %d is not documented:\n%s", args, code, r.stdout)
+			}
+		}
+		if strings.Contains(r.stdout, "purge") {
+			t.Errorf("%q: lists a verb that does not exist yet:\n%s", args, r.stdout)
+		}
+	}
+	for _, c := range commandTable() {
+		for _, args := range [][]string{
+			append(strings.Fields(c.name), "--help"),
+			append(strings.Fields(c.name), "-h"),
+			append([]string{"help"}, strings.Fields(c.name)...),
+			append(strings.Fields(c.name), "x1", "--help"),
+		} {
+			r := runWith(t, &fake{}, args...)
+			if r.code != 0 || r.stderr != "" || r.dialed {
+				t.Errorf("%q: exit %d, stderr %q", args, r.code, r.stderr)
+				continue
+			}
+			if !strings.HasPrefix(r.stdout, "usage: butterctl "+c.synopsis()+"\n\n"+capitalize(c.short)+".\n") ||
+				!strings.Contains(r.stdout, "--json") {
+				t.Errorf("%q: help is\n%s", args, r.stdout)
+			}
+		}
+	}
+	for _, args := range [][]string{{"volume", "--help"}, {"help", "volume"}} {
+		r := runWith(t, &fake{}, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "volume unmount --forget NAME") {
+			t.Errorf("%q: exit %d, stdout %q", args, r.code, r.stdout)
+		}
+	}
+	r = runWith(t, &fake{}, "volume", "rm", "--help")
+	for _, want := range []string{"--no-final-snapshot", "Also: butterctl volume remove."} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("volume rm --help lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = runWith(t, &fake{}, "volume", "unmount", "--help")
+	if !strings.Contains(r.stdout, "crashed") {
+		t.Errorf("volume unmount --help does not explain --forget:\n%s", r.stdout)
+	}
+}
+
+// --json works before or after the verb, and not after "--".
+func TestJSONFlagPlacement(t *testing.T) {
+	for _, args := range [][]string{
+		{"--json", "snapshot", "v1"},
+		{"snapshot", "--json", "v1"},
+		{"snapshot", "v1", "--json"},
+		{"-json", "snapshot", "v1"},
+		{"snapshot", "v1", "--json=true"},
+	} {
+		f := &fake{snapName: "v1@2026-11-22T20:57:08.947340"}
+		r := runWith(t, f, args...)
+		var got map[string]string
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &got) != nil || got["name"] != f.snapName || got["volume"] != "v1" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	f := &fake{snapName: "v1@2026-11-22T20:57:08.947340"}
+	if r := runWith(t, f, "--json=false", "snapshot", "v1"); r.stdout != f.snapName+"\n" {
+		t.Errorf("--json=false: stdout %q", r.stdout)
+	}
+	// After "--", --json is an argument (and not a valid name).
+	f = &fake{}
+	r := runWith(t, f, "snapshot", "--", "--json")
+	if !slices.Equal(f.calls, []string{`CreateSnapshot("--json")`}) {
+		t.Errorf(`snapshot -- --json: calls %q, stdout %q, stderr %q`, f.calls, r.stdout, r.stderr)
+	}
+}

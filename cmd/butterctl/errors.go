@@ -1,0 +1,120 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"butterd/dbusapi"
+)
+
+// Exit codes, documented in `butterctl --help`.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // the operation failed
+	exitUsage       = 2 // the command line is wrong
+	exitNotFound    = 3 // no such volume or snapshot
+	exitDenied      = 4 // the bus or butterd refused the caller
+	exitUnreachable = 5 // no bus, or butterd is not on it
+)
+
+const exitCodesHelp = `Exit codes:
+  0  success
+  1  the operation failed (butterd's message says why)
+  2  usage error: unknown verb or flag, wrong arguments, or a name butterd
+     refuses as invalid
+  3  not found: no such volume or snapshot
+  4  access denied: changes need root or group "` + dbusapi.ManageGroup + `"
+  5  butterd is not reachable: no system bus, or butterd is not running on it
+`
+
+// usageError is a wrong command line. verb, when set, names the command
+// whose usage line is added to the message; full, when set, is printed
+// after the message (the verb list).
+type usageError struct {
+	msg  string
+	verb *command
+	full string
+}
+
+func (e *usageError) Error() string {
+	if e.verb == nil {
+		return e.msg
+	}
+	return fmt.Sprintf("%s: %s (usage: butterctl %s)", e.verb.name, e.msg, e.verb.synopsis())
+}
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// unreachableError is a failure to connect to the system bus.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// D-Bus errors the bus itself sends.
+const (
+	busAccessDenied   = "org.freedesktop.DBus.Error.AccessDenied"
+	busServiceUnknown = "org.freedesktop.DBus.Error.ServiceUnknown"
+	busNameHasNoOwner = "org.freedesktop.DBus.Error.NameHasNoOwner"
+	busSpawnPrefix    = "org.freedesktop.DBus.Error.Spawn."
+	// systemd's errors when bus activation of butterd.service fails.
+	systemdPrefix = "org.freedesktop.systemd1."
+	busNoReply    = "org.freedesktop.DBus.Error.NoReply"
+	busTimeout    = "org.freedesktop.DBus.Error.Timeout"
+)
+
+// exitCode maps a D-Bus error name to an exit code.
+func exitCode(name string) int {
+	switch {
+	case name == dbusapi.ErrNoSuchVolume, name == dbusapi.ErrNoSuchSnapshot,
+		name == dbusapi.ErrNoSuchJob, name == dbusapi.ErrNotFound:
+		return exitNotFound
+	case name == dbusapi.ErrAccessDenied, name == busAccessDenied:
+		return exitDenied
+	case name == busServiceUnknown, name == busNameHasNoOwner,
+		strings.HasPrefix(name, busSpawnPrefix), strings.HasPrefix(name, systemdPrefix):
+		return exitUnreachable
+	case name == dbusapi.ErrInvalidName:
+		return exitUsage
+	}
+	return exitFailed
+}
+
+// classify picks the exit code and the message for an error.
+func classify(err error) (int, string) {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return exitUsage, ue.Error()
+	}
+	var ne *unreachableError
+	if errors.As(err, &ne) {
+		if errors.Is(err, fs.ErrPermission) {
+			return exitDenied, "access denied: " + err.Error()
+		}
+		return exitUnreachable, "butterd is not reachable: " + err.Error()
+	}
+	name := dbusapi.ErrorName(err)
+	code := exitCode(name)
+	switch {
+	case code == exitUnreachable:
+		return code, fmt.Sprintf("butterd is not running: nothing serves %s on the system bus at %s (start butterd.service, or run 'butterd run')", dbusapi.BusName, busAddress())
+	case name == busAccessDenied:
+		return code, fmt.Sprintf("access denied by the system bus policy: changes need root or membership in group %q", dbusapi.ManageGroup)
+	case name == busNoReply || name == busTimeout:
+		return code, "butterd did not answer in time: " + dbusapi.Message(err)
+	}
+	return code, dbusapi.Message(err)
+}
+
+// busAddress is the system bus address clients use.
+func busAddress() string {
+	if a := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
+		return a
+	}
+	return "unix:path=/run/dbus/system_bus_socket"
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/godbus/dbus/v5"
+
+	"butterd/dbusapi"
+)
+
+// fake is butterd as a test wants it: it records each call and answers
+// from its fields, or with err.
+type fake struct {
+	calls []string
+	err   error
+
+	volumes   []dbusapi.VolumeRow
+	snapshots []dbusapi.SnapshotRow
+	props     map[string]dbus.Variant
+	snapName  string
+	restored  [3]string
+	final     string
+	forgotten uint32
+	closed    bool
+}
+
+func (f *fake) record(format string, args ...any) error {
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+	return f.err
+}
+
+func (f *fake) CreateVolume(name string, options map[string]string) (dbus.ObjectPath, error) {
+	return dbusapi.VolumePath(name), f.record("CreateVolume(%q, %v)", name, options)
+}
+
+func (f *fake) RemoveVolume(name string, flags uint64) (string, error) {
+	return f.final, f.record("RemoveVolume(%q, %d)", name, flags)
+}
+
+func (f *fake) GetVolume(name string) (dbus.ObjectPath, error) {
+	return dbusapi.VolumePath(name), f.record("GetVolume(%q)", name)
+}
+
+func (f *fake) ListVolumes() ([]dbusapi.VolumeRow, error) {
+	return f.volumes, f.record("ListVolumes()")
+}
+
+func (f *fake) CloneVolume(name, newName string) (dbus.ObjectPath, error) {
+	return dbusapi.VolumePath(newName), f.record("CloneVolume(%q, %q)", name, newName)
+}
+
+func (f *fake) ForgetMounts(name string) (uint32, error) {
+	return f.forgotten, f.record("ForgetMounts(%q)", name)
+}
+
+func (f *fake) CreateSnapshot(volume string) (string, error) {
+	return f.snapName, f.record("CreateSnapshot(%q)", volume)
+}
+
+func (f *fake) ListSnapshots(volume string) ([]dbusapi.SnapshotRow, error) {
+	return f.snapshots, f.record("ListSnapshots(%q)", volume)
+}
+
+func (f *fake) RemoveSnapshot(name string) error {
+	return f.record("RemoveSnapshot(%q)", name)
+}
+
+func (f *fake) Restore(source, target string, flags uint64) (string, string, string, error) {
+	return f.restored[0], f.restored[1], f.restored[2], f.record("Restore(%q, %q, %d)", source, target, flags)
+}
+
+func (f *fake) Properties(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error) {
+	return f.props, f.record("Properties(%s, %s)", path, iface)
+}
+
+func (f *fake) Close() error { f.closed = true; return nil }
+
+type result struct {
+	code           int
+	stdout, stderr string
+	dialed         bool
+}
+
+// runWith runs butterctl against f.
+func runWith(t *testing.T, f *fake, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	var r result
+	r.code = run(context.Background(), args, &out, &errb, func() (manager, error) {
+		r.dialed = true
+		return f, nil
+	})
+	r.stdout, r.stderr = out.String(), errb.String()
+	if r.dialed && !f.closed {
+		t.Errorf("butterctl %s: the connection was not closed", strings.Join(args, " "))
+	}
+	return r
+}
+
+// dbusErr is an error as godbus returns it for a D-Bus error reply.
+func dbusErr(name, msg string) error {
+	return dbus.Error{Name: name, Body: []any{msg}}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/godbus/dbus/v5"
+
+	"butterd/dbusapi"
+)
+
+// Text output prints names alone, one a line, so that scripts written for
+// buttervolume keep working; --json prints one JSON document whose keys are
+// the snake_case names of the D-Bus arguments and properties, and times in
+// RFC 3339 with microseconds (null when unknown).
+
+const (
+	textTime = "2006-01-02 15:04:05"
+	jsonTime = "2006-01-02T15:04:05.000000Z07:00"
+)
+
+// usec is a time in microseconds since the epoch, as butterd sends it.
+type usec uint64
+
+func (u usec) time() time.Time { return time.UnixMicro(int64(u)).Local() }
+
+func (u usec) String() string {
+	if u == 0 {
+		return "-"
+	}
+	return u.time().Format(textTime)
+}
+
+func (u usec) MarshalJSON() ([]byte, error) {
+	if u == 0 {
+		return []byte("null"), nil
+	}
+	return []byte(strconv.Quote(u.time().Format(jsonTime))), nil
+}
+
+func (a *app) println(s string) error {
+	_, err := fmt.Fprintln(a.out, s)
+	return err
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+type snapshotJSON struct {
+	Name   string `json:"name"`
+	Volume string `json:"volume"`
+	Time   usec   `json:"time"`
+	Safety bool   `json:"safety"`
+}
+
+func snapshotsJSON(rows []dbusapi.SnapshotRow) []snapshotJSON {
+	out := make([]snapshotJSON, len(rows))
+	for i, r := range rows {
+		out[i] = snapshotJSON{Name: r.Name, Volume: r.Volume, Time: usec(r.Time), Safety: r.Safety}
+	}
+	return out
+}
+
+type volumeJSON struct {
+	Name       string `json:"name"`
+	Mounts     uint32 `json:"mounts"`
+	Created    usec   `json:"created"`
+	Mountpoint string `json:"mountpoint"`
+}
+
+func volumesJSON(rows []dbusapi.VolumeRow) []volumeJSON {
+	out := make([]volumeJSON, len(rows))
+	for i, r := range rows {
+		out[i] = volumeJSON{Name: r.Name, Mounts: r.Mounts, Created: usec(r.Created), Mountpoint: r.Mountpoint}
+	}
+	return out
+}
+
+// volumeTable writes the `volume ls` table.
+func volumeTable(w io.Writer, rows []dbusapi.VolumeRow) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMOUNTS\tCREATED\tMOUNTPOINT")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Name, r.Mounts, usec(r.Created), r.Mountpoint)
+	}
+	return tw.Flush()
+}
+
+// timeProps are the properties that hold a time in µs since the epoch.
+var timeProps = map[string]bool{"Created": true, "Time": true}
+
+// propOrder is the order known properties are shown in; others follow,
+// sorted.
+var propOrder = []string{"Name", "Volume", "Mountpoint", "Path", "Created", "Time", "Mounts", "Safety", "ReadOnly", "UUID", "ParentUUID", "ReceivedUUID"}
+
+func sortedProps(props map[string]dbus.Variant) []string {
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
+	}
+	rank := func(k string) int {
+		if i := slices.Index(propOrder, k); i >= 0 {
+			return i
+		}
+		return len(propOrder)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		ri, rj := rank(keys[i]), rank(keys[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+func propValue(name string, v dbus.Variant) any {
+	val := v.Value()
+	if u, ok := val.(uint64); ok && timeProps[name] {
+		return usec(u)
+	}
+	return val
+}
+
+// propsJSON turns D-Bus properties into a JSON object with snake_case keys.
+func propsJSON(props map[string]dbus.Variant) map[string]any {
+	out := make(map[string]any, len(props))
+	for k, v := range props {
+		out[snakeCase(k)] = propValue(k, v)
+	}
+	return out
+}
+
+// propsText writes properties as aligned "Name: value" lines.
+func propsText(w io.Writer, props map[string]dbus.Variant) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	for _, k := range sortedProps(props) {
+		var s string
+		switch val := propValue(k, props[k]).(type) {
+		case bool:
+			s = map[bool]string{true: "yes", false: "no"}[val]
+		case string:
+			s = val
+			if s == "" {
+				s = "-"
+			}
+		default:
+			s = fmt.Sprint(val)
+		}
+		fmt.Fprintf(tw, "%s:\t%s\n", k, s)
+	}
+	return tw.Flush()
+}
+
+// snakeCase turns a D-Bus property name into a JSON key: ParentUUID is
+// parent_uuid, ReadOnly is read_only.
+func snakeCase(s string) string {
+	r := []rune(s)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) && i > 0 {
+			prevLower := unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1])
+			nextLower := i+1 < len(r) && unicode.IsLower(r[i+1])
+			if prevLower || (unicode.IsUpper(r[i-1]) && nextLower) {
+				b.WriteByte('_')
+			}
+		}
+		b.WriteRune(unicode.ToLower(c))
+	}
+	return b.String()
+}

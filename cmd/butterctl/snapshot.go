@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"strings"
+
+	"butterd/dbusapi"
+)
+
+// The verbs buttervolume users know: snapshot, snapshots, restore, clone,
+// rm, with the same arguments and output.
+
+type snapshotCmd struct{ *app }
+
+func (c *snapshotCmd) Flags(*flag.FlagSet) {}
+
+func (c *snapshotCmd) Run(ctx context.Context, args []string) error {
+	if err := wantArgs(args, []string{"VOL"}); err != nil {
+		return err
+	}
+	m, err := c.bus()
+	if err != nil {
+		return err
+	}
+	name, err := m.CreateSnapshot(args[0])
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(struct {
+			Name   string `json:"name"`
+			Volume string `json:"volume"`
+		}{name, args[0]})
+	}
+	return c.println(name)
+}
+
+type snapshotsCmd struct{ *app }
+
+func (c *snapshotsCmd) Flags(*flag.FlagSet) {}
+
+func (c *snapshotsCmd) Run(ctx context.Context, args []string) error {
+	if err := wantArgs(args, nil, "VOL"); err != nil {
+		return err
+	}
+	volume := ""
+	if len(args) == 1 {
+		volume = args[0]
+	}
+	m, err := c.bus()
+	if err != nil {
+		return err
+	}
+	rows, err := m.ListSnapshots(volume)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(snapshotsJSON(rows))
+	}
+	for _, r := range rows {
+		if err := c.println(r.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type restoreCmd struct {
+	*app
+	force bool
+}
+
+func (c *restoreCmd) Flags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.force, "force", false, "restore even when TARGET is in use by containers")
+}
+
+func (c *restoreCmd) Run(ctx context.Context, args []string) error {
+	if err := wantArgs(args, []string{"SNAP|VOL"}, "TARGET"); err != nil {
+		return err
+	}
+	target := ""
+	if len(args) == 2 {
+		target = args[1]
+	}
+	var flags uint64
+	if c.force {
+		flags |= dbusapi.RestoreForce
+	}
+	m, err := c.bus()
+	if err != nil {
+		return err
+	}
+	snap, volume, safety, err := m.Restore(args[0], target, flags)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(struct {
+			Snapshot string `json:"snapshot"`
+			Volume   string `json:"volume"`
+			Safety   string `json:"safety_snapshot"`
+		}{snap, volume, safety})
+	}
+	if safety == "" {
+		return nil
+	}
+	return c.println(safety)
+}
+
+type cloneCmd struct{ *app }
+
+func (c *cloneCmd) Flags(*flag.FlagSet) {}
+
+func (c *cloneCmd) Run(ctx context.Context, args []string) error {
+	if err := wantArgs(args, []string{"VOL", "NEW"}); err != nil {
+		return err
+	}
+	m, err := c.bus()
+	if err != nil {
+		return err
+	}
+	if _, err := m.CloneVolume(args[0], args[1]); err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(struct {
+			Name   string `json:"name"`
+			Source string `json:"source"`
+		}{args[1], args[0]})
+	}
+	return c.println(args[1])
+}
+
+type rmCmd struct{ *app }
+
+func (c *rmCmd) Flags(*flag.FlagSet) {}
+
+func (c *rmCmd) Run(ctx context.Context, args []string) error {
+	if err := wantArgs(args, []string{"SNAP"}); err != nil {
+		return err
+	}
+	if !strings.Contains(args[0], "@") {
+		return usagef("%q is not a snapshot name (VOL@TIMESTAMP): rm removes snapshots; to remove a volume, run 'butterctl volume rm %s'", args[0], args[0])
+	}
+	m, err := c.bus()
+	if err != nil {
+		return err
+	}
+	if err := m.RemoveSnapshot(args[0]); err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(struct {
+			Removed string `json:"removed"`
+		}{args[0]})
+	}
+	return nil
+}
