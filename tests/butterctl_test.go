@@ -2,11 +2,8 @@ package tests
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,45 +26,8 @@ var butterctlBuild struct {
 	err  error
 }
 
-// buildButterctl builds ./cmd/butterctl once per test binary, next to the
-// butterd that testenv.BuildButterd builds (a directory of the system temp
-// dir named after the module root, readable by every user so that the
-// binary also runs as uid 65534), under a temporary name then renamed.
-func buildButterctl(t *testing.T) string {
-	t.Helper()
-	butterctlBuild.once.Do(func() {
-		root := testenv.ModuleRoot(t)
-		sum := sha256.Sum256([]byte(root))
-		dir := filepath.Join(os.TempDir(), "butterd-test-bin-"+hex.EncodeToString(sum[:6]))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			butterctlBuild.err = err
-			return
-		}
-		tmp, err := os.CreateTemp(dir, ".butterctl-*")
-		if err != nil {
-			butterctlBuild.err = err
-			return
-		}
-		tmp.Close()
-		defer os.Remove(tmp.Name())
-		cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/butterctl")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			butterctlBuild.err = fmt.Errorf("go build ./cmd/butterctl: %v\n%s", err, out)
-			return
-		}
-		bin := filepath.Join(dir, "butterctl")
-		if err := os.Rename(tmp.Name(), bin); err != nil {
-			butterctlBuild.err = err
-			return
-		}
-		butterctlBuild.path = bin
-	})
-	if butterctlBuild.err != nil {
-		t.Fatalf("build butterctl: %v", butterctlBuild.err)
-	}
-	return butterctlBuild.path
-}
+// buildButterctl builds ./cmd/butterctl once per test binary.
+func buildButterctl(t *testing.T) string { return testenv.BuildButterctl(t) }
 
 // ctlEnv runs butterctl on one bus, as root or as another user.
 type ctlEnv struct {

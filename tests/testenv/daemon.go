@@ -24,12 +24,6 @@ import (
 // PluginSocket is where dockerd looks for the btrfs legacy plugin.
 const PluginSocket = "/run/docker/plugins/btrfs.sock"
 
-var build struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // ModuleRoot returns the directory holding go.mod, found by walking up from
 // the test's working directory.
 func ModuleRoot(t testing.TB) string {
@@ -59,22 +53,55 @@ func moduleRoot() (string, error) {
 }
 
 // BuildButterd builds ./cmd/butterd once per test binary and returns the
-// binary's path. The binary lives in a directory of the system temp dir
-// named after the module root, so runs reuse it instead of leaving one
-// behind each time; it is written under a temporary name and renamed, so a
-// concurrent test binary never runs a half-written file.
-func BuildButterd(t testing.TB) string {
-	t.Helper()
-	build.once.Do(func() {
-		build.path, build.err = buildButterd()
-	})
-	if build.err != nil {
-		t.Fatalf("build butterd: %v", build.err)
-	}
-	return build.path
+// binary's path.
+func BuildButterd(t testing.TB) string { return buildCommand(t, "butterd") }
+
+// BuildButterctl builds ./cmd/butterctl once per test binary.
+func BuildButterctl(t testing.TB) string { return buildCommand(t, "butterctl") }
+
+// builds holds one build per command.
+var builds struct {
+	sync.Mutex
+	m map[string]*buildResult
 }
 
-func buildButterd() (string, error) {
+type buildResult struct {
+	once      sync.Once
+	path, err string
+}
+
+// buildCommand builds ./cmd/NAME once per test binary. The binary lives in
+// a directory of the system temp dir named after the module root, readable
+// by every user (so that it also runs as uid 65534), so runs reuse it
+// instead of leaving one behind each time; it is written under a temporary
+// name and renamed, so a concurrent test binary never runs a half-written
+// file.
+func buildCommand(t testing.TB, name string) string {
+	t.Helper()
+	builds.Lock()
+	if builds.m == nil {
+		builds.m = map[string]*buildResult{}
+	}
+	b, ok := builds.m[name]
+	if !ok {
+		b = &buildResult{}
+		builds.m[name] = b
+	}
+	builds.Unlock()
+	b.once.Do(func() {
+		path, err := build(name)
+		b.path = path
+		if err != nil {
+			b.err = err.Error()
+		}
+	})
+	if b.err != "" {
+		t.Fatalf("build %s: %v", name, b.err)
+	}
+	return b.path
+}
+
+func build(name string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -84,19 +111,22 @@ func buildButterd() (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(dir, ".butterd-*")
+	tmp, err := os.CreateTemp(dir, "."+name+"-*")
 	if err != nil {
 		return "", err
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/butterd")
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/"+name)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/butterd: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/%s: %v\n%s", name, err, out)
 	}
-	bin := filepath.Join(dir, "butterd")
+	bin := filepath.Join(dir, name)
 	if err := os.Rename(tmp.Name(), bin); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(bin, 0o755); err != nil {
 		return "", err
 	}
 	return bin, nil

@@ -1,0 +1,246 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"butterd/tests/testenv"
+)
+
+// The packaged units under a real systemd (booted with systemd-nspawn):
+// butterd.socket activates butterd on the first plugin call, butterd exits
+// by itself when idle, bus activation starts it again for a D-Bus call, and
+// the mount references survive both activations.
+func TestSystemdActivation(t *testing.T) {
+	testenv.Root(t)
+	busctl := testenv.Command(t, "busctl")
+	bin := testenv.BuildButterd(t)
+	root := filepath.Join(testenv.ModuleRoot(t), "packaging")
+	data := testenv.Btrfs(t) // under the test's temp dir in /tmp: bound in at the same path
+	m := testenv.BootSystemd(t,
+		testenv.Bind{Src: bin, Dst: "/usr/bin/butterd", ReadOnly: true},
+		testenv.Bind{Src: data},
+	)
+
+	// Install as a package would, plus a drop-in with the test's settings.
+	for src, dst := range map[string]string{
+		"systemd/butterd.service":          "/etc/systemd/system/butterd.service",
+		"systemd/butterd.socket":           "/etc/systemd/system/butterd.socket",
+		"dbus/io.butterd.volumes1.conf":    "/usr/share/dbus-1/system.d/io.butterd.volumes1.conf",
+		"dbus/io.butterd.volumes1.service": "/usr/share/dbus-1/system-services/io.butterd.volumes1.service",
+	} {
+		b, err := os.ReadFile(filepath.Join(root, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.WriteFile(dst, b, 0o644)
+	}
+	const idle = 2 * time.Second
+	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte(fmt.Sprintf(
+		"[Service]\nEnvironment=%s BUTTERD_EXIT_IDLE=%ds BUTTERD_LOG_LEVEL=debug\n",
+		systemdQuote("BUTTERD_DATA_ROOT="+data), int(idle/time.Second))), 0o644)
+
+	if out, err := m.Run("systemd-analyze", "verify", "--man=no",
+		"/etc/systemd/system/butterd.service", "/etc/systemd/system/butterd.socket"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("systemd-analyze verify of the packaged units: %v\n%s", err, out)
+	}
+	m.MustRun("busctl", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ReloadConfig")
+	m.MustRun("systemctl", "daemon-reload")
+	m.MustRun("systemctl", "start", "butterd.socket")
+
+	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
+		t.Fatalf("butterd.socket after start: %v", st)
+	}
+	if st := unitState(t, m, "butterd.service"); st["ActiveState"] != "inactive" || st["InvocationID"] != "" {
+		t.Fatalf("butterd.service runs before any request: %v", st)
+	}
+
+	// 1. A plugin call through the socket systemd holds starts butterd.
+	sock := m.Path(testenv.PluginSocket)
+	if r := systemdPluginCall(t, sock, "/VolumeDriver.Create", map[string]any{"Name": "sysd-vol"}); r["Err"] != nil {
+		t.Fatalf("Create: %v", r)
+	}
+	r := systemdPluginCall(t, sock, "/VolumeDriver.Mount", map[string]any{"Name": "sysd-vol", "ID": "ctr-1"})
+	if mp, _ := r["Mountpoint"].(string); r["Err"] != nil || mp != filepath.Join(data, "volumes", "sysd-vol") {
+		t.Fatalf("Mount: %v", r)
+	}
+	lastRequest := time.Now()
+	first := waitActivated(t, m, "")
+	t.Logf("socket activation: invocation %s, main pid %s", first["InvocationID"], first["MainPID"])
+
+	// 2. Idle: butterd exits by itself, successfully; the socket stays.
+	waitIdleExit(t, m, lastRequest, idle)
+
+	// 3. A D-Bus call starts it again by bus activation and finds the
+	// mount reference.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, busctl, "--address="+m.BusAddress(), "--timeout=20", "--json=short",
+		"call", "io.butterd.volumes1", "/io/butterd/volumes1", "io.butterd.volumes1.Manager", "ListVolumes")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SYSTEMD_PAGER="}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("busctl ListVolumes (bus activation): %v\n%s", err, out)
+	}
+	lastRequest = time.Now()
+	var reply struct {
+		Type string
+		Data [][][]any
+	}
+	if err := json.Unmarshal(out, &reply); err != nil || reply.Type != "a(sostu)" || len(reply.Data) != 1 {
+		t.Fatalf("ListVolumes answered %q (%v)", out, err)
+	}
+	rows := reply.Data[0]
+	if len(rows) != 1 || len(rows[0]) != 5 || rows[0][0] != "sysd-vol" || rows[0][4] != float64(1) {
+		t.Errorf("ListVolumes after bus activation = %v, want sysd-vol with 1 mount", rows)
+	}
+	second := waitActivated(t, m, first["InvocationID"])
+	t.Logf("bus activation: invocation %s, main pid %s", second["InvocationID"], second["MainPID"])
+
+	// The reference also holds for the plugin: Remove is refused.
+	r = systemdPluginCall(t, sock, "/VolumeDriver.Remove", map[string]any{"Name": "sysd-vol"})
+	lastRequest = time.Now()
+	if e, _ := r["Err"].(string); !strings.Contains(e, "in use") {
+		t.Errorf("Remove of the mounted volume after re-activation: %v, want refused as in use", r)
+	}
+	if st := unitState(t, m, "butterd.service"); st["InvocationID"] != second["InvocationID"] {
+		t.Errorf("the plugin call after bus activation went to another butterd: %v, want invocation %s", st, second["InvocationID"])
+	}
+
+	// 4. And it idles out again.
+	waitIdleExit(t, m, lastRequest, idle)
+
+	journal := m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd.service")
+	if n := strings.Count(journal, "butterd serving the Docker volume plugin"); n != 2 {
+		t.Errorf("journal of butterd.service shows %d starts serving, want 2:\n%s", n, journal)
+	}
+	if n := strings.Count(journal, "idle: exiting"); n != 2 {
+		t.Errorf("journal of butterd.service shows %d idle exits, want 2:\n%s", n, journal)
+	}
+	if !strings.Contains(journal, "serving management on the system bus") {
+		t.Errorf("journal of butterd.service: butterd did not serve on the system bus:\n%s", journal)
+	}
+}
+
+// systemdQuote quotes one Environment= assignment for a unit file.
+func systemdQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`, `$`, `$$`).Replace(s) + `"`
+}
+
+// unitState is a few properties of a unit.
+func unitState(t *testing.T, m *testenv.Machine, unit string) map[string]string {
+	t.Helper()
+	out := m.MustRun("systemctl", "show", "-p", "ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,InvocationID,MainPID", unit)
+	st := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			st[k] = v
+		}
+	}
+	return st
+}
+
+// waitActivated waits until butterd.service was started anew (an
+// invocation other than prev) and is active, and returns its state.
+func waitActivated(t *testing.T, m *testenv.Machine, prev string) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := unitState(t, m, "butterd.service")
+		if id := st["InvocationID"]; id != "" && id != prev {
+			switch st["ActiveState"] {
+			case "active":
+				return st
+			case "activating":
+			default:
+				// It can only have idled out already on a very slow machine.
+				t.Fatalf("butterd.service was started but is %v; journal:\n%s", st, unitJournal(m))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("butterd.service was not activated within 10 s: %v; journal:\n%s", st, unitJournal(m))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitIdleExit waits until butterd.service exits by itself after idle and
+// checks that it exited successfully, not before idle had passed, and left
+// butterd.socket listening.
+func waitIdleExit(t *testing.T, m *testenv.Machine, lastRequest time.Time, idle time.Duration) {
+	t.Helper()
+	limit := idle + 15*time.Second
+	for {
+		st := unitState(t, m, "butterd.service")
+		if st["ActiveState"] == "inactive" || st["ActiveState"] == "failed" {
+			after := time.Since(lastRequest)
+			if st["Result"] != "success" || st["ExecMainCode"] != "1" || st["ExecMainStatus"] != "0" {
+				t.Errorf("butterd.service after idle: %v, want Result=success, exited with status 0; journal:\n%s", st, unitJournal(m))
+			}
+			// butterd counts idle from its last touch, a moment before the
+			// answer arrived here.
+			if after < idle-200*time.Millisecond {
+				t.Errorf("butterd.service stopped %v after the last request, before the idle time %v", after, idle)
+			}
+			t.Logf("butterd.service exited %v after the last request (idle %v)", after.Round(10*time.Millisecond), idle)
+			break
+		}
+		if time.Since(lastRequest) > limit {
+			t.Fatalf("butterd.service still %v %v after the last request (idle %v); journal:\n%s", st["ActiveState"], limit, idle, unitJournal(m))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
+		t.Errorf("butterd.socket after butterd's idle exit: %v, want active (listening)", st)
+	}
+}
+
+func unitJournal(m *testenv.Machine) string {
+	out, _ := m.Run("journalctl", "--no-pager", "-u", "butterd.service", "-u", "butterd.socket")
+	return out
+}
+
+// systemdPluginCall posts one plugin call on a unix socket and decodes the
+// JSON answer.
+func systemdPluginCall(t *testing.T, sock, path string, body any) map[string]any {
+	t.Helper()
+	c := &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			},
+			DisableKeepAlives: true,
+		},
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Post("http://plugin"+path, "application/vnd.docker.plugins.v1.1+json", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("plugin call %s on %s: %v", path, sock, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("plugin call %s: %v", path, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil || m == nil {
+		t.Fatalf("plugin call %s answered %d with %q, not a JSON object", path, resp.StatusCode, data)
+	}
+	return m
+}
