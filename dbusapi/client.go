@@ -223,3 +223,38 @@ func (c *Client) WaitJob(id uint32, interval time.Duration, progress func(JobInf
 		}
 	}
 }
+
+// jobBatch bounds the property reads JobsProperties has in flight at once:
+// dbus-daemon limits the replies a connection may await (128 by default).
+const jobBatch = 64
+
+// JobsProperties reads every property of each job in ids, with the calls
+// pipelined, and returns them in the order of ids. A job that no longer
+// exists (dropped from the history meanwhile) has a nil map.
+func (c *Client) JobsProperties(ids []uint32) ([]map[string]dbus.Variant, error) {
+	out := make([]map[string]dbus.Variant, len(ids))
+	for start := 0; start < len(ids); start += jobBatch {
+		end := min(start+jobBatch, len(ids))
+		calls := make([]*dbus.Call, end-start)
+		for i, id := range ids[start:end] {
+			calls[i] = c.conn.Object(BusName, JobPath(id)).Go("org.freedesktop.DBus.Properties.GetAll", 0, nil, JobIface)
+		}
+		var first error
+		for i, call := range calls {
+			<-call.Done
+			var props map[string]dbus.Variant
+			err := call.Store(&props)
+			switch name := ErrorName(err); {
+			case err == nil:
+				out[start+i] = props
+			case name == ErrNotFound || name == ErrNoSuchJob:
+			case first == nil:
+				first = err
+			}
+		}
+		if first != nil {
+			return nil, first
+		}
+	}
+	return out, nil
+}

@@ -35,6 +35,8 @@ func toDBus(err error) *dbus.Error {
 		name = ErrNoSuchVolume
 	case errors.Is(err, service.ErrNoSuchSnapshot):
 		name = ErrNoSuchSnapshot
+	case errors.Is(err, service.ErrNoSuchJob):
+		name = ErrNoSuchJob
 	case errors.Is(err, service.ErrNotFound):
 		name = ErrNotFound
 	case errors.Is(err, service.ErrInvalidName):

@@ -77,11 +77,21 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 }
 
 // Close stops signals and releases the name.
+// Release gives up the bus name first when butterd stops, so that a call
+// made meanwhile starts the next butterd (bus activation) instead of being
+// lost; calls already received are still answered.
+func (s *Server) Release() {
+	if _, err := s.conn.ReleaseName(BusName); err != nil {
+		s.log.Warn("bus name not released", "error", err)
+	}
+}
+
+// Close stops signals and closes the connection.
 func (s *Server) Close() {
 	s.store.SetNotify(nil)
 	close(s.events)
 	<-s.done
-	s.conn.ReleaseName(BusName)
+	s.conn.Close()
 }
 
 func (s *Server) emitLoop() {

@@ -29,6 +29,10 @@ func (s *Store) ExportSnapshot(name, parent string, out *os.File) (Job, error) {
 	path := s.snapshotPath(name)
 	job, err := s.StartJob("export", name, func(ctx context.Context, p *JobProgress) error {
 		defer out.Close()
+		// Canceling also closes out: a write blocked on a stalled reader
+		// returns at once.
+		stop := context.AfterFunc(ctx, func() { out.Close() })
+		defer stop()
 		return sendTo(ctx, path, parentPath, out, p)
 	})
 	if err != nil {

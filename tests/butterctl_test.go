@@ -313,6 +313,7 @@ func TestButterctlErrors(t *testing.T) {
 	}
 	nobody.ok("snapshots")
 	nobody.ok("volume", "inspect", "v1")
+	nobody.ok("jobs")
 	if got := ctlLines(ctl.ok("snapshots", "v1")); len(got) != 0 {
 		t.Errorf("a denied snapshot was taken: %q", got)
 	}

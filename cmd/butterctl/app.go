@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -25,6 +28,12 @@ type manager interface {
 	RemoveSnapshot(name string) error
 	Restore(source, target string, flags uint64) (snapshot, volume, safety string, err error)
 	Properties(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error)
+	GetSnapshot(name string) (dbus.ObjectPath, error)
+	ExportSnapshot(snapshot, parent string, f *os.File) (uint32, dbus.ObjectPath, error)
+	ListJobs() ([]dbusapi.JobRow, error)
+	JobsProperties(ids []uint32) ([]map[string]dbus.Variant, error)
+	CancelJob(id uint32) error
+	WaitJob(id uint32, interval time.Duration, progress func(dbusapi.JobInfo)) (dbusapi.JobInfo, error)
 	Close() error
 }
 
@@ -47,6 +56,10 @@ type app struct {
 	json   bool
 	dial   dialFunc
 	client manager
+	// stdout is the raw standard output (export - writes the stream into
+	// it when it is an *os.File); stderr takes job messages and progress.
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // bus connects to butterd's bus on first use.

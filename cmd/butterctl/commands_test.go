@@ -104,6 +104,20 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"volume", "inspect"}, "volume inspect: missing NAME"},
 		{[]string{"volume", "unmount", "v1"}, "Docker unmounts volumes itself when their containers stop; --forget drops mount references left by a crashed container"},
 		{[]string{"volume", "unmount", "--forget"}, "volume unmount: missing NAME"},
+		{[]string{"export"}, "export: missing SNAP FILE|- (usage: butterctl export [--parent SNAP] SNAP FILE|-)"},
+		{[]string{"export", "v1@x"}, "export: missing FILE|-"},
+		{[]string{"export", "v1@x", "f", "g"}, `export: unexpected argument "g"`},
+		{[]string{"export", "v1@x", ""}, "export: FILE|- is empty"},
+		{[]string{"export", "--parent", "v1@x"}, "export: missing SNAP FILE|-"},
+		{[]string{"export", "v1@x", "f", "--parent"}, "export: flag needs an argument: -parent"},
+		{[]string{"export", "--json", "v1@x", "-"}, "--json prints on standard output, which 'export SNAP -' fills with the stream: give a FILE"},
+		{[]string{"jobs", "1", "2"}, `jobs: unexpected argument "2"`},
+		{[]string{"jobs", "seven"}, `jobs: "seven" is not a job id: ids are numbers ('butterctl jobs' lists them)`},
+		{[]string{"job"}, "job: missing ID"},
+		{[]string{"job", "-1"}, "job: unknown flag -1"},
+		{[]string{"job", "--", "-1"}, `job: "-1" is not a job id`},
+		{[]string{"cancel"}, "cancel: missing ID (usage: butterctl cancel ID)"},
+		{[]string{"cancel", "4294967296"}, `cancel: "4294967296" is not a job id`},
 		{[]string{"purge", "1h", "v1"}, `unknown verb "purge": run 'butterctl help' for the list`},
 		{[]string{"send", "h", "v1@x"}, `unknown verb "send"`},
 		{[]string{"--json=maybe", "volume", "ls"}, `--json="maybe": use true or false`},
@@ -149,6 +163,9 @@ func TestHelp(t *testing.T) {
 			if !strings.Contains(r.stdout, fmt.Sprintf("\n  %d  ", code)) {
 				t.Errorf("%q: exit code %d is not documented:\n%s", args, code, r.stdout)
 			}
+		}
+		if !strings.Contains(r.stdout, fmt.Sprintf("\n%d  the job was canceled", exitCanceled)) {
+			t.Errorf("%q: exit code %d is not documented:\n%s", args, exitCanceled, r.stdout)
 		}
 		if strings.Contains(r.stdout, "purge") {
 			t.Errorf("%q: lists a verb that does not exist yet:\n%s", args, r.stdout)

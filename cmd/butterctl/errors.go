@@ -18,16 +18,23 @@ const (
 	exitNotFound    = 3 // no such volume or snapshot
 	exitDenied      = 4 // the bus or butterd refused the caller
 	exitUnreachable = 5 // no bus, or butterd is not on it
+	// exitCanceled is a job that ended canceled: 128 + SIGINT, as a shell
+	// reports a command stopped by Ctrl-C.
+	exitCanceled = 130
 )
 
 const exitCodesHelp = `Exit codes:
-  0  success
-  1  the operation failed (butterd's message says why)
+  0  success; for a verb that waits for a job (export): the job is done
+  1  the operation failed (butterd's message says why); for a verb that
+     waits for a job: the job failed (its error follows the job id), or a
+     local file could not be written (export never overwrites an existing
+     FILE without --force)
   2  usage error: unknown verb or flag, wrong arguments, or a name butterd
      refuses as invalid
-  3  not found: no such volume or snapshot
+  3  not found: no such volume, snapshot or job
   4  access denied: changes need root or group "` + dbusapi.ManageGroup + `"
   5  butterd is not reachable: no system bus, or butterd is not running on it
+130  the job was canceled (Ctrl-C, SIGTERM, or 'butterctl cancel ID')
 `
 
 // usageError is a wrong command line. verb, when set, names the command
@@ -49,6 +56,28 @@ func (e *usageError) Error() string {
 func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// jobError is a job that ended without success.
+type jobError struct {
+	kind   string // export, ...
+	id     uint32
+	result string // failed or canceled
+	msg    string // the job's error text
+}
+
+func (e *jobError) Error() string {
+	s := fmt.Sprintf("%s job %d %s", e.kind, e.id, e.result)
+	if e.msg != "" && e.msg != e.result {
+		s += ": " + e.msg
+	}
+	return s
+}
+
+// localError is a failure on this side of the bus: a file butterctl opens
+// with the caller's rights.
+type localError struct{ msg string }
+
+func (e *localError) Error() string { return e.msg }
 
 // unreachableError is a failure to connect to the system bus.
 type unreachableError struct{ err error }
@@ -90,6 +119,17 @@ func classify(err error) (int, string) {
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return exitUsage, ue.Error()
+	}
+	var je *jobError
+	if errors.As(err, &je) {
+		if je.result == "canceled" {
+			return exitCanceled, je.Error()
+		}
+		return exitFailed, je.Error()
+	}
+	var le *localError
+	if errors.As(err, &le) {
+		return exitFailed, le.Error()
 	}
 	var ne *unreachableError
 	if errors.As(err, &ne) {

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -15,6 +19,7 @@ import (
 // fake is butterd as a test wants it: it records each call and answers
 // from its fields, or with err.
 type fake struct {
+	mu    sync.Mutex
 	calls []string
 	err   error
 
@@ -26,11 +31,96 @@ type fake struct {
 	final     string
 	forgotten uint32
 	closed    bool
+
+	// Jobs.
+	snapErrs  map[string]error // GetSnapshot's answer per name
+	exportID  uint32
+	exportErr error
+	written   string // what the export job writes into the descriptor
+	jobRows   []dbusapi.JobRow
+	jobProps  map[uint32]map[string]dbus.Variant // JobsProperties, per id
+	steps     []dbusapi.JobInfo                  // WaitJob reports each as progress
+	ended     dbusapi.JobInfo                    // and then returns this
+	waitErr   error
+	block     bool // WaitJob waits for CancelJob, then returns ended
+	canceled  chan struct{}
+	cancelErr error
+	interval  time.Duration // WaitJob's interval
 }
 
 func (f *fake) record(format string, args ...any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls = append(f.calls, fmt.Sprintf(format, args...))
 	return f.err
+}
+
+func (f *fake) callList() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+func (f *fake) GetSnapshot(name string) (dbus.ObjectPath, error) {
+	if err := f.record("GetSnapshot(%q)", name); err != nil {
+		return "", err
+	}
+	return dbusapi.SnapshotPath(name), f.snapErrs[name]
+}
+
+// ExportSnapshot writes f.written into the descriptor at once, as if the
+// job had run, so that the caller may close its copy.
+func (f *fake) ExportSnapshot(snapshot, parent string, out *os.File) (uint32, dbus.ObjectPath, error) {
+	if err := f.record("ExportSnapshot(%q, %q)", snapshot, parent); err != nil {
+		return 0, "", err
+	}
+	if f.exportErr != nil {
+		return 0, "", f.exportErr
+	}
+	if _, err := out.WriteString(f.written); err != nil {
+		return 0, "", err
+	}
+	return f.exportID, dbusapi.JobPath(f.exportID), nil
+}
+
+func (f *fake) ListJobs() ([]dbusapi.JobRow, error) {
+	return f.jobRows, f.record("ListJobs()")
+}
+
+func (f *fake) JobsProperties(ids []uint32) ([]map[string]dbus.Variant, error) {
+	out := make([]map[string]dbus.Variant, len(ids))
+	for i, id := range ids {
+		out[i] = f.jobProps[id]
+	}
+	return out, f.record("JobsProperties(%v)", ids)
+}
+
+func (f *fake) CancelJob(id uint32) error {
+	if err := f.record("CancelJob(%d)", id); err != nil {
+		return err
+	}
+	if f.canceled != nil && f.cancelErr == nil {
+		close(f.canceled)
+	}
+	return f.cancelErr
+}
+
+func (f *fake) WaitJob(id uint32, interval time.Duration, progress func(dbusapi.JobInfo)) (dbusapi.JobInfo, error) {
+	if err := f.record("WaitJob(%d)", id); err != nil {
+		return dbusapi.JobInfo{}, err
+	}
+	f.mu.Lock()
+	f.interval = interval
+	f.mu.Unlock()
+	for _, j := range f.steps {
+		if progress != nil {
+			progress(j)
+		}
+	}
+	if f.block {
+		<-f.canceled
+	}
+	return f.ended, f.waitErr
 }
 
 func (f *fake) CreateVolume(name string, options map[string]string) (dbus.ObjectPath, error) {

@@ -24,7 +24,7 @@ func main() {
 // that prints errors: a single line on stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, dial dialFunc) int {
 	out := bufio.NewWriter(stdout)
-	a := &app{out: out, dial: dial}
+	a := &app{out: out, dial: dial, stdout: stdout, stderr: stderr}
 	err := a.dispatch(ctx, args)
 	out.Flush()
 	if a.client != nil {

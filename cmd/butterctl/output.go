@@ -98,11 +98,33 @@ func volumeTable(w io.Writer, rows []dbusapi.VolumeRow) error {
 }
 
 // timeProps are the properties that hold a time in µs since the epoch.
-var timeProps = map[string]bool{"Created": true, "Time": true}
+var timeProps = map[string]bool{"Created": true, "Time": true, "Started": true, "Finished": true}
 
 // propOrder is the order known properties are shown in; others follow,
 // sorted.
-var propOrder = []string{"Name", "Volume", "Mountpoint", "Path", "Created", "Time", "Mounts", "Safety", "ReadOnly", "UUID", "ParentUUID", "ReceivedUUID"}
+var propOrder = []string{"Id", "Kind", "Target", "State", "Result", "Progress", "BytesDone", "Rate",
+	"Name", "Volume", "Mountpoint", "Path", "Created", "Time", "Started", "Finished", "Mounts", "Safety",
+	"ReadOnly", "UUID", "ParentUUID", "ReceivedUUID"}
+
+// textProps format properties whose raw value reads badly in text; --json
+// keeps the raw value.
+var textProps = map[string]func(dbus.Variant) (string, bool){
+	"Progress": func(v dbus.Variant) (string, bool) {
+		f, ok := v.Value().(float64)
+		return progressText(f), ok
+	},
+	"BytesDone": func(v dbus.Variant) (string, bool) {
+		n, ok := v.Value().(uint64)
+		if n < 1024 {
+			return formatBytes(n), ok
+		}
+		return fmt.Sprintf("%s (%d bytes)", formatBytes(n), n), ok
+	},
+	"Rate": func(v dbus.Variant) (string, bool) {
+		f, ok := v.Value().(float64)
+		return rateText(f), ok
+	},
+}
 
 func sortedProps(props map[string]dbus.Variant) []string {
 	keys := make([]string, 0, len(props))
@@ -146,6 +168,12 @@ func propsJSON(props map[string]dbus.Variant) map[string]any {
 func propsText(w io.Writer, props map[string]dbus.Variant) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	for _, k := range sortedProps(props) {
+		if format, ok := textProps[k]; ok {
+			if s, ok := format(props[k]); ok {
+				fmt.Fprintf(tw, "%s:\t%s\n", k, s)
+				continue
+			}
+		}
 		var s string
 		switch val := propValue(k, props[k]).(type) {
 		case bool:

@@ -99,6 +99,9 @@ func runCommand(ctx context.Context, args []string) error {
 	}
 	log.Info("shutting down")
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	if bus != nil {
+		bus.Release()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
