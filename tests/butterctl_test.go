@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,12 +18,6 @@ import (
 
 // These tests run the real butterctl binary against a butterd serving a
 // private system bus with the project's policy, on a fresh BTRFS.
-
-var butterctlBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
 
 // buildButterctl builds ./cmd/butterctl once per test binary.
 func buildButterctl(t *testing.T) string { return testenv.BuildButterctl(t) }

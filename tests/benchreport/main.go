@@ -48,18 +48,38 @@ func (r *result) metric(unit string) float64 {
 // comparison pairs a service benchmark with its bare primitive; the limit
 // is on the difference of the medians.
 type comparison struct {
-	label     string
-	service   string
-	bare      []string // the first one present is used
-	bareLabel string
-	limit     float64 // ns
+	label        string
+	service      string
+	serviceLabel string   // "service" when empty
+	bare         []string // the first one present is used
+	bareLabel    string
+	limit        float64 // ns
+	// note, when not nil, adds a remark after the verdict from the
+	// service's figures.
+	note func(s *result) string
 }
 
 var comparisons = []comparison{
-	{"create volume", "BenchmarkStoreCreate", []string{"BenchmarkBareCreate"}, "bare ioctl", 100e3},
-	{"snapshot (ro)", "BenchmarkStoreSnapshot", []string{"BenchmarkBareSnapshot"}, "bare ioctl", 500e3},
-	{"remove snapshot", "BenchmarkStoreRemoveSnapshot", []string{"BenchmarkBareDeleteSnapshot", "BenchmarkBareDelete"}, "bare ioctl", 100e3},
-	{"remove volume", "BenchmarkStoreRemoveVolume", []string{"BenchmarkBareDelete"}, "bare ioctl", 100e3},
+	{label: "create volume", service: "BenchmarkStoreCreate", bare: []string{"BenchmarkBareCreate"}, bareLabel: "bare ioctl", limit: 100e3},
+	{label: "snapshot (ro)", service: "BenchmarkStoreSnapshot", bare: []string{"BenchmarkBareSnapshot"}, bareLabel: "bare ioctl", limit: 500e3},
+	{label: "remove snapshot", service: "BenchmarkStoreRemoveSnapshot", bare: []string{"BenchmarkBareDeleteSnapshot", "BenchmarkBareDelete"}, bareLabel: "bare ioctl", limit: 100e3},
+	{label: "remove volume", service: "BenchmarkStoreRemoveVolume", bare: []string{"BenchmarkBareDelete"}, bareLabel: "bare ioctl", limit: 100e3},
+}
+
+// buttervolumeSnapshot is what buttervolume's CLI takes per snapshot, in ns.
+const buttervolumeSnapshot = 300e6
+
+// mgmtComparisons are butterd's management path (D-Bus, butterctl)
+// against what it stands on or replaces, measured in the same run.
+var mgmtComparisons = []comparison{
+	{label: "D-Bus CreateSnapshot round trip", service: "BenchmarkDBusCreateSnapshot", serviceLabel: "D-Bus",
+		bare: []string{"BenchmarkStoreSnapshot"}, bareLabel: "service call", limit: 1e6},
+	{label: "butterctl snapshot vs btrfs subvolume snapshot -r", service: "BenchmarkButterctlSnapshot", serviceLabel: "butterctl",
+		bare: []string{"BenchmarkBtrfsProgsSnapshot"}, bareLabel: "btrfs", limit: 0,
+		note: func(s *result) string {
+			return fmt.Sprintf("buttervolume's CLI takes ~%s per snapshot (%s butterctl's median)",
+				dur(buttervolumeSnapshot), ratio(buttervolumeSnapshot, s.median()))
+		}},
 }
 
 const (
@@ -153,35 +173,10 @@ func report(w io.Writer, res map[string]*result, order, problems []string) {
 	used := map[string]bool{}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "butterd against the bare primitive, measured in the same run (medians; p99 in brackets)")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, c := range comparisons {
-		s := res[c.service]
-		var b *result
-		bareName := ""
-		for _, n := range c.bare {
-			if b = res[n]; b != nil {
-				bareName = n
-				break
-			}
-		}
-		used[c.service], used[bareName] = true, true
-		limit := "(limit +" + dur(c.limit) + ")"
-		if s == nil || b == nil {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t\t%s\tnot measured\n", c.label, figure("service", s), figure(c.bareLabel, b), limit)
-			continue
-		}
-		over := s.median() - b.median()
-		verdict := "ok"
-		if over > c.limit {
-			verdict = "OVER"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\toverhead %s (%s)\t%s\t%s%s\n", c.label, figure("service", s), figure(c.bareLabel, b),
-			signed(over), ratio(s.median(), b.median()), limit, verdict, few(s, b))
-	}
-	tw.Flush()
+	compare(w, comparisons, res, used)
 
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	listName := ""
 	for _, n := range order {
 		if strings.HasPrefix(n, listPrefix) {
@@ -217,6 +212,10 @@ func report(w io.Writer, res map[string]*result, order, problems []string) {
 	}
 	tw.Flush()
 
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "management over D-Bus against the service call and the btrfs command (medians; p99 in brackets)")
+	compare(w, mgmtComparisons, res, used)
+
 	var others []string
 	for _, n := range order {
 		if !used[n] {
@@ -244,6 +243,44 @@ func report(w io.Writer, res map[string]*result, order, problems []string) {
 			fmt.Fprintln(w, "  "+p)
 		}
 	}
+}
+
+// compare prints one table of comparisons, marking the benchmarks it
+// shows in used.
+func compare(w io.Writer, cs []comparison, res map[string]*result, used map[string]bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range cs {
+		s := res[c.service]
+		var b *result
+		bareName := ""
+		for _, n := range c.bare {
+			if b = res[n]; b != nil {
+				bareName = n
+				break
+			}
+		}
+		used[c.service], used[bareName] = true, true
+		serviceLabel := c.serviceLabel
+		if serviceLabel == "" {
+			serviceLabel = "service"
+		}
+		limit := "(limit +" + dur(c.limit) + ")"
+		if c.limit == 0 {
+			limit = "(limit: no slower, +0)"
+		}
+		if s == nil || b == nil {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t\t%s\tnot measured\n", c.label, figure(serviceLabel, s), figure(c.bareLabel, b), limit)
+			continue
+		}
+		over := s.median() - b.median()
+		note := ""
+		if c.note != nil {
+			note = "\t" + c.note(s)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\toverhead %s (%s)\t%s\t%s%s%s\n", c.label, figure(serviceLabel, s), figure(c.bareLabel, b),
+			signed(over), ratio(s.median(), b.median()), limit, verdict(over <= c.limit), few(s, b), note)
+	}
+	tw.Flush()
 }
 
 // figure is "label median (p99 x)", or "label -" when not measured.
