@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -21,7 +22,21 @@ type authorizer struct {
 	conn *dbus.Conn
 	// groupID of ManageGroup, or -1 when the group does not exist.
 	groupID int
+
+	// cache holds the credentials of senders by unique name. The bus never
+	// reuses a unique name and fixes a connection's credentials when it
+	// connects, so an entry stays true for as long as it is kept; it is
+	// emptied when it grows past cacheMax.
+	mu    sync.Mutex
+	cache map[string]creds
 }
+
+type creds struct {
+	uid    uint32
+	groups []uint32
+}
+
+const cacheMax = 4096
 
 func newAuthorizer(conn *dbus.Conn) *authorizer {
 	a := &authorizer{conn: conn, groupID: -1}
@@ -55,33 +70,56 @@ func (a *authorizer) allowChange(sender dbus.Sender, method string) *dbus.Error 
 // id; the groups are then read from /proc for that process, whose uid must
 // match the one the bus gave.
 func (a *authorizer) credentials(sender string) (uint32, []uint32, error) {
+	a.mu.Lock()
+	c, ok := a.cache[sender]
+	a.mu.Unlock()
+	if ok {
+		return c.uid, c.groups, nil
+	}
+	uid, groups, complete, err := a.ask(sender)
+	if err != nil || !complete {
+		return uid, groups, err
+	}
+	a.mu.Lock()
+	if a.cache == nil || len(a.cache) >= cacheMax {
+		a.cache = map[string]creds{}
+	}
+	a.cache[sender] = creds{uid, groups}
+	a.mu.Unlock()
+	return uid, groups, nil
+}
+
+// ask asks the bus daemon for a sender's credentials. complete is false
+// when its groups could not be read (the caller then has none, and the
+// answer is not kept).
+func (a *authorizer) ask(sender string) (uid uint32, groups []uint32, complete bool, err error) {
 	var creds map[string]dbus.Variant
-	err := a.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionCredentials", 0, sender).Store(&creds)
+	err = a.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionCredentials", 0, sender).Store(&creds)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	uidV, ok := creds["UnixUserID"]
 	if !ok {
-		return 0, nil, fmt.Errorf("the bus gave no UnixUserID")
+		return 0, nil, false, fmt.Errorf("the bus gave no UnixUserID")
 	}
-	uid, ok := uidV.Value().(uint32)
+	uid, ok = uidV.Value().(uint32)
 	if !ok {
-		return 0, nil, fmt.Errorf("UnixUserID of type %s", uidV.Signature())
+		return 0, nil, false, fmt.Errorf("UnixUserID of type %s", uidV.Signature())
 	}
 	if g, ok := creds["UnixGroupIDs"]; ok {
-		groups, _ := g.Value().([]uint32)
-		return uid, groups, nil
+		groups, _ = g.Value().([]uint32)
+		return uid, groups, true, nil
 	}
 	pidV, ok := creds["ProcessID"]
 	if !ok {
-		return uid, nil, nil
+		return uid, nil, true, nil
 	}
 	pid, _ := pidV.Value().(uint32)
-	groups, err := procGroups(pid, uid)
+	groups, err = procGroups(pid, uid)
 	if err != nil {
-		return uid, nil, nil // no group rights, root still passes
+		return uid, nil, false, nil // no group rights this time; root still passes
 	}
-	return uid, groups, nil
+	return uid, groups, true, nil
 }
 
 // procGroups reads the real gid and supplementary groups of a process whose
