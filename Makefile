@@ -18,7 +18,7 @@ deps:
 
 build:
 	$(GO) build -o $(BIN)/butterd ./cmd/butterd
-	$(GO) build -o $(BIN)/butterctl ./cmd/butterctl
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/butterctl ./cmd/butterctl  # static: starts faster
 
 # Runs butterd in the foreground on /var/lib/butterd (a loop-mounted pool
 # image is made when it is not on BTRFS), on the system bus (one is started

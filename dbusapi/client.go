@@ -1,7 +1,6 @@
 package dbusapi
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -107,37 +106,6 @@ func (c *Client) Properties(path dbus.ObjectPath, iface string) (map[string]dbus
 	var props map[string]dbus.Variant
 	err := c.conn.Object(BusName, path).Call("org.freedesktop.DBus.Properties.GetAll", 0, iface).Store(&props)
 	return props, err
-}
-
-// Message is the human part of a D-Bus error: butterd's own message for
-// its errors, the bus's text otherwise.
-func Message(err error) string {
-	var de dbus.Error
-	if errors.As(err, &de) && len(de.Body) > 0 {
-		if s, ok := de.Body[0].(string); ok {
-			return s
-		}
-	}
-	var dep *dbus.Error
-	if errors.As(err, &dep) && len(dep.Body) > 0 {
-		if s, ok := dep.Body[0].(string); ok {
-			return s
-		}
-	}
-	return err.Error()
-}
-
-// ErrorName is the D-Bus error name of err, or "".
-func ErrorName(err error) string {
-	var de dbus.Error
-	if errors.As(err, &de) {
-		return de.Name
-	}
-	var dep *dbus.Error
-	if errors.As(err, &dep) {
-		return dep.Name
-	}
-	return ""
 }
 
 // ExportSnapshot starts a job writing the snapshot's send stream into f

@@ -4,8 +4,6 @@ import (
 	"errors"
 
 	"github.com/godbus/dbus/v5"
-
-	"butterd/service"
 )
 
 // Error names, io.butterd.volumes1.Error.<Name>.
@@ -23,38 +21,33 @@ const (
 	ErrFailed          = errorPrefix + "Failed"
 )
 
-// toDBus maps a service error to a named D-Bus error carrying the service's
-// message.
-func toDBus(err error) *dbus.Error {
-	if err == nil {
-		return nil
+// Message is the human part of a D-Bus error: butterd's own message for
+// its errors, the bus's text otherwise.
+func Message(err error) string {
+	var de dbus.Error
+	if errors.As(err, &de) && len(de.Body) > 0 {
+		if s, ok := de.Body[0].(string); ok {
+			return s
+		}
 	}
-	name := ErrFailed
-	switch {
-	case errors.Is(err, service.ErrNoSuchVolume):
-		name = ErrNoSuchVolume
-	case errors.Is(err, service.ErrNoSuchSnapshot):
-		name = ErrNoSuchSnapshot
-	case errors.Is(err, service.ErrNoSuchJob):
-		name = ErrNoSuchJob
-	case errors.Is(err, service.ErrNotFound):
-		name = ErrNotFound
-	case errors.Is(err, service.ErrInvalidName):
-		name = ErrInvalidName
-	case errors.Is(err, service.ErrInvalidArg):
-		name = ErrInvalidArgument
-	case errors.Is(err, service.ErrBusy):
-		name = ErrBusy
-	case errors.Is(err, service.ErrInUse):
-		name = ErrInUse
-	case errors.Is(err, service.ErrExists):
-		name = ErrExists
-	case errors.Is(err, service.ErrAccessDenied):
-		name = ErrAccessDenied
+	var dep *dbus.Error
+	if errors.As(err, &dep) && len(dep.Body) > 0 {
+		if s, ok := dep.Body[0].(string); ok {
+			return s
+		}
 	}
-	return dbus.NewError(name, []any{err.Error()})
+	return err.Error()
 }
 
-func invalidArg(msg string) *dbus.Error {
-	return dbus.NewError(ErrInvalidArgument, []any{msg})
+// ErrorName is the D-Bus error name of err, or "".
+func ErrorName(err error) string {
+	var de dbus.Error
+	if errors.As(err, &de) {
+		return de.Name
+	}
+	var dep *dbus.Error
+	if errors.As(err, &dep) {
+		return dep.Name
+	}
+	return ""
 }

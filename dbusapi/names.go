@@ -9,6 +9,9 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
+// ManageGroup is the group whose members may change volumes besides root.
+const ManageGroup = "butterd"
+
 const (
 	BusName      = "io.butterd.volumes1"
 	RootPath     = dbus.ObjectPath("/io/butterd/volumes1")
@@ -18,22 +21,24 @@ const (
 	JobIface     = BusName + ".Job"
 	errorPrefix  = BusName + ".Error."
 
-	volumePrefix   = RootPath + "/volume/"
-	snapshotPrefix = RootPath + "/snapshot/"
+	// VolumePrefix and SnapshotPrefix are the parents of volume and
+	// snapshot objects.
+	VolumePrefix   = RootPath + "/volume/"
+	SnapshotPrefix = RootPath + "/snapshot/"
 )
 
 // VolumePath is the object path of a volume.
-func VolumePath(name string) dbus.ObjectPath { return volumePrefix + dbus.ObjectPath(escapePath(name)) }
+func VolumePath(name string) dbus.ObjectPath { return VolumePrefix + dbus.ObjectPath(EscapePath(name)) }
 
 // SnapshotPath is the object path of a snapshot.
 func SnapshotPath(name string) dbus.ObjectPath {
-	return snapshotPrefix + dbus.ObjectPath(escapePath(name))
+	return SnapshotPrefix + dbus.ObjectPath(EscapePath(name))
 }
 
-// escapePath escapes a name into one object path element as systemd's
+// EscapePath escapes a name into one object path element as systemd's
 // bus_label_escape does: every byte but [A-Za-z0-9] becomes _XX (hex), and
 // the empty string becomes "_".
-func escapePath(s string) string {
+func EscapePath(s string) string {
 	if s == "" {
 		return "_"
 	}
@@ -52,9 +57,9 @@ func escapePath(s string) string {
 	return b.String()
 }
 
-// unescapePath reverses escapePath; ok is false for anything escapePath
+// UnescapePath reverses EscapePath; ok is false for anything EscapePath
 // cannot have produced.
-func unescapePath(s string) (string, bool) {
+func UnescapePath(s string) (string, bool) {
 	if s == "_" {
 		return "", true
 	}

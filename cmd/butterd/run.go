@@ -15,7 +15,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/godbus/dbus/v5"
 
-	"butterd/dbusapi"
+	"butterd/dbusapi/server"
 	"butterd/service"
 	"butterd/service/plugin"
 )
@@ -117,7 +117,7 @@ func runCommand(ctx context.Context, args []string) error {
 // serveBus puts butterd on the system bus. Without a reachable bus, butterd
 // keeps serving the plugin and says management is unavailable; a bus name
 // owned by another process is an error.
-func serveBus(store *service.Store, log *slog.Logger, act *activity) (*dbusapi.Server, error) {
+func serveBus(store *service.Store, log *slog.Logger, act *activity) (*server.Server, error) {
 	conn, err := dbus.ConnectSystemBus(dbus.WithIncomingInterceptor(func(msg *dbus.Message) {
 		if msg.Type == dbus.TypeMethodCall {
 			act.touch()
@@ -127,7 +127,7 @@ func serveBus(store *service.Store, log *slog.Logger, act *activity) (*dbusapi.S
 		log.Warn("no system bus: management over D-Bus (butterctl) is unavailable; the Docker plugin is served", "error", err)
 		return nil, nil
 	}
-	srv, err := dbusapi.Serve(conn, store, log)
+	srv, err := server.Serve(conn, store, log)
 	if err != nil {
 		conn.Close()
 		return nil, err

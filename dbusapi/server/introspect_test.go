@@ -1,4 +1,4 @@
-package dbusapi
+package server
 
 import (
 	"encoding/xml"
@@ -86,28 +86,5 @@ func TestIntrospectionIsValidXML(t *testing.T) {
 	}
 	if !strings.Contains(data, `<arg name="new_name" type="s" direction="in">`) {
 		t.Errorf("named arguments missing:\n%s", data)
-	}
-}
-
-func TestEscapePath(t *testing.T) {
-	for in, want := range map[string]string{
-		"v1": "v1", "my-db": "my_2ddb", "db_1.x": "db_5f1_2ex", "": "_",
-		"v1@2026-11-22T20:57:08.947340": "v1_402026_2d11_2d22T20_3a57_3a08_2e947340",
-	} {
-		got := escapePath(in)
-		if got != want {
-			t.Errorf("escapePath(%q) = %q, want %q", in, got, want)
-		}
-		if back, ok := unescapePath(got); !ok || back != in {
-			t.Errorf("unescapePath(%q) = %q, %v", got, back, ok)
-		}
-		if !dbus.ObjectPath("/x/" + got).IsValid() {
-			t.Errorf("%q is not a valid path element", got)
-		}
-	}
-	for _, bad := range []string{"a_", "a_4", "a_zz"} {
-		if _, ok := unescapePath(bad); ok {
-			t.Errorf("unescapePath(%q) accepted", bad)
-		}
 	}
 }

@@ -1,6 +1,7 @@
-package dbusapi
+package server
 
 import (
+	"butterd/dbusapi"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,17 +12,17 @@ import (
 	"butterd/service"
 )
 
-var volumeSpec = ifaceSpec{name: VolumeIface, props: []propSpec{
+var volumeSpec = ifaceSpec{name: dbusapi.VolumeIface, props: []propSpec{
 	{"Name", "s"}, {"Mountpoint", "s"}, {"Created", "t"}, {"Mounts", "u"},
 	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReadOnly", "b"},
 }}
 
-var snapshotSpec = ifaceSpec{name: SnapIface, props: []propSpec{
+var snapshotSpec = ifaceSpec{name: dbusapi.SnapIface, props: []propSpec{
 	{"Name", "s"}, {"Volume", "s"}, {"Path", "s"}, {"Time", "t"}, {"Safety", "b"},
 	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReceivedUUID", "s"}, {"ReadOnly", "b"},
 }}
 
-// objects serves the volume and snapshot objects under RootPath lazily:
+// objects serves the volume and snapshot objects under dbusapi.RootPath lazily:
 // nothing is registered per object; each call looks the name up.
 type objects struct {
 	store   *service.Store
@@ -34,9 +35,9 @@ func (o *objects) resolve(path dbus.ObjectPath) (*ifaceSpec, string, bool) {
 	for _, k := range []struct {
 		prefix dbus.ObjectPath
 		spec   *ifaceSpec
-	}{{volumePrefix, &volumeSpec}, {snapshotPrefix, &snapshotSpec}} {
+	}{{dbusapi.VolumePrefix, &volumeSpec}, {dbusapi.SnapshotPrefix, &snapshotSpec}} {
 		if rest, ok := strings.CutPrefix(p, string(k.prefix)); ok && !strings.Contains(rest, "/") {
-			name, ok := unescapePath(rest)
+			name, ok := dbusapi.UnescapePath(rest)
 			return k.spec, name, ok
 		}
 	}
@@ -45,12 +46,12 @@ func (o *objects) resolve(path dbus.ObjectPath) (*ifaceSpec, string, bool) {
 
 // props reads every property of the object at path.
 func (o *objects) props(path dbus.ObjectPath) (string, map[string]dbus.Variant, *dbus.Error) {
-	if id, ok := jobID(path); ok {
+	if id, ok := dbusapi.ParseJobPath(path); ok {
 		j, err := o.store.GetJob(id)
 		if err != nil {
 			return "", nil, toDBus(err)
 		}
-		return JobIface, jobProps(j), nil
+		return dbusapi.JobIface, jobProps(j), nil
 	}
 	spec, name, ok := o.resolve(path)
 	if !ok {
@@ -114,33 +115,33 @@ func (o *objects) Set(msg dbus.Message, iface, prop string, value dbus.Variant) 
 func (o *objects) Introspect(msg dbus.Message) (string, *dbus.Error) {
 	path := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
 	switch path {
-	case RootPath:
+	case dbusapi.RootPath:
 		return introspect([]ifaceSpec{managerSpec}, []string{"volume", "snapshot", "job"}), nil
-	case volumePrefix[:len(volumePrefix)-1]:
+	case dbusapi.VolumePrefix[:len(dbusapi.VolumePrefix)-1]:
 		var kids []string
 		for _, v := range o.store.ListVolumes() {
-			kids = append(kids, escapePath(v.Name))
+			kids = append(kids, dbusapi.EscapePath(v.Name))
 		}
 		return introspect(nil, kids), nil
-	case snapshotPrefix[:len(snapshotPrefix)-1]:
+	case dbusapi.SnapshotPrefix[:len(dbusapi.SnapshotPrefix)-1]:
 		var kids []string
 		snaps, _ := o.store.ListSnapshots("")
 		for _, s := range snaps {
-			kids = append(kids, escapePath(s.Name))
+			kids = append(kids, dbusapi.EscapePath(s.Name))
 		}
 		return introspect(nil, kids), nil
-	case jobPrefix[:len(jobPrefix)-1]:
+	case dbusapi.JobPrefix[:len(dbusapi.JobPrefix)-1]:
 		var kids []string
 		for _, j := range o.store.ListJobs() {
 			kids = append(kids, strconv.FormatUint(uint64(j.ID), 10))
 		}
 		return introspect(nil, kids), nil
 	case "/", "/io", "/io/butterd":
-		next := strings.TrimPrefix(string(RootPath), string(path))
+		next := strings.TrimPrefix(string(dbusapi.RootPath), string(path))
 		next = strings.SplitN(strings.TrimPrefix(next, "/"), "/", 2)[0]
 		return introspect(nil, []string{next}), nil
 	}
-	if _, ok := jobID(path); ok {
+	if _, ok := dbusapi.ParseJobPath(path); ok {
 		if _, _, err := o.props(path); err != nil {
 			return "", err
 		}

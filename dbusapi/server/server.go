@@ -1,6 +1,7 @@
-package dbusapi
+package server
 
 import (
+	"butterd/dbusapi"
 	"fmt"
 	"log/slog"
 
@@ -37,13 +38,13 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 		iface   string
 		subtree bool
 	}{
-		{s.manager, RootPath, ManagerIface, false},
-		{map[string]any{"Get": objs.Get, "GetAll": objs.GetAll, "Set": objs.Set}, RootPath, "org.freedesktop.DBus.Properties", true},
-		{map[string]any{"Introspect": objs.Introspect}, RootPath, "org.freedesktop.DBus.Introspectable", true},
+		{s.manager, dbusapi.RootPath, dbusapi.ManagerIface, false},
+		{map[string]any{"Get": objs.Get, "GetAll": objs.GetAll, "Set": objs.Set}, dbusapi.RootPath, "org.freedesktop.DBus.Properties", true},
+		{map[string]any{"Introspect": objs.Introspect}, dbusapi.RootPath, "org.freedesktop.DBus.Introspectable", true},
 		{map[string]any{"Introspect": objs.Introspect}, "/", "org.freedesktop.DBus.Introspectable", true},
-		{map[string]any{"Cancel": objs.cancelJobObject}, jobPrefix[:len(jobPrefix)-1], JobIface, true},
-		{map[string]any{"Get": objs.Get, "GetAll": objs.GetAll, "Set": objs.Set}, jobPrefix[:len(jobPrefix)-1], "org.freedesktop.DBus.Properties", true},
-		{map[string]any{"Introspect": objs.Introspect}, jobPrefix[:len(jobPrefix)-1], "org.freedesktop.DBus.Introspectable", true},
+		{map[string]any{"Cancel": objs.cancelJobObject}, dbusapi.JobPrefix[:len(dbusapi.JobPrefix)-1], dbusapi.JobIface, true},
+		{map[string]any{"Get": objs.Get, "GetAll": objs.GetAll, "Set": objs.Set}, dbusapi.JobPrefix[:len(dbusapi.JobPrefix)-1], "org.freedesktop.DBus.Properties", true},
+		{map[string]any{"Introspect": objs.Introspect}, dbusapi.JobPrefix[:len(dbusapi.JobPrefix)-1], "org.freedesktop.DBus.Introspectable", true},
 	}
 	for _, e := range exports {
 		var err error
@@ -57,12 +58,12 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 			return nil, fmt.Errorf("export %s on %s: %w", e.iface, e.path, err)
 		}
 	}
-	reply, err := conn.RequestName(BusName, dbus.NameFlagDoNotQueue)
+	reply, err := conn.RequestName(dbusapi.BusName, dbus.NameFlagDoNotQueue)
 	if err != nil {
-		return nil, fmt.Errorf("request bus name %s: %w", BusName, err)
+		return nil, fmt.Errorf("request bus name %s: %w", dbusapi.BusName, err)
 	}
 	if reply != dbus.RequestNameReplyPrimaryOwner {
-		return nil, fmt.Errorf("bus name %s is owned by another process (another butterd is running?)", BusName)
+		return nil, fmt.Errorf("bus name %s is owned by another process (another butterd is running?)", dbusapi.BusName)
 	}
 	go s.emitLoop()
 	store.SetNotify(func(ev service.Event) {
@@ -72,7 +73,7 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 			s.log.Warn("signal dropped: too many at once", "name", ev.Name)
 		}
 	})
-	s.log.Info("serving management on the system bus", "name", BusName)
+	s.log.Info("serving management on the system bus", "name", dbusapi.BusName)
 	return s, nil
 }
 
@@ -81,7 +82,7 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 // made meanwhile starts the next butterd (bus activation) instead of being
 // lost; calls already received are still answered.
 func (s *Server) Release() {
-	if _, err := s.conn.ReleaseName(BusName); err != nil {
+	if _, err := s.conn.ReleaseName(dbusapi.BusName); err != nil {
 		s.log.Warn("bus name not released", "error", err)
 	}
 }
@@ -101,18 +102,18 @@ func (s *Server) emitLoop() {
 		var path dbus.ObjectPath
 		switch ev.Kind {
 		case service.VolumeNew:
-			name, path = "VolumeNew", VolumePath(ev.Name)
+			name, path = "VolumeNew", dbusapi.VolumePath(ev.Name)
 		case service.VolumeRemoved:
-			name, path = "VolumeRemoved", VolumePath(ev.Name)
+			name, path = "VolumeRemoved", dbusapi.VolumePath(ev.Name)
 		case service.SnapshotNew:
-			name, path = "SnapshotNew", SnapshotPath(ev.Name)
+			name, path = "SnapshotNew", dbusapi.SnapshotPath(ev.Name)
 		case service.SnapshotRemoved:
-			name, path = "SnapshotRemoved", SnapshotPath(ev.Name)
+			name, path = "SnapshotRemoved", dbusapi.SnapshotPath(ev.Name)
 		case service.JobNew:
-			s.emit("JobNew", ev.Job.ID, JobPath(ev.Job.ID))
+			s.emit("JobNew", ev.Job.ID, dbusapi.JobPath(ev.Job.ID))
 			continue
 		case service.JobRemoved:
-			s.emit("JobRemoved", ev.Job.ID, JobPath(ev.Job.ID), jobResult(ev.Job))
+			s.emit("JobRemoved", ev.Job.ID, dbusapi.JobPath(ev.Job.ID), jobResult(ev.Job))
 			continue
 		default:
 			continue
@@ -122,7 +123,7 @@ func (s *Server) emitLoop() {
 }
 
 func (s *Server) emit(name string, args ...any) {
-	if err := s.conn.Emit(RootPath, ManagerIface+"."+name, args...); err != nil {
+	if err := s.conn.Emit(dbusapi.RootPath, dbusapi.ManagerIface+"."+name, args...); err != nil {
 		s.log.Warn("signal not sent", "signal", name, "error", err)
 	}
 }

@@ -1,7 +1,8 @@
-package dbusapi
+package server
 
 import (
 	"bufio"
+	"butterd/dbusapi"
 	"fmt"
 	"os"
 	"os/user"
@@ -12,15 +13,12 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// ManageGroup is the group whose members may change volumes besides root.
-const ManageGroup = "butterd"
-
 // authorizer decides, from the credentials the bus daemon vouches for,
 // whether a caller may change anything. The bus policy says the same; this
 // check holds even under a looser policy.
 type authorizer struct {
 	conn *dbus.Conn
-	// groupID of ManageGroup, or -1 when the group does not exist.
+	// groupID of dbusapi.ManageGroup, or -1 when the group does not exist.
 	groupID int
 
 	// cache holds the credentials of senders by unique name. The bus never
@@ -40,7 +38,7 @@ const cacheMax = 4096
 
 func newAuthorizer(conn *dbus.Conn) *authorizer {
 	a := &authorizer{conn: conn, groupID: -1}
-	if g, err := user.LookupGroup(ManageGroup); err == nil {
+	if g, err := user.LookupGroup(dbusapi.ManageGroup); err == nil {
 		if id, err := strconv.Atoi(g.Gid); err == nil {
 			a.groupID = id
 		}
@@ -48,11 +46,11 @@ func newAuthorizer(conn *dbus.Conn) *authorizer {
 	return a
 }
 
-// allowChange returns nil for root and members of ManageGroup.
+// allowChange returns nil for root and members of dbusapi.ManageGroup.
 func (a *authorizer) allowChange(sender dbus.Sender, method string) *dbus.Error {
 	uid, groups, err := a.credentials(string(sender))
 	if err != nil {
-		return dbus.NewError(ErrAccessDenied, []any{fmt.Sprintf("%s: cannot read the caller's credentials: %v", method, err)})
+		return dbus.NewError(dbusapi.ErrAccessDenied, []any{fmt.Sprintf("%s: cannot read the caller's credentials: %v", method, err)})
 	}
 	if uid == 0 {
 		return nil
@@ -62,7 +60,7 @@ func (a *authorizer) allowChange(sender dbus.Sender, method string) *dbus.Error 
 			return nil
 		}
 	}
-	return dbus.NewError(ErrAccessDenied, []any{fmt.Sprintf("%s changes volumes: only root and members of group %q may call it (caller uid %d)", method, ManageGroup, uid)})
+	return dbus.NewError(dbusapi.ErrAccessDenied, []any{fmt.Sprintf("%s changes volumes: only root and members of group %q may call it (caller uid %d)", method, dbusapi.ManageGroup, uid)})
 }
 
 // credentials asks the bus daemon for the sender's uid and groups. Buses

@@ -1,6 +1,7 @@
-package dbusapi
+package server
 
 import (
+	"butterd/dbusapi"
 	"fmt"
 
 	"github.com/godbus/dbus/v5"
@@ -8,32 +9,8 @@ import (
 	"butterd/service"
 )
 
-// Flags of RemoveVolume and RestoreSnapshot; unknown bits are refused.
-const (
-	RemoveNoFinalSnapshot uint64 = 1 << 0
-	RestoreForce          uint64 = 1 << 0
-)
-
-// VolumeRow is one entry of ListVolumes: a(sostu).
-type VolumeRow struct {
-	Name       string
-	Path       dbus.ObjectPath
-	Mountpoint string
-	Created    uint64 // µs since the epoch
-	Mounts     uint32
-}
-
-// SnapshotRow is one entry of ListSnapshots: a(sostb).
-type SnapshotRow struct {
-	Name   string
-	Path   dbus.ObjectPath
-	Volume string
-	Time   uint64 // µs since the epoch
-	Safety bool
-}
-
 var managerSpec = ifaceSpec{
-	name: ManagerIface,
+	name: dbusapi.ManagerIface,
 	methods: []methodSpec{
 		{name: "CreateVolume", in: []arg{{"name", "s"}, {"options", "a{ss}"}}, out: []arg{{"path", "o"}}, changes: true},
 		{name: "RemoveVolume", in: []arg{{"name", "s"}, {"flags", "t"}}, out: []arg{{"final_snapshot", "s"}}, changes: true},
@@ -63,7 +40,7 @@ var managerSpec = ifaceSpec{
 	},
 }
 
-// Manager is the object at RootPath. Each method that changes something
+// Manager is the object at dbusapi.RootPath. Each method that changes something
 // checks the caller first.
 type Manager struct {
 	store *service.Store
@@ -82,17 +59,17 @@ func (m *Manager) CreateVolume(sender dbus.Sender, name string, options map[stri
 	if err != nil {
 		return "", toDBus(err)
 	}
-	return VolumePath(v.Name), nil
+	return dbusapi.VolumePath(v.Name), nil
 }
 
 func (m *Manager) RemoveVolume(sender dbus.Sender, name string, flags uint64) (string, *dbus.Error) {
 	if err := m.auth.allowChange(sender, "RemoveVolume"); err != nil {
 		return "", err
 	}
-	if err := checkFlags(flags, RemoveNoFinalSnapshot); err != nil {
+	if err := checkFlags(flags, dbusapi.RemoveNoFinalSnapshot); err != nil {
 		return "", err
 	}
-	final, err := m.store.RemoveVolume(name, service.RemoveOptions{NoFinalSnapshot: flags&RemoveNoFinalSnapshot != 0})
+	final, err := m.store.RemoveVolume(name, service.RemoveOptions{NoFinalSnapshot: flags&dbusapi.RemoveNoFinalSnapshot != 0})
 	return final, toDBus(err)
 }
 
@@ -101,14 +78,14 @@ func (m *Manager) GetVolume(name string) (dbus.ObjectPath, *dbus.Error) {
 	if err != nil {
 		return "", toDBus(err)
 	}
-	return VolumePath(v.Name), nil
+	return dbusapi.VolumePath(v.Name), nil
 }
 
-func (m *Manager) ListVolumes() ([]VolumeRow, *dbus.Error) {
+func (m *Manager) ListVolumes() ([]dbusapi.VolumeRow, *dbus.Error) {
 	vols := m.store.ListVolumes()
-	rows := make([]VolumeRow, len(vols))
+	rows := make([]dbusapi.VolumeRow, len(vols))
 	for i, v := range vols {
-		rows[i] = VolumeRow{Name: v.Name, Path: VolumePath(v.Name), Mountpoint: v.Path, Created: usec(v.CreatedAt), Mounts: uint32(v.Mounts)}
+		rows[i] = dbusapi.VolumeRow{Name: v.Name, Path: dbusapi.VolumePath(v.Name), Mountpoint: v.Path, Created: usec(v.CreatedAt), Mounts: uint32(v.Mounts)}
 	}
 	return rows, nil
 }
@@ -121,7 +98,7 @@ func (m *Manager) CloneVolume(sender dbus.Sender, name, newName string) (dbus.Ob
 	if err != nil {
 		return "", toDBus(err)
 	}
-	return VolumePath(v.Name), nil
+	return dbusapi.VolumePath(v.Name), nil
 }
 
 func (m *Manager) ForgetMounts(sender dbus.Sender, name string) (uint32, *dbus.Error) {
@@ -143,7 +120,7 @@ func (m *Manager) CreateSnapshot(sender dbus.Sender, volume string) (string, dbu
 	if err != nil {
 		return "", "", toDBus(err)
 	}
-	return snap.Name, SnapshotPath(snap.Name), nil
+	return snap.Name, dbusapi.SnapshotPath(snap.Name), nil
 }
 
 func (m *Manager) GetSnapshot(name string) (dbus.ObjectPath, *dbus.Error) {
@@ -151,17 +128,17 @@ func (m *Manager) GetSnapshot(name string) (dbus.ObjectPath, *dbus.Error) {
 	if err != nil {
 		return "", toDBus(err)
 	}
-	return SnapshotPath(sn.Name), nil
+	return dbusapi.SnapshotPath(sn.Name), nil
 }
 
-func (m *Manager) ListSnapshots(volume string) ([]SnapshotRow, *dbus.Error) {
+func (m *Manager) ListSnapshots(volume string) ([]dbusapi.SnapshotRow, *dbus.Error) {
 	snaps, err := m.store.ListSnapshots(volume)
 	if err != nil {
 		return nil, toDBus(err)
 	}
-	rows := make([]SnapshotRow, len(snaps))
+	rows := make([]dbusapi.SnapshotRow, len(snaps))
 	for i, s := range snaps {
-		rows[i] = SnapshotRow{Name: s.Name, Path: SnapshotPath(s.Name), Volume: s.Volume, Time: usec(s.Time), Safety: s.Safety}
+		rows[i] = dbusapi.SnapshotRow{Name: s.Name, Path: dbusapi.SnapshotPath(s.Name), Volume: s.Volume, Time: usec(s.Time), Safety: s.Safety}
 	}
 	return rows, nil
 }
@@ -177,10 +154,10 @@ func (m *Manager) RestoreSnapshot(sender dbus.Sender, source, target string, fla
 	if err := m.auth.allowChange(sender, "RestoreSnapshot"); err != nil {
 		return "", "", "", err
 	}
-	if err := checkFlags(flags, RestoreForce); err != nil {
+	if err := checkFlags(flags, dbusapi.RestoreForce); err != nil {
 		return "", "", "", err
 	}
-	res, err := m.store.Restore(source, target, flags&RestoreForce != 0)
+	res, err := m.store.Restore(source, target, flags&dbusapi.RestoreForce != 0)
 	if err != nil {
 		return "", "", "", toDBus(err)
 	}

@@ -1,4 +1,4 @@
-package dbusapi
+package server
 
 import "encoding/xml"
 

@@ -1,35 +1,17 @@
-package dbusapi
+package server
 
 import (
+	"butterd/dbusapi"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/godbus/dbus/v5"
 
 	"butterd/service"
 )
 
-const jobPrefix = RootPath + "/job/"
-
-// JobPath is the object path of a job.
-func JobPath(id uint32) dbus.ObjectPath {
-	return jobPrefix + dbus.ObjectPath(strconv.FormatUint(uint64(id), 10))
-}
-
-// JobRow is one entry of ListJobs: a(uosssd).
-type JobRow struct {
-	ID       uint32
-	Path     dbus.ObjectPath
-	Kind     string
-	Target   string
-	State    string
-	Progress float64
-}
-
 var jobSpec = ifaceSpec{
-	name: JobIface,
+	name: dbusapi.JobIface,
 	methods: []methodSpec{
 		{name: "Cancel", changes: true},
 	},
@@ -58,16 +40,6 @@ func jobProps(j service.Job) map[string]dbus.Variant {
 	}
 }
 
-// jobID reads the id from a job object path.
-func jobID(path dbus.ObjectPath) (uint32, bool) {
-	rest, ok := strings.CutPrefix(string(path), string(jobPrefix))
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(rest, 10, 32)
-	return uint32(n), err == nil
-}
-
 func (m *Manager) ExportSnapshot(sender dbus.Sender, snapshot, parent string, fd dbus.UnixFD, flags uint64) (uint32, dbus.ObjectPath, *dbus.Error) {
 	out := os.NewFile(uintptr(fd), "export stream")
 	if err := m.auth.allowChange(sender, "ExportSnapshot"); err != nil {
@@ -82,21 +54,21 @@ func (m *Manager) ExportSnapshot(sender dbus.Sender, snapshot, parent string, fd
 	if err != nil {
 		return 0, "", toDBus(err)
 	}
-	return j.ID, JobPath(j.ID), nil
+	return j.ID, dbusapi.JobPath(j.ID), nil
 }
 
 func (m *Manager) GetJob(id uint32) (dbus.ObjectPath, *dbus.Error) {
 	if _, err := m.store.GetJob(id); err != nil {
 		return "", toDBus(err)
 	}
-	return JobPath(id), nil
+	return dbusapi.JobPath(id), nil
 }
 
-func (m *Manager) ListJobs() ([]JobRow, *dbus.Error) {
+func (m *Manager) ListJobs() ([]dbusapi.JobRow, *dbus.Error) {
 	jobs := m.store.ListJobs()
-	rows := make([]JobRow, len(jobs))
+	rows := make([]dbusapi.JobRow, len(jobs))
 	for i, j := range jobs {
-		rows[i] = JobRow{ID: j.ID, Path: JobPath(j.ID), Kind: j.Kind, Target: j.Target, State: string(j.State), Progress: j.Progress}
+		rows[i] = dbusapi.JobRow{ID: j.ID, Path: dbusapi.JobPath(j.ID), Kind: j.Kind, Target: j.Target, State: string(j.State), Progress: j.Progress}
 	}
 	return rows, nil
 }
@@ -110,7 +82,7 @@ func (m *Manager) CancelJob(sender dbus.Sender, id uint32) *dbus.Error {
 
 // cancelJobObject is Job.Cancel() on a job object.
 func (o *objects) cancelJobObject(sender dbus.Sender, msg dbus.Message) *dbus.Error {
-	id, ok := jobID(msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath))
+	id, ok := dbusapi.ParseJobPath(msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath))
 	if !ok {
 		return invalidArg(fmt.Sprintf("%v is not a job", msg.Headers[dbus.FieldPath].Value()))
 	}

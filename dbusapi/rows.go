@@ -1,0 +1,60 @@
+package dbusapi
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// Flags of RemoveVolume and RestoreSnapshot; unknown bits are refused.
+const (
+	RemoveNoFinalSnapshot uint64 = 1 << 0
+	RestoreForce          uint64 = 1 << 0
+)
+
+// VolumeRow is one entry of ListVolumes: a(sostu).
+type VolumeRow struct {
+	Name       string
+	Path       dbus.ObjectPath
+	Mountpoint string
+	Created    uint64 // µs since the epoch
+	Mounts     uint32
+}
+
+// SnapshotRow is one entry of ListSnapshots: a(sostb).
+type SnapshotRow struct {
+	Name   string
+	Path   dbus.ObjectPath
+	Volume string
+	Time   uint64 // µs since the epoch
+	Safety bool
+}
+
+// JobPrefix is the parent of job objects.
+const JobPrefix = RootPath + "/job/"
+
+// JobPath is the object path of a job.
+func JobPath(id uint32) dbus.ObjectPath {
+	return JobPrefix + dbus.ObjectPath(strconv.FormatUint(uint64(id), 10))
+}
+
+// JobRow is one entry of ListJobs: a(uosssd).
+type JobRow struct {
+	ID       uint32
+	Path     dbus.ObjectPath
+	Kind     string
+	Target   string
+	State    string
+	Progress float64
+}
+
+// ParseJobPath reads the id from a job object path.
+func ParseJobPath(path dbus.ObjectPath) (uint32, bool) {
+	rest, ok := strings.CutPrefix(string(path), string(JobPrefix))
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 32)
+	return uint32(n), err == nil
+}
