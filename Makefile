@@ -63,6 +63,7 @@ bench: deps build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 60s ./service/
+	$(GO) test -run '^$$' -fuzz FuzzParsePattern -fuzztime 60s ./service/retention/
 
 clean:
 	rm -rf $(BIN)
