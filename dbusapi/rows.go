@@ -58,3 +58,13 @@ func ParseJobPath(path dbus.ObjectPath) (uint32, bool) {
 	n, err := strconv.ParseUint(rest, 10, 32)
 	return uint32(n), err == nil
 }
+
+// PurgeDryRun asks Purge for its plan only.
+const PurgeDryRun uint64 = 1 << 0
+
+// PurgeRow is one snapshot of a purge plan: a(sts).
+type PurgeRow struct {
+	Name   string
+	Time   uint64 // µs since the epoch; 0 when the name does not parse
+	Reason string
+}

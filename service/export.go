@@ -27,7 +27,11 @@ func (s *Store) ExportSnapshot(name, parent string, out *os.File) (Job, error) {
 		parentPath = p.Path
 	}
 	path := s.snapshotPath(name)
-	job, err := s.StartJob("export", name, func(ctx context.Context, p *JobProgress) error {
+	uses := []string{name}
+	if parent != "" {
+		uses = append(uses, parent)
+	}
+	job, err := s.startJob("export", name, uses, func(ctx context.Context, p *JobProgress) error {
 		defer out.Close()
 		// Canceling also closes out: a write blocked on a stalled reader
 		// returns at once.

@@ -24,6 +24,7 @@ type Snapshot struct {
 	Path   string    //
 	Time   time.Time // see snapshotTime; zero when the name does not parse
 	Safety bool      // taken by a restore of its volume; never "latest"
+	Pinned bool      // purge never deletes it
 }
 
 type volumeEntry struct {
@@ -169,6 +170,7 @@ func (s *Store) snapshotOf(e *snapshotEntry) Snapshot {
 		Path:   s.snapshotPath(e.name),
 		Time:   e.time(),
 		Safety: s.meta.isSafety(e.name),
+		Pinned: s.meta.isPinned(e.name),
 	}
 }
 

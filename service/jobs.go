@@ -33,6 +33,9 @@ type Job struct {
 	Started   time.Time `json:"started,omitzero"`
 	Finished  time.Time `json:"finished,omitzero"`
 	Error     string    `json:"error,omitempty"`
+	// Uses lists the snapshots the job reads: purge leaves them alone
+	// while it runs.
+	Uses []string `json:"uses,omitempty"`
 }
 
 // Done reports whether the job has a result.
@@ -135,6 +138,11 @@ func (s *Store) loadJobs() error {
 // StartJob queues a job and returns it at once. It fails with ErrBusy when
 // the queue is full.
 func (s *Store) StartJob(kind, target string, fn JobFunc) (Job, error) {
+	return s.startJob(kind, target, nil, fn)
+}
+
+// startJob is StartJob for a job that reads the snapshots in uses.
+func (s *Store) startJob(kind, target string, uses []string, fn JobFunc) (Job, error) {
 	t := s.jobs
 	t.mu.Lock()
 	if len(t.queue) >= jobQueueLimit {
@@ -143,7 +151,7 @@ func (s *Store) StartJob(kind, target string, fn JobFunc) (Job, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &jobEntry{
-		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobQueued, Progress: -1, Created: t.now()},
+		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobQueued, Progress: -1, Created: t.now(), Uses: uses},
 		fn:     fn,
 		ctx:    ctx,
 		cancel: cancel,
@@ -291,6 +299,20 @@ func (s *Store) CancelJob(id uint32) error {
 		t.finish(e, context.Canceled)
 	}
 	return nil
+}
+
+// snapshotsInUse maps each snapshot a queued or running job reads to a
+// reason naming the job.
+func (s *Store) snapshotsInUse() map[string]string {
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	used := map[string]string{}
+	for _, e := range s.jobs.active {
+		for _, name := range e.job.Uses {
+			used[name] = fmt.Sprintf("used by %s job %d", e.job.Kind, e.job.ID)
+		}
+	}
+	return used
 }
 
 // JobsRunning counts jobs queued or running (for idle exit).

@@ -20,6 +20,8 @@ type metaData struct {
 	Safety map[string]bool `json:"safety,omitempty"`
 	// NoFinalSnapshot lists volumes whose removal takes no final snapshot.
 	NoFinalSnapshot map[string]bool `json:"no_final_snapshot,omitempty"`
+	// Pinned lists snapshots that purge never deletes.
+	Pinned map[string]bool `json:"pinned,omitempty"`
 }
 
 func (s *Store) loadMeta() error {
@@ -32,6 +34,12 @@ func (m *metaFile) isSafety(snap string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.data.Safety[snap]
+}
+
+func (m *metaFile) isPinned(snap string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.data.Pinned[snap]
 }
 
 func (m *metaFile) finalSnapshot(volume string) bool {
@@ -47,7 +55,8 @@ func (m *metaFile) update(fn func(d *metaData)) error {
 	defer m.mu.Unlock()
 	old := m.data.clone()
 	fn(&m.data)
-	if maps.Equal(old.Safety, m.data.Safety) && maps.Equal(old.NoFinalSnapshot, m.data.NoFinalSnapshot) {
+	if maps.Equal(old.Safety, m.data.Safety) && maps.Equal(old.NoFinalSnapshot, m.data.NoFinalSnapshot) &&
+		maps.Equal(old.Pinned, m.data.Pinned) {
 		return nil // nothing changed: no write
 	}
 	if err := writeJSON(m.path, m.data); err != nil {
@@ -58,14 +67,7 @@ func (m *metaFile) update(fn func(d *metaData)) error {
 }
 
 func (d metaData) clone() metaData {
-	c := metaData{Safety: map[string]bool{}, NoFinalSnapshot: map[string]bool{}}
-	for k, v := range d.Safety {
-		c.Safety[k] = v
-	}
-	for k, v := range d.NoFinalSnapshot {
-		c.NoFinalSnapshot[k] = v
-	}
-	return c
+	return metaData{Safety: maps.Clone(d.Safety), NoFinalSnapshot: maps.Clone(d.NoFinalSnapshot), Pinned: maps.Clone(d.Pinned)}
 }
 
 func setFlag(m *map[string]bool, key string, on bool) {

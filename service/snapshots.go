@@ -135,10 +135,11 @@ func (s *Store) RemoveSnapshot(name string) error {
 	delete(s.snapshots, name)
 	s.mu.Unlock()
 	s.emit(SnapshotRemoved, name)
-	if s.meta.isSafety(name) {
-		if err := s.meta.update(func(d *metaData) { setFlag(&d.Safety, name, false) }); err != nil {
-			s.log.Warn("snapshot marker not cleared", "snapshot", name, "error", err)
-		}
+	if err := s.meta.update(func(d *metaData) {
+		setFlag(&d.Safety, name, false)
+		setFlag(&d.Pinned, name, false)
+	}); err != nil {
+		s.log.Warn("snapshot markers not cleared", "snapshot", name, "error", err)
 	}
 	s.log.Info("snapshot removed", "snapshot", name)
 	return nil

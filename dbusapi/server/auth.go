@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"butterd/dbusapi"
 	"fmt"
 	"os"
 	"os/user"
@@ -11,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/godbus/dbus/v5"
+
+	"butterd/dbusapi"
 )
 
 // authorizer decides, from the credentials the bus daemon vouches for,

@@ -1,11 +1,11 @@
 package server
 
 import (
-	"butterd/dbusapi"
 	"errors"
 
 	"github.com/godbus/dbus/v5"
 
+	"butterd/dbusapi"
 	"butterd/service"
 )
 

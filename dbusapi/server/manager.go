@@ -1,11 +1,12 @@
 package server
 
 import (
-	"butterd/dbusapi"
 	"fmt"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
+	"butterd/dbusapi"
 	"butterd/service"
 )
 
@@ -24,6 +25,10 @@ var managerSpec = ifaceSpec{
 		{name: "RemoveSnapshot", in: []arg{{"name", "s"}}, changes: true},
 		{name: "RestoreSnapshot", in: []arg{{"source", "s"}, {"target", "s"}, {"flags", "t"}},
 			out: []arg{{"snapshot", "s"}, {"volume", "s"}, {"safety_snapshot", "s"}}, changes: true},
+		{name: "Purge", in: []arg{{"volume", "s"}, {"pattern", "s"}, {"flags", "t"}, {"at", "t"}},
+			out: []arg{{"job_id", "u"}, {"job_path", "o"}, {"delete", "a(sts)"}, {"keep", "a(sts)"}}, changes: true},
+		{name: "PinSnapshot", in: []arg{{"name", "s"}}, changes: true},
+		{name: "UnpinSnapshot", in: []arg{{"name", "s"}}, changes: true},
 		{name: "ExportSnapshot", in: []arg{{"snapshot", "s"}, {"parent", "s"}, {"fd", "h"}, {"flags", "t"}},
 			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
 		{name: "GetJob", in: []arg{{"id", "u"}}, out: []arg{{"path", "o"}}},
@@ -169,4 +174,61 @@ func checkFlags(flags, known uint64) *dbus.Error {
 		return invalidArg(fmt.Sprintf("unknown flag bits %#x (known: %#x)", flags&^known, known))
 	}
 	return nil
+}
+
+// Purge deletes a volume's snapshots by a retention pattern as a job. With
+// the dry-run flag it deletes nothing and answers the plan at once
+// (job_id 0, path "/"), evaluated at `at` (µs since the epoch; 0: now).
+func (m *Manager) Purge(sender dbus.Sender, volume, pattern string, flags, at uint64) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "Purge"); err != nil {
+		return 0, "/", nil, nil, err
+	}
+	if err := checkFlags(flags, dbusapi.PurgeDryRun); err != nil {
+		return 0, "/", nil, nil, err
+	}
+	if flags&dbusapi.PurgeDryRun == 0 {
+		if at != 0 {
+			return 0, "/", nil, nil, invalidArg("an evaluation time (at) is only for a dry run: a purge deletes by the present time")
+		}
+		j, err := m.store.Purge(volume, pattern)
+		if err != nil {
+			return 0, "/", nil, nil, toDBus(err)
+		}
+		return j.ID, dbusapi.JobPath(j.ID), []dbusapi.PurgeRow{}, []dbusapi.PurgeRow{}, nil
+	}
+	when := time.Now()
+	if at != 0 {
+		when = time.UnixMicro(int64(at))
+	}
+	plan, err := m.store.PlanPurge(volume, pattern, when)
+	if err != nil {
+		return 0, "/", nil, nil, toDBus(err)
+	}
+	return 0, "/", purgeRows(plan.Delete), purgeRows(plan.Keep), nil
+}
+
+func purgeRows(entries []service.PurgeEntry) []dbusapi.PurgeRow {
+	rows := make([]dbusapi.PurgeRow, len(entries))
+	for i, e := range entries {
+		reason := e.Reason
+		if e.Overridden != "" {
+			reason += " (the pattern alone: " + e.Overridden + ")"
+		}
+		rows[i] = dbusapi.PurgeRow{Name: e.Name, Time: usec(e.Time), Reason: reason}
+	}
+	return rows
+}
+
+func (m *Manager) PinSnapshot(sender dbus.Sender, name string) *dbus.Error {
+	if err := m.auth.allowChange(sender, "PinSnapshot"); err != nil {
+		return err
+	}
+	return toDBus(m.store.Pin(name, true))
+}
+
+func (m *Manager) UnpinSnapshot(sender dbus.Sender, name string) *dbus.Error {
+	if err := m.auth.allowChange(sender, "UnpinSnapshot"); err != nil {
+		return err
+	}
+	return toDBus(m.store.Pin(name, false))
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"butterd/dbusapi"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"butterd/dbusapi"
 	"butterd/service"
 )
 
@@ -18,7 +18,7 @@ var volumeSpec = ifaceSpec{name: dbusapi.VolumeIface, props: []propSpec{
 }}
 
 var snapshotSpec = ifaceSpec{name: dbusapi.SnapIface, props: []propSpec{
-	{"Name", "s"}, {"Volume", "s"}, {"Path", "s"}, {"Time", "t"}, {"Safety", "b"},
+	{"Name", "s"}, {"Volume", "s"}, {"Path", "s"}, {"Time", "t"}, {"Safety", "b"}, {"Pinned", "b"},
 	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReceivedUUID", "s"}, {"ReadOnly", "b"},
 }}
 
@@ -77,7 +77,7 @@ func (o *objects) props(path dbus.ObjectPath) (string, map[string]dbus.Variant, 
 	d, _ := o.store.SnapshotDetails(name)
 	return spec.name, map[string]dbus.Variant{
 		"Name": dbus.MakeVariant(s.Name), "Volume": dbus.MakeVariant(s.Volume), "Path": dbus.MakeVariant(s.Path),
-		"Time": dbus.MakeVariant(usec(s.Time)), "Safety": dbus.MakeVariant(s.Safety),
+		"Time": dbus.MakeVariant(usec(s.Time)), "Safety": dbus.MakeVariant(s.Safety), "Pinned": dbus.MakeVariant(s.Pinned),
 		"UUID": dbus.MakeVariant(d.UUID), "ParentUUID": dbus.MakeVariant(d.ParentUUID),
 		"ReceivedUUID": dbus.MakeVariant(d.ReceivedUUID), "ReadOnly": dbus.MakeVariant(d.ReadOnly),
 	}, nil

@@ -1,12 +1,12 @@
 package server
 
 import (
-	"butterd/dbusapi"
 	"fmt"
 	"log/slog"
 
 	"github.com/godbus/dbus/v5"
 
+	"butterd/dbusapi"
 	"butterd/service"
 )
 
