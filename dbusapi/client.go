@@ -226,3 +226,49 @@ func (c *Client) JobsProperties(ids []uint32) ([]map[string]dbus.Variant, error)
 	}
 	return out, nil
 }
+
+// ListSchedules returns the schedules and whether all are paused.
+func (c *Client) ListSchedules() ([]ScheduleRow, bool, error) {
+	var rows []ScheduleRow
+	var paused bool
+	return rows, paused, c.call("ListSchedules").Store(&rows, &paused)
+}
+
+// SetSchedule creates or replaces a schedule; every (or onCalendar) says
+// when. It returns the timer unit.
+func (c *Client) SetSchedule(action, volume, arg string, every time.Duration, onCalendar string) (string, error) {
+	var unit string
+	return unit, c.call("SetSchedule", action, volume, arg, uint64(every.Microseconds()), onCalendar, uint64(0)).Store(&unit)
+}
+
+func (c *Client) RemoveSchedule(action, volume, arg string) error {
+	return c.call("RemoveSchedule", action, volume, arg).Err
+}
+
+func (c *Client) PauseSchedule(action, volume, arg string) error {
+	return c.call("PauseSchedule", action, volume, arg).Err
+}
+
+func (c *Client) ResumeSchedule(action, volume, arg string) error {
+	return c.call("ResumeSchedule", action, volume, arg).Err
+}
+
+func (c *Client) PauseAllSchedules() error  { return c.call("PauseAllSchedules").Err }
+func (c *Client) ResumeAllSchedules() error { return c.call("ResumeAllSchedules").Err }
+
+// Purge starts a purge job, or with dryRun answers the plan evaluated at
+// `at` (zero: now) without deleting anything.
+func (c *Client) Purge(volume, pattern string, dryRun bool, at time.Time) (id uint32, path dbus.ObjectPath, del, keep []PurgeRow, err error) {
+	var flags, atUsec uint64
+	if dryRun {
+		flags |= PurgeDryRun
+	}
+	if !at.IsZero() {
+		atUsec = uint64(at.UnixMicro())
+	}
+	err = c.call("Purge", volume, pattern, flags, atUsec).Store(&id, &path, &del, &keep)
+	return
+}
+
+func (c *Client) PinSnapshot(name string) error   { return c.call("PinSnapshot", name).Err }
+func (c *Client) UnpinSnapshot(name string) error { return c.call("UnpinSnapshot", name).Err }

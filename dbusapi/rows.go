@@ -68,3 +68,25 @@ type PurgeRow struct {
 	Time   uint64 // µs since the epoch; 0 when the name does not parse
 	Reason string
 }
+
+// ScheduleRow is one schedule of ListSchedules: a(ssstsbstst).
+type ScheduleRow struct {
+	Action     string // snapshot, purge, replicate, synchronize
+	Volume     string
+	Arg        string // purge pattern, replicate host, synchronize hosts (comma-separated)
+	Every      uint64 // interval in µs; 0 for a calendar schedule
+	OnCalendar string // systemd calendar expression, or ""
+	Paused     bool   // its own timer is disabled and stopped
+	Unit       string // the timer unit
+	LastRun    uint64 // µs since the epoch; 0: never
+	LastResult string // "success", "failed" or "" (never ran)
+	NextRun    uint64 // µs since the epoch; 0: not planned (paused)
+}
+
+// SchedulePath is the object path of a schedule, by its timer unit.
+func SchedulePath(unit string) dbus.ObjectPath {
+	return SchedulePrefix + dbus.ObjectPath(EscapePath(unit))
+}
+
+// SchedulePrefix is the parent of schedule objects.
+const SchedulePrefix = RootPath + "/schedule/"
