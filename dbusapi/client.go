@@ -272,3 +272,12 @@ func (c *Client) Purge(volume, pattern string, dryRun bool, at time.Time) (id ui
 
 func (c *Client) PinSnapshot(name string) error   { return c.call("PinSnapshot", name).Err }
 func (c *Client) UnpinSnapshot(name string) error { return c.call("UnpinSnapshot", name).Err }
+
+// ImportSnapshot starts a job receiving the send stream read from f (which
+// the caller opened with its own rights; it may close its copy).
+func (c *Client) ImportSnapshot(f *os.File) (uint32, dbus.ObjectPath, error) {
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call("ImportSnapshot", dbus.UnixFD(f.Fd()), uint64(0)).Store(&id, &p)
+	return id, p, err
+}

@@ -30,6 +30,7 @@ type intent struct {
 const (
 	opCreate  = "create"
 	opRestore = "restore"
+	opImport  = "import" // see import.go
 )
 
 func (s *Store) journalDir() string { return filepath.Join(s.stateDir, "journal") }

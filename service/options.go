@@ -3,6 +3,10 @@ package service
 import (
 	"sort"
 	"strings"
+	"time"
+
+	"butterd/service/retention"
+	"butterd/units"
 )
 
 // CreateOptions are the options of a new volume (Docker's `-o key=value`).
@@ -10,9 +14,34 @@ type CreateOptions struct {
 	NoCOW           bool   // copyonwrite=false: NOCOW on the empty volume root
 	From            string // a snapshot (VOL@TIME) or volume to start from
 	NoFinalSnapshot bool   // finalsnapshot=false: removing takes no snapshot
+	// Policy names a [policy NAME] section of the config file whose options
+	// apply where none is given explicitly.
+	Policy string
+	// Snapshot is the interval of the volume's snapshot schedule
+	// (snapshot=SPAN, a bare number meaning minutes); 0: none.
+	Snapshot time.Duration
+	// Purge is the pattern of the volume's purge schedule (purge=PATTERN),
+	// run every PurgeEvery; "": none.
+	Purge string
+
+	given optionSet // options given explicitly (a policy fills the others)
 }
 
-var createOptionNames = []string{"copyonwrite", "finalsnapshot", "from"}
+// PurgeEvery is how often the purge schedule of a purge=PATTERN option runs.
+const PurgeEvery = time.Hour
+
+// optionSet records which options were given.
+type optionSet uint8
+
+const (
+	optCopyOnWrite optionSet = 1 << iota
+	optFinalSnapshot
+	optFrom
+	optSnapshot
+	optPurge
+)
+
+var createOptionNames = []string{"copyonwrite", "finalsnapshot", "from", "policy", "purge", "replicate", "snapshot", "synchronize"}
 
 // ParseCreateOptions checks Docker-style options and refuses unknown keys and
 // bad values, naming what is allowed.
@@ -32,22 +61,121 @@ func ParseCreateOptions(opts map[string]string) (CreateOptions, error) {
 				return o, err
 			}
 			o.NoCOW = !b
+			o.given |= optCopyOnWrite
 		case "finalsnapshot":
 			b, err := parseBool(k, v)
 			if err != nil {
 				return o, err
 			}
 			o.NoFinalSnapshot = !b
+			o.given |= optFinalSnapshot
 		case "from":
 			if err := validateSource(v); err != nil {
 				return o, errorf(ErrInvalidArg, "option from=%q: %v", v, err)
 			}
 			o.From = v
+			o.given |= optFrom
+		case "policy":
+			if v == "" {
+				return o, errorf(ErrInvalidArg, "option policy= needs the name of a [policy NAME] section of the config file")
+			}
+			o.Policy = v
+		case "snapshot":
+			d, err := ParseSpan(v)
+			if err != nil {
+				return o, errorf(ErrInvalidArg, "option snapshot=%q: %v (0 for none)", v, err)
+			}
+			if d != 0 && (d < time.Second || d%time.Microsecond != 0) {
+				return o, errorf(ErrInvalidArg, "option snapshot=%q: the interval must be at least 1s (0 for none)", v)
+			}
+			o.Snapshot = d
+			o.given |= optSnapshot
+		case "purge":
+			switch strings.ToLower(v) {
+			case "", "0", "none":
+				o.Purge = ""
+			default:
+				if _, _, err := retention.ParsePattern(v); err != nil {
+					return o, errorf(ErrInvalidArg, "option purge=%q: %v (none for no purge schedule)", v, err)
+				}
+				o.Purge = v
+			}
+			o.given |= optPurge
+		case "replicate", "synchronize":
+			return o, errorf(ErrInvalidArg, "option %s=%q: replication is not available yet", k, v)
 		default:
 			return o, errorf(ErrInvalidArg, "unknown option %q: allowed options are %s", k, strings.Join(createOptionNames, ", "))
 		}
 	}
 	return o, nil
+}
+
+// parsePolicies checks the policies of the config file: each one's options
+// as ParseCreateOptions reads them, without from= or policy=.
+func parsePolicies(raw map[string]map[string]string) (map[string]CreateOptions, error) {
+	out := make(map[string]CreateOptions, len(raw))
+	for name, opts := range raw {
+		if name == "" {
+			return nil, errorf(ErrInvalidArg, "a policy has no name: sections are [policy NAME]")
+		}
+		for k := range opts {
+			if l := strings.ToLower(k); l == "from" || l == "policy" {
+				return nil, errorf(ErrInvalidArg, "policy %q: option %q is given per volume, not in a policy", name, k)
+			}
+		}
+		o, err := ParseCreateOptions(opts)
+		if err != nil {
+			return nil, errorf(ErrInvalidArg, "policy %q: %v", name, err)
+		}
+		out[name] = o
+	}
+	return out, nil
+}
+
+// withPolicy fills the options not given explicitly from o's policy.
+func (s *Store) withPolicy(o CreateOptions) (CreateOptions, error) {
+	if o.Policy == "" {
+		return o, nil
+	}
+	p, ok := s.policies[o.Policy]
+	if !ok {
+		names := make([]string, 0, len(s.policies))
+		for n := range s.policies {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			return o, errorf(ErrInvalidArg, "unknown policy %q: no policies are configured ([policy NAME] sections of the config file)", o.Policy)
+		}
+		return o, errorf(ErrInvalidArg, "unknown policy %q: known policies are %s", o.Policy, strings.Join(names, ", "))
+	}
+	fill := p.given &^ o.given
+	if fill&optCopyOnWrite != 0 {
+		o.NoCOW = p.NoCOW
+	}
+	if fill&optFinalSnapshot != 0 {
+		o.NoFinalSnapshot = p.NoFinalSnapshot
+	}
+	if fill&optSnapshot != 0 {
+		o.Snapshot = p.Snapshot
+	}
+	if fill&optPurge != 0 {
+		o.Purge = p.Purge
+	}
+	o.given |= fill
+	return o, nil
+}
+
+// schedules are the schedules a new volume's options ask for.
+func (o CreateOptions) schedules(volume string) []units.Schedule {
+	var out []units.Schedule
+	if o.Snapshot != 0 {
+		out = append(out, units.Schedule{Action: units.ActionSnapshot, Volume: volume, Every: o.Snapshot})
+	}
+	if o.Purge != "" {
+		out = append(out, units.Schedule{Action: units.ActionPurge, Volume: volume, Arg: o.Purge, Every: PurgeEvery})
+	}
+	return out
 }
 
 func parseBool(key, v string) (bool, error) {

@@ -78,14 +78,20 @@ func (s *Store) Purge(volume, pattern string) (Job, error) {
 		if err != nil {
 			return err
 		}
-		for i, e := range plan.Delete {
-			if err := ctx.Err(); err != nil {
-				return err
+		err = lowPriority(s.log, func() error {
+			for i, e := range plan.Delete {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := s.RemoveSnapshot(e.Name); err != nil && !errors.Is(err, ErrNotFound) {
+					return fmt.Errorf("purge of %q stopped after %d of %d snapshots: %w", volume, i, len(plan.Delete), err)
+				}
+				p.SetFraction(float64(i+1) / float64(len(plan.Delete)))
 			}
-			if err := s.RemoveSnapshot(e.Name); err != nil && !errors.Is(err, ErrNotFound) {
-				return fmt.Errorf("purge of %q stopped after %d of %d snapshots: %w", volume, i, len(plan.Delete), err)
-			}
-			p.SetFraction(float64(i+1) / float64(len(plan.Delete)))
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		s.log.Info("purged", "volume", volume, "pattern", plan.Pattern, "deleted", len(plan.Delete), "kept", len(plan.Keep))
 		return nil

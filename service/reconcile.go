@@ -31,6 +31,9 @@ func (s *Store) reconcile() error {
 // deletes only what the intent names, and the replaced data only when its
 // safety snapshot exists. It reports whether the operation was finished.
 func (s *Store) resolveIntent(in *intent) (forward bool, err error) {
+	if in.Op == opImport {
+		return s.resolveImport(in)
+	}
 	tmp := in.tmpPath(s)
 	if in.TmpUUID != "" {
 		if info, err := btrfs.GetInfo(s.volumePath(in.Volume)); err == nil && info.UUID == in.TmpUUID {

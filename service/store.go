@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"butterd/btrfs"
+	"butterd/units"
 )
 
 // Config describes a store. Root is required; the rest has defaults.
@@ -29,6 +30,20 @@ type Config struct {
 	// operation with the operation and step name. It exists for fault
 	// injection in tests: returning an error fails the operation there.
 	AfterStep func(op, step string) error
+
+	// Schedules (DESIGN.md "Schedules are systemd timers"). UnitDir is
+	// where schedule units are written (default /etc/systemd/system; it
+	// must be in systemd's unit search path); Systemd is the service
+	// manager, nil when none is reachable (schedule calls and options then
+	// fail before anything is created); Butterctl is the program the
+	// generated services run (default units.DefaultButterctl).
+	UnitDir   string
+	Systemd   units.Manager
+	Butterctl string
+	// Policies are named defaults of create options (the config file's
+	// [policy NAME] sections), applied by the option policy=NAME; options
+	// given explicitly win.
+	Policies map[string]map[string]string
 }
 
 // Store holds the volumes and snapshots of one data root.
@@ -50,6 +65,9 @@ type Store struct {
 	mounts    mountTable
 	meta      metaFile
 	jobs      *jobTable
+
+	sched    schedules
+	policies map[string]CreateOptions
 }
 
 // Open locks the data root, finishes or rolls back what its journal says
@@ -72,6 +90,10 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.BootID == "" {
 		cfg.BootID = bootID()
 	}
+	policies, err := parsePolicies(cfg.Policies)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
@@ -89,6 +111,10 @@ func Open(cfg Config) (*Store, error) {
 		snapshotsDir: filepath.Join(root, "snapshots"),
 		receivedDir:  filepath.Join(root, "received"),
 		stateDir:     filepath.Join(root, "state"),
+		policies:     policies,
+	}
+	if err := s.initSchedules(); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{s.volumesDir, s.snapshotsDir, s.receivedDir, s.stateDir, s.journalDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -118,7 +144,11 @@ func (s *Store) open() error {
 	if err := s.loadJobs(); err != nil {
 		return err
 	}
-	return s.loadMounts()
+	if err := s.loadMounts(); err != nil {
+		return err
+	}
+	s.regenerateSchedules()
+	return nil
 }
 
 func (s *Store) flock() error {

@@ -13,7 +13,10 @@ import (
 )
 
 // CreateVolume makes a volume, or returns it unchanged when it exists
-// (repeating a create is safe).
+// (repeating a create is safe). Options not given come from opts.Policy;
+// the schedules the options ask for are set up with the volume (a volume
+// that exists keeps its own). Where no systemd is reachable, schedule
+// options fail before anything is created.
 func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, error) {
 	if err := ValidateName(name); err != nil {
 		return Volume{}, false, err
@@ -22,6 +25,14 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 		if err := validateSource(opts.From); err != nil {
 			return Volume{}, false, err
 		}
+	}
+	opts, err := s.withPolicy(opts)
+	if err != nil {
+		return Volume{}, false, err
+	}
+	scheds, err := s.prepareVolumeSchedules(name, opts)
+	if err != nil {
+		return Volume{}, false, err
 	}
 	defer s.locks.lock(name)()
 	if v, err := s.GetVolume(name); err == nil {
@@ -39,11 +50,18 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 			return Volume{}, false, err
 		}
 	}
-	var err error
 	if opts.NoCOW {
 		err = s.createNoCOW(name, src)
 	} else {
 		err = s.makeVolume(src, s.volumePath(name))
+	}
+	var timers []string
+	if err == nil && len(scheds) > 0 {
+		if timers, err = s.setVolumeSchedules(scheds); err != nil {
+			if derr := btrfs.Delete(s.volumePath(name)); derr != nil {
+				err = fmt.Errorf("%w (and the new volume was not removed: %v)", err, derr)
+			}
+		}
 	}
 	if err != nil {
 		if opts.NoFinalSnapshot {
@@ -51,7 +69,7 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 		}
 		return Volume{}, false, err
 	}
-	s.log.Info("volume created", "volume", name, "from", opts.From, "nocow", opts.NoCOW)
+	s.log.Info("volume created", "volume", name, "from", opts.From, "nocow", opts.NoCOW, "policy", opts.Policy, "schedules", timers)
 	v := s.addVolume(name)
 	s.emit(VolumeNew, name)
 	return v, true, nil
@@ -166,34 +184,47 @@ type RemoveOptions struct {
 	NoFinalSnapshot bool // skip the final snapshot even if the volume wants one
 }
 
+// RemovedVolume is what removing a volume did.
+type RemovedVolume struct {
+	FinalSnapshot string   // "" when none was taken
+	Schedules     []string // the timers of the volume's schedules, removed with it
+}
+
 // RemoveVolume deletes a volume that no container holds. Unless turned off
 // (for the volume at create, or here), it first takes a final snapshot so
-// the removal can be undone; its name is returned.
+// the removal can be undone; its name is returned. The volume's schedules
+// go with it (its snapshots stay); RemoveVolumeReport says which.
 func (s *Store) RemoveVolume(name string, opts RemoveOptions) (string, error) {
+	r, err := s.RemoveVolumeReport(name, opts)
+	return r.FinalSnapshot, err
+}
+
+// RemoveVolumeReport is RemoveVolume, reporting the schedules removed too.
+func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolume, error) {
 	if err := ValidateName(name); err != nil {
-		return "", err
+		return RemovedVolume{}, err
 	}
 	defer s.locks.lock(name)()
 	v, err := s.GetVolume(name)
 	if err != nil {
-		return "", err
+		return RemovedVolume{}, err
 	}
 	if v.Mounts > 0 {
-		return "", errorf(ErrInUse, "volume %q is in use (%s): stop the containers using it first", name, mountCount(v.Mounts))
+		return RemovedVolume{}, errorf(ErrInUse, "volume %q is in use (%s): stop the containers using it first", name, mountCount(v.Mounts))
 	}
 	final := ""
 	if !opts.NoFinalSnapshot && s.meta.finalSnapshot(name) {
 		snap, err := s.snapshotLocked(name, false)
 		if err != nil {
-			return "", fmt.Errorf("final snapshot before removing volume %q: %w", name, err)
+			return RemovedVolume{}, fmt.Errorf("final snapshot before removing volume %q: %w", name, err)
 		}
 		final = snap.Name
 	}
 	if err := btrfs.Delete(s.volumePath(name)); err != nil {
 		if errors.Is(err, btrfs.ErrNested) {
-			return final, errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err)
+			return RemovedVolume{FinalSnapshot: final}, errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err)
 		}
-		return final, err
+		return RemovedVolume{FinalSnapshot: final}, err
 	}
 	s.mu.Lock()
 	delete(s.volumes, name)
@@ -202,8 +233,9 @@ func (s *Store) RemoveVolume(name string, opts RemoveOptions) (string, error) {
 	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) }); err != nil {
 		s.log.Warn("volume settings not cleared", "volume", name, "error", err)
 	}
-	s.log.Info("volume removed", "volume", name, "final_snapshot", final)
-	return final, nil
+	timers := s.removeVolumeSchedules(name)
+	s.log.Info("volume removed", "volume", name, "final_snapshot", final, "schedules_removed", timers)
+	return RemovedVolume{FinalSnapshot: final, Schedules: timers}, nil
 }
 
 // Path is the volume's directory.

@@ -20,7 +20,9 @@ var configKeys = []configKey{
 	{"DATA_ROOT", "/var/lib/butterd", "where volumes/, snapshots/ and received/ live; when not on BTRFS, butterd loop-mounts its own pool image DATA_ROOT.img there"},
 	{"POOL_SIZE", "20G", "size of the sparse pool image made when DATA_ROOT is not on BTRFS (only at its creation)"},
 	{"PLUGIN_SOCKET", "/run/docker/plugins/btrfs.sock", "Docker plugin socket to bind (ignored when systemd passes the socket)"},
-	{"UNIT_DIR", "/etc/systemd/system", "where schedule units are written"},
+	{"UNIT_DIR", "/etc/systemd/system", "where schedule units are written (a directory of systemd's unit search path)"},
+	{"BUTTERCTL", "/usr/bin/butterctl", "the butterctl the schedule units run"},
+	{"SYSTEMD_BUS", "", "how to reach systemd for schedules: empty picks /run/systemd/private as root, else the system bus; a D-Bus address; none turns schedules off"},
 	{"SSH_PORT", "1122", "replication endpoint port"},
 	{"SSH_ADDRESS", "", "replication endpoint address (all when empty)"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -112,4 +114,52 @@ func keyNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// readPolicies reads the [policy NAME] sections of the config file: option
+// = value lines, the defaults of `-o policy=NAME` (service checks the
+// options). Other sections, a policy given twice and an option given twice
+// in one policy are errors. A missing file has no policies.
+func readPolicies(path string) (map[string]map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	policies := map[string]map[string]string{}
+	var current map[string]string
+	name := ""
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
+			continue
+		}
+		if strings.HasPrefix(line, "[") {
+			fields := strings.Fields(strings.TrimSuffix(strings.TrimPrefix(line, "["), "]"))
+			if !strings.HasSuffix(line, "]") || len(fields) != 2 || fields[0] != "policy" {
+				return nil, fmt.Errorf("%s:%d: section %s: the only sections are [policy NAME]", path, n, line)
+			}
+			name = fields[1]
+			if _, dup := policies[name]; dup {
+				return nil, fmt.Errorf("%s:%d: policy %q is given twice", path, n, name)
+			}
+			current = map[string]string{}
+			policies[name] = current
+			continue
+		}
+		if current == nil {
+			continue // a top-level key: loadConfig reads those
+		}
+		key, val, ok := strings.Cut(line, "=")
+		key, val = strings.ToLower(strings.TrimSpace(key)), strings.Trim(strings.TrimSpace(val), `"`)
+		if !ok || key == "" {
+			return nil, fmt.Errorf("%s:%d: expected option = value in [policy %s], got %q", path, n, name, line)
+		}
+		if _, dup := current[key]; dup {
+			return nil, fmt.Errorf("%s:%d: option %q is given twice in [policy %s]", path, n, key, name)
+		}
+		current[key] = val
+	}
+	return policies, sc.Err()
 }

@@ -18,6 +18,7 @@ import (
 	"butterd/dbusapi/server"
 	"butterd/service"
 	"butterd/service/plugin"
+	"butterd/units"
 )
 
 func runCommand(ctx context.Context, args []string) error {
@@ -42,6 +43,10 @@ func runCommand(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	policies, err := readPolicies(*configFile)
+	if err != nil && (!os.IsNotExist(err) || fileGiven) {
+		return err
+	}
 	log, err := newLogger(cfg["LOG_LEVEL"])
 	if err != nil {
 		return err
@@ -58,7 +63,12 @@ func runCommand(ctx context.Context, args []string) error {
 	if err := service.EnsurePool(cfg["DATA_ROOT"], cfg["POOL_SIZE"], log); err != nil {
 		return err
 	}
-	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log})
+	sd := connectSystemd(cfg["SYSTEMD_BUS"], log)
+	if c, ok := sd.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log,
+		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies})
 	if err != nil {
 		return err
 	}
@@ -133,6 +143,18 @@ func serveBus(store *service.Store, log *slog.Logger, act *activity) (*server.Se
 		return nil, err
 	}
 	return srv, nil
+}
+
+// connectSystemd reaches systemd for the schedules; without it butterd
+// serves everything else and says schedules are unavailable.
+func connectSystemd(address string, log *slog.Logger) units.Manager {
+	sd, err := units.ConnectAddress(address)
+	if err != nil {
+		log.Warn("schedules are unavailable: they need systemd", "error", err)
+		return nil // a nil interface, not a nil *units.Systemd
+	}
+	log.Info("schedules run as systemd timers", "systemd", sd.Via())
+	return sd
 }
 
 func newLogger(level string) (*slog.Logger, error) {

@@ -57,6 +57,23 @@ func (m *Manager) ExportSnapshot(sender dbus.Sender, snapshot, parent string, fd
 	return j.ID, dbusapi.JobPath(j.ID), nil
 }
 
+func (m *Manager) ImportSnapshot(sender dbus.Sender, fd dbus.UnixFD, flags uint64) (uint32, dbus.ObjectPath, *dbus.Error) {
+	in := os.NewFile(uintptr(fd), "import stream")
+	if err := m.auth.allowChange(sender, "ImportSnapshot"); err != nil {
+		in.Close()
+		return 0, "", err
+	}
+	if err := checkFlags(flags, 0); err != nil {
+		in.Close()
+		return 0, "", err
+	}
+	j, err := m.store.ImportSnapshot(in) // closes in itself, on error too
+	if err != nil {
+		return 0, "", toDBus(err)
+	}
+	return j.ID, dbusapi.JobPath(j.ID), nil
+}
+
 func (m *Manager) GetJob(id uint32) (dbus.ObjectPath, *dbus.Error) {
 	if _, err := m.store.GetJob(id); err != nil {
 		return "", toDBus(err)

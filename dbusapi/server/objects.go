@@ -22,7 +22,7 @@ var snapshotSpec = ifaceSpec{name: dbusapi.SnapIface, props: []propSpec{
 	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReceivedUUID", "s"}, {"ReadOnly", "b"},
 }}
 
-// objects serves the volume and snapshot objects under dbusapi.RootPath lazily:
+// objects serves the volume, snapshot and schedule objects under dbusapi.RootPath lazily:
 // nothing is registered per object; each call looks the name up.
 type objects struct {
 	store   *service.Store
@@ -35,7 +35,7 @@ func (o *objects) resolve(path dbus.ObjectPath) (*ifaceSpec, string, bool) {
 	for _, k := range []struct {
 		prefix dbus.ObjectPath
 		spec   *ifaceSpec
-	}{{dbusapi.VolumePrefix, &volumeSpec}, {dbusapi.SnapshotPrefix, &snapshotSpec}} {
+	}{{dbusapi.VolumePrefix, &volumeSpec}, {dbusapi.SnapshotPrefix, &snapshotSpec}, {dbusapi.SchedulePrefix, &scheduleSpec}} {
 		if rest, ok := strings.CutPrefix(p, string(k.prefix)); ok && !strings.Contains(rest, "/") {
 			name, ok := dbusapi.UnescapePath(rest)
 			return k.spec, name, ok
@@ -56,6 +56,10 @@ func (o *objects) props(path dbus.ObjectPath) (string, map[string]dbus.Variant, 
 	spec, name, ok := o.resolve(path)
 	if !ok {
 		return "", nil, noObject(path)
+	}
+	if spec == &scheduleSpec {
+		props, err := o.scheduleObjectProps(name)
+		return spec.name, props, err
 	}
 	if spec == &volumeSpec {
 		v, err := o.store.GetVolume(name)
@@ -116,7 +120,9 @@ func (o *objects) Introspect(msg dbus.Message) (string, *dbus.Error) {
 	path := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
 	switch path {
 	case dbusapi.RootPath:
-		return introspect([]ifaceSpec{managerSpec}, []string{"volume", "snapshot", "job"}), nil
+		return introspect([]ifaceSpec{managerSpec}, []string{"volume", "snapshot", "job", "schedule"}), nil
+	case dbusapi.SchedulePrefix[:len(dbusapi.SchedulePrefix)-1]:
+		return introspect(nil, o.scheduleChildren()), nil
 	case dbusapi.VolumePrefix[:len(dbusapi.VolumePrefix)-1]:
 		var kids []string
 		for _, v := range o.store.ListVolumes() {
