@@ -14,6 +14,9 @@ func jobStore(t *testing.T, dir string) *Store {
 	if err := s.loadJobs(); err != nil {
 		t.Fatal(err)
 	}
+	// Jobs write their history when they end: let them, before the
+	// directory goes.
+	t.Cleanup(func() { s.WaitJobs(context.Background()) })
 	return s
 }
 
