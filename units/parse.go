@@ -20,7 +20,7 @@ func Parse(timer []byte) (Schedule, error) {
 		return Schedule{}, invalidf("timer has no %s= key: not a butterd schedule", KeyAction)
 	}
 	if v, ok := keys[KeyEvery]; ok {
-		if s.Every, err = parseSpan(v); err != nil {
+		if s.Every, err = ParseSpan(v); err != nil {
 			return Schedule{}, invalidf("timer %s=: %v", KeyEvery, err)
 		}
 		if s.Every == 0 {
@@ -28,7 +28,7 @@ func Parse(timer []byte) (Schedule, error) {
 		}
 	}
 	if v, ok := keys[KeyAccuracy]; ok {
-		if s.Accuracy, err = parseSpan(v); err != nil {
+		if s.Accuracy, err = ParseSpan(v); err != nil {
 			return Schedule{}, invalidf("timer %s=: %v", KeyAccuracy, err)
 		}
 		if s.Accuracy == 0 {

@@ -46,10 +46,10 @@ var spanUnits = map[string]time.Duration{
 	"y": 31557600 * time.Second, "year": 31557600 * time.Second, "years": 31557600 * time.Second,
 }
 
-// parseSpan reads a span as written by FormatSpan or by hand: a systemd time
-// span with units, or a bare integer meaning minutes (DESIGN.md "Time
-// spans").
-func parseSpan(s string) (time.Duration, error) {
+// ParseSpan reads a time span as butterd does everywhere: a bare integer
+// means minutes (as in buttervolume), anything else is a systemd time span
+// such as 90s, 1h, 2d or "1h 30min" (also as written by FormatSpan).
+func ParseSpan(s string) (time.Duration, error) {
 	bad := invalidf("time span %q: use minutes (a bare number) or a systemd time span such as 90s, 1h, \"1h 30min\"", s)
 	in := strings.TrimSpace(s)
 	if n, err := strconv.ParseUint(in, 10, 32); err == nil {

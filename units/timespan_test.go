@@ -15,8 +15,8 @@ func TestFormatSpan(t *testing.T) {
 			t.Errorf("FormatSpan(%v) = %q, want %q", d, got, want)
 		}
 		if d >= time.Microsecond {
-			if back, err := parseSpan(want); err != nil || back != d.Truncate(time.Microsecond) {
-				t.Errorf("parseSpan(%q) = %v, %v; want %v", want, back, err, d)
+			if back, err := ParseSpan(want); err != nil || back != d.Truncate(time.Microsecond) {
+				t.Errorf("ParseSpan(%q) = %v, %v; want %v", want, back, err, d)
 			}
 		}
 	}
@@ -27,13 +27,13 @@ func TestParseSpan(t *testing.T) {
 		"60": time.Hour, "90s": 90 * time.Second, "1h 30min": 90 * time.Minute, "1h30m": 90 * time.Minute,
 		"2 days": 48 * time.Hour, "500ms": 500 * time.Millisecond, "1w": 7 * 24 * time.Hour,
 	} {
-		if got, err := parseSpan(in); err != nil || got != want {
-			t.Errorf("parseSpan(%q) = %v, %v; want %v", in, got, err, want)
+		if got, err := ParseSpan(in); err != nil || got != want {
+			t.Errorf("ParseSpan(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "h", "1x", "-5", "1.5h", "1h junk", "4294967295y", "99999999999"} {
-		if _, err := parseSpan(in); err == nil {
-			t.Errorf("parseSpan(%q) accepted", in)
+		if _, err := ParseSpan(in); err == nil {
+			t.Errorf("ParseSpan(%q) accepted", in)
 		}
 	}
 }
