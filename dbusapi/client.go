@@ -143,6 +143,11 @@ func (c *Client) Job(id uint32) (JobInfo, error) {
 	if err != nil {
 		return JobInfo{}, err
 	}
+	return JobInfoOf(props), nil
+}
+
+// JobInfoOf reads a job's properties as returned by GetAll.
+func JobInfoOf(props map[string]dbus.Variant) JobInfo {
 	var j JobInfo
 	get := func(name string, into any) {
 		if v, ok := props[name]; ok {
@@ -158,7 +163,7 @@ func (c *Client) Job(id uint32) (JobInfo, error) {
 	get("Rate", &j.Rate)
 	get("Result", &j.Result)
 	get("Error", &j.Error)
-	return j, nil
+	return j
 }
 
 // WaitJob waits until a job has a result, calling progress (when not nil)

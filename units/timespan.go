@@ -50,7 +50,7 @@ var spanUnits = map[string]time.Duration{
 // means minutes (as in buttervolume), anything else is a systemd time span
 // such as 90s, 1h, 2d or "1h 30min" (also as written by FormatSpan).
 func ParseSpan(s string) (time.Duration, error) {
-	bad := invalidf("time span %q: use minutes (a bare number) or a systemd time span such as 90s, 1h, \"1h 30min\"", s)
+	bad := invalidf("time span %q: use minutes (a bare number) or a systemd time span such as 90s, 1h, 2d, \"1h 30min\"", s)
 	in := strings.TrimSpace(s)
 	if n, err := strconv.ParseUint(in, 10, 32); err == nil {
 		return time.Duration(n) * time.Minute, nil

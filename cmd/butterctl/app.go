@@ -34,6 +34,16 @@ type manager interface {
 	JobsProperties(ids []uint32) ([]map[string]dbus.Variant, error)
 	CancelJob(id uint32) error
 	WaitJob(id uint32, interval time.Duration, progress func(dbusapi.JobInfo)) (dbusapi.JobInfo, error)
+	Purge(volume, pattern string, dryRun bool, at time.Time) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, error)
+	PinSnapshot(name string) error
+	UnpinSnapshot(name string) error
+	ListSchedules() ([]dbusapi.ScheduleRow, bool, error)
+	SetSchedule(action, volume, arg string, every time.Duration, onCalendar string) (string, error)
+	RemoveSchedule(action, volume, arg string) error
+	PauseSchedule(action, volume, arg string) error
+	ResumeSchedule(action, volume, arg string) error
+	PauseAllSchedules() error
+	ResumeAllSchedules() error
 	Close() error
 }
 

@@ -59,6 +59,24 @@ new. A volume in use by containers is refused unless --force is given.`,
 			new: func(a *app) verb { return &cloneCmd{app: a} }},
 		{name: "rm", args: "SNAP", short: "remove snapshot SNAP (VOL@TIMESTAMP)",
 			new: func(a *app) verb { return &rmCmd{app: a} }},
+		{name: "purge", args: "[--dry-run [--at TIME]] PATTERN VOL", short: "delete snapshots of VOL by retention PATTERN (--dry-run: show the plan)",
+			long: purgeHelp,
+			new:  func(a *app) verb { return &purgeCmd{app: a} }},
+		{name: "pin", args: "SNAP", short: "keep snapshot SNAP from being purged",
+			long: `A pinned snapshot is kept by every purge, by hand or scheduled, until
+'butterctl unpin SNAP'. Removing it by name ('butterctl rm') still works.`,
+			new: func(a *app) verb { return &pinCmd{app: a, on: true} }},
+		{name: "unpin", args: "SNAP", short: "let purges delete snapshot SNAP again",
+			new: func(a *app) verb { return &pinCmd{app: a} }},
+		{name: "schedule", args: "[--every SPAN|--on-calendar EXPR] ACTION [TIMER] VOL", short: "create, replace, remove, pause or resume a scheduled ACTION on VOL",
+			long: scheduleHelp,
+			new:  func(a *app) verb { return &scheduleCmd{app: a} }},
+		{name: "schedule import", args: "FILE", short: "create the schedules of a buttervolume schedule.csv, reporting each row",
+			long: importHelp,
+			new:  func(a *app) verb { return &scheduleImportCmd{app: a} }},
+		{name: "scheduled", args: "[-l] [list|pause|resume]", short: "list the schedules, or pause or resume them all",
+			long: scheduledHelp,
+			new:  func(a *app) verb { return &scheduledCmd{app: a} }},
 		{name: "export", args: "[--parent SNAP] SNAP FILE|-", short: "write the send stream of snapshot SNAP into FILE (- for stdout) and wait for the job",
 			long: exportHelp,
 			new:  func(a *app) verb { return &exportCmd{app: a} }},
@@ -70,7 +88,7 @@ new. A volume in use by containers is refused unless --force is given.`,
 			new:  func(a *app) verb { return &jobsCmd{app: a, one: true} }},
 		{name: "cancel", args: "ID", short: "cancel job ID, queued or running",
 			long: `A job that already finished cannot be canceled: cancel fails (exit 1) and
-says so. A verb that waits for its job (export) is canceled with Ctrl-C.`,
+says so. A verb that waits for its job (export, purge) is canceled with Ctrl-C.`,
 			new: func(a *app) verb { return &cancelCmd{app: a} }},
 		{name: "volume create", args: "[-o KEY=VALUE]... NAME", short: "create volume NAME and print NAME",
 			long: `Options are those of docker volume create -d btrfs -o, such as
@@ -109,6 +127,15 @@ func findCommand(args []string) (*command, []string, error) {
 			}
 		}
 		return nil, nil, usagef("unknown subcommand %q of %s: use %s (see 'butterctl help %s')", sub, word, strings.Join(groupVerbs(word), ", "), word)
+	}
+	// A verb of two words, such as "schedule import", before the verb of
+	// its first word.
+	if len(rest) > 0 {
+		for _, c := range commandTable() {
+			if c.name == word+" "+rest[0] {
+				return c, rest[1:], nil
+			}
+		}
 	}
 	for _, c := range commandTable() {
 		if c.name == word {

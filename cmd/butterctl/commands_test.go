@@ -118,7 +118,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"job", "--", "-1"}, `job: "-1" is not a job id`},
 		{[]string{"cancel"}, "cancel: missing ID (usage: butterctl cancel ID)"},
 		{[]string{"cancel", "4294967296"}, `cancel: "4294967296" is not a job id`},
-		{[]string{"purge", "1h", "v1"}, `unknown verb "purge": run 'butterctl help' for the list`},
+		{[]string{"frobnicate", "1h", "v1"}, `unknown verb "frobnicate": run 'butterctl help' for the list`},
 		{[]string{"send", "h", "v1@x"}, `unknown verb "send"`},
 		{[]string{"--json=maybe", "volume", "ls"}, `--json="maybe": use true or false`},
 		{[]string{"help", "nothing"}, `unknown verb "nothing"`},
@@ -167,7 +167,7 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(r.stdout, fmt.Sprintf("\n%d  the job was canceled", exitCanceled)) {
 			t.Errorf("%q: exit code %d is not documented:\n%s", args, exitCanceled, r.stdout)
 		}
-		if strings.Contains(r.stdout, "purge") {
+		if strings.Contains(r.stdout, "\n  send ") {
 			t.Errorf("%q: lists a verb that does not exist yet:\n%s", args, r.stdout)
 		}
 	}

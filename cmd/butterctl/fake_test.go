@@ -46,6 +46,18 @@ type fake struct {
 	canceled  chan struct{}
 	cancelErr error
 	interval  time.Duration // WaitJob's interval
+
+	// Purge and schedules.
+	purgeID    uint32
+	purgeDel   []dbusapi.PurgeRow
+	purgeKeep  []dbusapi.PurgeRow
+	purgeAt    time.Time             // the at of the last Purge
+	afterPurge []dbusapi.SnapshotRow // ListSnapshots answers this once WaitJob ran
+	schedules  []dbusapi.ScheduleRow
+	allPaused  bool
+	unit       string
+	// schedErrs answers SetSchedule by volume, PauseSchedule by "pause VOLUME".
+	schedErrs map[string]error
 }
 
 func (f *fake) record(format string, args ...any) error {
@@ -120,6 +132,11 @@ func (f *fake) WaitJob(id uint32, interval time.Duration, progress func(dbusapi.
 	if f.block {
 		<-f.canceled
 	}
+	if f.afterPurge != nil {
+		f.mu.Lock()
+		f.snapshots = f.afterPurge
+		f.mu.Unlock()
+	}
 	return f.ended, f.waitErr
 }
 
@@ -152,8 +169,56 @@ func (f *fake) CreateSnapshot(volume string) (string, error) {
 }
 
 func (f *fake) ListSnapshots(volume string) ([]dbusapi.SnapshotRow, error) {
-	return f.snapshots, f.record("ListSnapshots(%q)", volume)
+	f.mu.Lock()
+	rows := f.snapshots
+	f.mu.Unlock()
+	return rows, f.record("ListSnapshots(%q)", volume)
 }
+
+func (f *fake) Purge(volume, pattern string, dryRun bool, at time.Time) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, error) {
+	f.mu.Lock()
+	f.purgeAt = at
+	f.mu.Unlock()
+	if err := f.record("Purge(%q, %q, %v, %v)", volume, pattern, dryRun, !at.IsZero()); err != nil {
+		return 0, "", nil, nil, err
+	}
+	if dryRun {
+		return 0, "/", f.purgeDel, f.purgeKeep, nil
+	}
+	return f.purgeID, dbusapi.JobPath(f.purgeID), nil, nil, nil
+}
+
+func (f *fake) PinSnapshot(name string) error   { return f.record("PinSnapshot(%q)", name) }
+func (f *fake) UnpinSnapshot(name string) error { return f.record("UnpinSnapshot(%q)", name) }
+
+func (f *fake) ListSchedules() ([]dbusapi.ScheduleRow, bool, error) {
+	return f.schedules, f.allPaused, f.record("ListSchedules()")
+}
+
+func (f *fake) SetSchedule(action, volume, arg string, every time.Duration, onCalendar string) (string, error) {
+	if err := f.record("SetSchedule(%q, %q, %q, %v, %q)", action, volume, arg, every, onCalendar); err != nil {
+		return "", err
+	}
+	return f.unit, f.schedErrs[volume]
+}
+
+func (f *fake) RemoveSchedule(action, volume, arg string) error {
+	return f.record("RemoveSchedule(%q, %q, %q)", action, volume, arg)
+}
+
+func (f *fake) PauseSchedule(action, volume, arg string) error {
+	if err := f.record("PauseSchedule(%q, %q, %q)", action, volume, arg); err != nil {
+		return err
+	}
+	return f.schedErrs["pause "+volume]
+}
+
+func (f *fake) ResumeSchedule(action, volume, arg string) error {
+	return f.record("ResumeSchedule(%q, %q, %q)", action, volume, arg)
+}
+
+func (f *fake) PauseAllSchedules() error  { return f.record("PauseAllSchedules()") }
+func (f *fake) ResumeAllSchedules() error { return f.record("ResumeAllSchedules()") }
 
 func (f *fake) RemoveSnapshot(name string) error {
 	return f.record("RemoveSnapshot(%q)", name)

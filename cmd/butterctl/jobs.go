@@ -278,7 +278,7 @@ func pathErr(err error) error {
 	return err
 }
 
-const jobsHelp = `Long operations (export, and later send, sync, import, purge) run as
+const jobsHelp = `Long operations (export, purge, and later send, sync, import) run as
 butterd jobs: queued, running, then done, failed or canceled. Finished
 jobs stay listed (butterd keeps a history) with their bytes and error.
 PROGRESS is "-" while butterd cannot tell how far a job is.`
@@ -365,26 +365,6 @@ func (c *jobsCmd) show(id uint32) error {
 	return propsText(c.out, props)
 }
 
-// jobInfo reads the properties a job table shows.
-func jobInfo(props map[string]dbus.Variant) dbusapi.JobInfo {
-	var j dbusapi.JobInfo
-	get := func(name string, into any) {
-		if v, ok := props[name]; ok {
-			v.Store(into)
-		}
-	}
-	get("Id", &j.ID)
-	get("Kind", &j.Kind)
-	get("Target", &j.Target)
-	get("State", &j.State)
-	get("Progress", &j.Progress)
-	get("BytesDone", &j.BytesDone)
-	get("Rate", &j.Rate)
-	get("Result", &j.Result)
-	get("Error", &j.Error)
-	return j
-}
-
 // jobTable writes the `jobs` table; the error shows for jobs that failed
 // or were canceled.
 func jobTable(w io.Writer, jobs []map[string]dbus.Variant) error {
@@ -392,7 +372,7 @@ func jobTable(w io.Writer, jobs []map[string]dbus.Variant) error {
 	tw := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tTARGET\tSTATE\tPROGRESS\tBYTES\tRATE\tERROR")
 	for _, props := range jobs {
-		j := jobInfo(props)
+		j := dbusapi.JobInfoOf(props)
 		msg := ""
 		if j.State == "failed" || j.State == "canceled" {
 			msg = oneLine(j.Error)
