@@ -30,6 +30,7 @@ type manager interface {
 	Properties(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error)
 	GetSnapshot(name string) (dbus.ObjectPath, error)
 	ExportSnapshot(snapshot, parent string, f *os.File) (uint32, dbus.ObjectPath, error)
+	ImportSnapshot(f *os.File) (uint32, dbus.ObjectPath, error)
 	ListJobs() ([]dbusapi.JobRow, error)
 	JobsProperties(ids []uint32) ([]map[string]dbus.Variant, error)
 	CancelJob(id uint32) error

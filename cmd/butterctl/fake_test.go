@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -37,6 +38,7 @@ type fake struct {
 	exportID  uint32
 	exportErr error
 	written   string // what the export job writes into the descriptor
+	imported  string // what an import read from the descriptor
 	jobRows   []dbusapi.JobRow
 	jobProps  map[uint32]map[string]dbus.Variant // JobsProperties, per id
 	steps     []dbusapi.JobInfo                  // WaitJob reports each as progress
@@ -92,6 +94,19 @@ func (f *fake) ExportSnapshot(snapshot, parent string, out *os.File) (uint32, db
 	if _, err := out.WriteString(f.written); err != nil {
 		return 0, "", err
 	}
+	return f.exportID, dbusapi.JobPath(f.exportID), nil
+}
+
+// ImportSnapshot reads the whole stream into f.imported.
+func (f *fake) ImportSnapshot(in *os.File) (uint32, dbus.ObjectPath, error) {
+	if err := f.record("ImportSnapshot()"); err != nil {
+		return 0, "", err
+	}
+	b, err := io.ReadAll(in)
+	if err != nil {
+		return 0, "", err
+	}
+	f.imported = string(b)
 	return f.exportID, dbusapi.JobPath(f.exportID), nil
 }
 
