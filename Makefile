@@ -57,13 +57,15 @@ integration: deps build
 # side with their limits; the raw output stays in bin/bench.txt.
 # The report is no gate: only a benchmark that breaks fails the target.
 bench: deps build
-	{ $(GO) test -run '^$$' -bench . -benchtime 1000x -timeout 30m ./tests/ 2>&1; echo $$? >$(BIN)/bench.status; } \
-		| tee $(BIN)/bench.txt | $(GO) run ./tests/benchreport
+	{ $(GO) test -run '^$$' -bench . -benchtime 1000x -timeout 30m ./tests/ 2>&1; a=$$?; \
+	  $(GO) test -run '^$$' -bench Plan100k -benchtime 20x ./service/retention/ 2>&1; b=$$?; \
+	  echo $$((a | b)) >$(BIN)/bench.status; } | tee $(BIN)/bench.txt | $(GO) run ./tests/benchreport
 	@status=$$(cat $(BIN)/bench.status); rm -f $(BIN)/bench.status; exit $$status
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 60s ./service/
 	$(GO) test -run '^$$' -fuzz FuzzParsePattern -fuzztime 60s ./service/retention/
+	$(GO) test -run '^$$' -fuzz FuzzReadStreamHeader -fuzztime 60s ./btrfs/
 
 clean:
 	rm -rf $(BIN)

@@ -88,6 +88,8 @@ const (
 	bareHTTP   = "BenchmarkBareHTTPUnix"
 	listLimit  = 50e6 // p99, ns
 	getLimit   = 1e6  // p99, ns
+	planName   = "BenchmarkPlan100k"
+	planLimit  = 1e9 // mean, ns
 )
 
 var (
@@ -215,6 +217,15 @@ func report(w io.Writer, res map[string]*result, order, problems []string) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "management over D-Bus against the service call and the btrfs command (medians; p99 in brackets)")
 	compare(w, mgmtComparisons, res, used)
+
+	fmt.Fprintln(w)
+	if p := res[planName]; p != nil {
+		used[planName] = true
+		mean := p.metrics["ns/op"]
+		fmt.Fprintf(w, "purge plan of 100,000 snapshots  %s per plan  (limit %s)  %s  (%d plans)\n", dur(mean), dur(planLimit), verdict(mean <= planLimit), p.ops)
+	} else {
+		fmt.Fprintf(w, "purge plan of 100,000 snapshots  (limit %s)  not measured\n", dur(planLimit))
+	}
 
 	var others []string
 	for _, n := range order {
