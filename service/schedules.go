@@ -394,11 +394,43 @@ func (s *Store) dropUnits(timer, service string) error {
 	return removeSynced(s.unitPath(service))
 }
 
-// forgetFailed drops what systemd remembers of deleted units.
+// forgetFailed drops what systemd remembers of deleted units. A run that
+// was under way (its timer fired just before) fails once its schedule or
+// volume is gone, after this reset: such a unit is reset again in the
+// background when it ends, so that no deleted unit stays failed (which
+// also leaves the system "degraded").
 func (s *Store) forgetFailed(units ...string) {
+	sd := s.sched.sd
+	var running []string
 	for _, u := range units {
-		s.sched.sd.ResetFailed(u) // a unit that never failed is not an error worth reporting
+		sd.ResetFailed(u) // a unit that never failed is not an error worth reporting
+		if st, err := sd.UnitState(u); err == nil && unitBusy(st.ActiveState) {
+			running = append(running, u)
+		}
 	}
+	if len(running) == 0 {
+		return
+	}
+	go func() {
+		deadline := time.Now().Add(forgetFailedWait)
+		for _, u := range running {
+			for time.Now().Before(deadline) {
+				st, err := sd.UnitState(u)
+				if err != nil || !unitBusy(st.ActiveState) {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			sd.ResetFailed(u)
+		}
+	}()
+}
+
+// forgetFailedWait bounds the wait for a deleted unit's last run.
+const forgetFailedWait = 2 * time.Minute
+
+func unitBusy(activeState string) bool {
+	return activeState == "active" || activeState == "activating" || activeState == "deactivating" || activeState == "reloading"
 }
 
 // PauseAllSchedules stops the target, which stops every timer, and disables

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +46,8 @@ type Machine struct {
 	done    chan struct{}
 	err     error
 	cgroups []string // the cgroup directories made for nspawn
+	binds   []Bind
+	stop    sync.Once // cleanup runs once: at PowerOff or at the end of the test
 }
 
 // Units the host may enable that must not start in a test container even
@@ -78,6 +81,7 @@ func BootSystemd(t testing.TB, binds ...Bind) *Machine {
 		t:       t,
 		done:    make(chan struct{}),
 		LogPath: filepath.Join(t.TempDir(), "nspawn.log"),
+		binds:   append([]Bind(nil), binds...),
 	}
 	// R and its directory are only ever rmdir'ed, never removed
 	// recursively: R holds the host's root while mounted. nspawn keeps a
@@ -91,7 +95,7 @@ func BootSystemd(t testing.TB, binds ...Bind) *Machine {
 		os.Remove(dir)
 		t.Fatal(err)
 	}
-	t.Cleanup(m.cleanup)
+	t.Cleanup(m.PowerOff)
 	if err := unix.Mount("/", m.Root, "", unix.MS_BIND, ""); err != nil {
 		t.Fatalf("bind / on %s: %v", m.Root, err)
 	}
@@ -362,6 +366,21 @@ func (m *Machine) exited() bool {
 	default:
 		return false
 	}
+}
+
+// PowerOff stops the container now, as the test's cleanup would: poweroff
+// inside (SIGKILL after a bound), then its cgroups, nspawn's leftovers and
+// its root go. The journal and console are logged first when the test has
+// failed. Calling it again does nothing.
+func (m *Machine) PowerOff() { m.stop.Do(m.cleanup) }
+
+// Reboot powers the container off and boots a new one from the host's root
+// with the same binds: what lives in the binds survives, the overlay
+// (/etc, /var, /run written inside) does not.
+func (m *Machine) Reboot() *Machine {
+	m.t.Helper()
+	m.PowerOff()
+	return BootSystemd(m.t, m.binds...)
 }
 
 func (m *Machine) cleanup() {
