@@ -1,10 +1,10 @@
 # butterd: build, run and test. Targets that touch the machine need root.
 GO      ?= go
 BIN     := bin
-PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 kmod
+PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 kmod rpm lintian
 GOTEST  := $(GO) test -count=1
 
-.PHONY: all deps build run bus test unit integration bench fuzz vet clean
+.PHONY: all deps build run bus test unit integration bench fuzz vet clean pkgbin man completions deb rpm
 
 all: build
 
@@ -66,6 +66,29 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 60s ./service/
 	$(GO) test -run '^$$' -fuzz FuzzParsePattern -fuzztime 60s ./service/retention/
 	$(GO) test -run '^$$' -fuzz FuzzReadStreamHeader -fuzztime 60s ./btrfs/
+
+# Packages: bin/butterd_VERSION-1_amd64.deb and bin/butterd-VERSION-1.x86_64.rpm,
+# built by nfpm (as a library: packaging/nfpm) from binaries stamped with
+# VERSION, man pages generated from their --help and butterctl's completions
+# generated from its verb list (packaging/gen). make deb VERSION=0.2.0.
+VERSION ?= 0.1.0
+PKGBIN  := $(BIN)/pkg
+
+pkgbin:
+	$(GO) build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$(VERSION)" -o $(PKGBIN)/butterd ./cmd/butterd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(PKGBIN)/butterctl ./cmd/butterctl
+
+man: pkgbin
+	$(GO) run ./packaging/gen man $(VERSION) $(PKGBIN)/man $(PKGBIN)/butterd $(PKGBIN)/butterctl
+
+completions: pkgbin
+	$(GO) run ./packaging/gen completions $(PKGBIN)/completions $(PKGBIN)/butterctl
+
+deb: man completions
+	$(GO) run ./packaging/nfpm --format deb --version $(VERSION) --bin $(PKGBIN) --out $(BIN)
+
+rpm: man completions
+	$(GO) run ./packaging/nfpm --format rpm --version $(VERSION) --bin $(PKGBIN) --out $(BIN)
 
 clean:
 	rm -rf $(BIN)
