@@ -68,12 +68,18 @@ type dbusEnv struct {
 func startDBus(t *testing.T, extraPolicies ...string) *dbusEnv {
 	t.Helper()
 	testenv.Root(t)
+	return startDBusAt(t, filepath.Join(testenv.Btrfs(t), "root"), extraPolicies)
+}
+
+// startDBusAt is startDBus on a given data root, with more butterd flags.
+func startDBusAt(t *testing.T, root string, extraPolicies []string, args ...string) *dbusEnv {
+	t.Helper()
+	testenv.Root(t)
 	testenv.Command(t, "busctl")
 	testenv.Command(t, "setpriv")
 	bus := testenv.StartBus(t, extraPolicies...)
-	root := filepath.Join(testenv.Btrfs(t), "root")
 	sock := filepath.Join(t.TempDir(), "btrfs.sock")
-	d := testenv.StartButterdWith(t, root, sock, testenv.ButterdOptions{Bus: bus})
+	d := testenv.StartButterdWith(t, root, sock, testenv.ButterdOptions{Bus: bus, Args: args})
 	e := &dbusEnv{t: t, bus: bus, d: d, root: root}
 	e.mon = startMonitor(t, bus)
 	e.owner = jsonString(t, e.busctlJSON(asRoot, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -539,10 +545,27 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "ListSnapshots", "s", "a(sostb)"},
 	{"method", "RemoveSnapshot", "s", "-"},
 	{"method", "RestoreSnapshot", "sst", "sss"},
+	{"method", "Purge", "sstt", "uoa(sts)a(sts)"},
+	{"method", "PinSnapshot", "s", "-"},
+	{"method", "UnpinSnapshot", "s", "-"},
+	{"method", "ImportSnapshot", "ht", "uo"},
+	{"method", "ExportSnapshot", "ssht", "uo"},
+	{"method", "GetJob", "u", "o"},
+	{"method", "ListJobs", "-", "a(uosssd)"},
+	{"method", "CancelJob", "u", "-"},
+	{"method", "ListSchedules", "-", "a(ssstsbstst)b"},
+	{"method", "SetSchedule", "ssstst", "s"},
+	{"method", "RemoveSchedule", "sss", "-"},
+	{"method", "PauseSchedule", "sss", "-"},
+	{"method", "ResumeSchedule", "sss", "-"},
+	{"method", "PauseAllSchedules", "-", "-"},
+	{"method", "ResumeAllSchedules", "-", "-"},
 	{"signal", "VolumeNew", "so", "-"},
 	{"signal", "VolumeRemoved", "so", "-"},
 	{"signal", "SnapshotNew", "so", "-"},
 	{"signal", "SnapshotRemoved", "so", "-"},
+	{"signal", "JobNew", "uo", "-"},
+	{"signal", "JobRemoved", "uos", "-"},
 }
 
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/godbus/dbus/v5"
 
 	"butterd/dbusapi/server"
@@ -97,6 +98,7 @@ func runCommand(ctx context.Context, args []string) error {
 	go func() { errc <- srv.Serve(l) }()
 	log.Info("butterd serving the Docker volume plugin", "driver", plugin.DriverName, "socket", l.Addr().String(), "data_root", store.Root())
 	daemon.SdNotify(false, daemon.SdNotifyReady)
+	go notifyLoop(ctx, store, log)
 	go watchIdle(ctx, exitIdle, act, func() bool { return store.JobsRunning() > 0 }, func() {
 		log.Info("idle: exiting until the next plugin request or D-Bus call", "idle", exitIdle)
 		stop()
@@ -162,17 +164,11 @@ func newLogger(level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL %q: use debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: l}
-	if os.Getenv("JOURNAL_STREAM") != "" {
-		// journald stamps each line itself.
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}
+	// Run by systemd with its stderr on the journal: structured fields.
+	if ok, _ := journal.StderrIsJournalStream(); ok && journal.Enabled() {
+		return slog.New(&journalHandler{level: l}), nil
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
 // isSocketInUse reports whether something answers on a unix socket path.

@@ -200,7 +200,7 @@ func StartButterdWith(t testing.TB, dataRoot, socket string, o ButterdOptions) *
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	args := append([]string{"run", "--config=/dev/null", "--log-level=debug",
+	args := append([]string{"run", "--config=/dev/null", "--log-level=debug", "--systemd-bus=none",
 		"--data-root=" + dataRoot, "--plugin-socket=" + socket}, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = ButterdEnv(o.Bus)
