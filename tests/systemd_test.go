@@ -131,6 +131,12 @@ func TestSystemdActivation(t *testing.T) {
 	if !strings.Contains(journal, "serving management on the system bus") {
 		t.Errorf("journal of butterd.service: butterd did not serve on the system bus:\n%s", journal)
 	}
+	// Attributes are journal fields: everything about a volume is found by
+	// its name.
+	byVolume := m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd.service", "VOLUME=sysd-vol")
+	if !strings.Contains(byVolume, "volume created") {
+		t.Errorf("journalctl VOLUME=%s does not show the volume's creation:\n%s", "sysd-vol", byVolume)
+	}
 }
 
 // systemdQuote quotes one Environment= assignment for a unit file.
