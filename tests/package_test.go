@@ -2,6 +2,7 @@ package tests
 
 import (
 	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"butterd/tests/testenv"
 )
@@ -225,27 +227,8 @@ func TestPackageContents(t *testing.T) {
 func TestPackageInstallSystemd(t *testing.T) {
 	testenv.Root(t)
 	deb, _ := buildPackages(t)
-	// The container sees the host's /tmp as a tmpfs: bind what it needs.
-	debDir := t.TempDir()
-	debPath := filepath.Join(debDir, filepath.Base(deb))
-	b, err := os.ReadFile(deb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(debPath, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	data := testenv.Btrfs(t)
-	m := testenv.BootSystemd(t, testenv.Bind{Src: debDir, ReadOnly: true}, testenv.Bind{Src: data})
-
-	// The test's data root, in place before the package starts anything.
-	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte(fmt.Sprintf(
-		"[Service]\nEnvironment=%s BUTTERD_LOG_LEVEL=debug\n", systemdQuote("BUTTERD_DATA_ROOT="+data))), 0o644)
-
-	// A host image built by docker build carries a policy-rc.d that forbids
-	// starting services (the package honours it, as Debian's do); a real
-	// host has none. Removed in the container's overlay only.
-	m.MustRun("rm", "-f", "/usr/sbin/policy-rc.d")
+	m, data, debPaths := bootForPackage(t, "", deb)
+	debPath := debPaths[0]
 
 	out := m.MustRun("dpkg", "-i", debPath)
 	t.Logf("dpkg -i:\n%s", out)
@@ -332,4 +315,267 @@ func TestPackageInstallSystemd(t *testing.T) {
 			t.Errorf("after dpkg -P: %v", err)
 		}
 	}
+}
+
+// bootForPackage boots a systemd container for installing the packages
+// debs: it binds copies of them (their paths inside are returned) and a
+// btrfs data root, and writes butterd.service's drop-in with that data root
+// (and the environment assignments extraEnv) before any package starts
+// butterd.
+func bootForPackage(t *testing.T, extraEnv string, debs ...string) (m *testenv.Machine, data string, debPaths []string) {
+	t.Helper()
+	// The container sees the host's /tmp as a tmpfs: bind what it needs.
+	debDir := t.TempDir()
+	for _, deb := range debs {
+		p := filepath.Join(debDir, filepath.Base(deb))
+		b, err := os.ReadFile(deb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		debPaths = append(debPaths, p)
+	}
+	data = testenv.Btrfs(t)
+	m = testenv.BootSystemd(t, testenv.Bind{Src: debDir, ReadOnly: true}, testenv.Bind{Src: data})
+	writeTestDropIn(m, data, extraEnv)
+
+	// A host image built by docker build carries a policy-rc.d that forbids
+	// starting services (the package honours it, as Debian's do); a real
+	// host has none. Removed in the container's overlay only.
+	m.MustRun("rm", "-f", "/usr/sbin/policy-rc.d")
+	return m, data, debPaths
+}
+
+// writeTestDropIn writes butterd.service's drop-in with the test's data
+// root, debug logging and extraEnv (more Environment= assignments).
+func writeTestDropIn(m *testenv.Machine, data, extraEnv string) {
+	env := systemdQuote("BUTTERD_DATA_ROOT="+data) + " BUTTERD_LOG_LEVEL=debug"
+	if extraEnv != "" {
+		env += " " + extraEnv
+	}
+	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte("[Service]\nEnvironment="+env+"\n"), 0o644)
+}
+
+// upgradeVersion is the VERSION of the newer build an upgrade installs
+// over buildPackages' (the Makefile's default).
+const upgradeVersion = "0.1.1"
+
+var newerBuild struct {
+	once     sync.Once
+	deb, err string
+}
+
+// buildNewerDeb runs make deb VERSION=upgradeVersion once per test binary
+// (after buildPackages: bin/ keeps both .debs, named by their versions)
+// and returns its path.
+func buildNewerDeb(t *testing.T) string {
+	t.Helper()
+	buildPackages(t)
+	root := testenv.ModuleRoot(t)
+	newerBuild.once.Do(func() {
+		cmd := exec.Command("make", "-s", "deb", "VERSION="+upgradeVersion)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			newerBuild.err = fmt.Sprintf("make deb VERSION=%s: %v\n%s", upgradeVersion, err, out)
+			return
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if l = strings.TrimSpace(l); strings.HasSuffix(l, ".deb") {
+				newerBuild.deb = filepath.Join(root, l)
+			}
+		}
+		if !strings.Contains(filepath.Base(newerBuild.deb), "_"+upgradeVersion+"-") {
+			newerBuild.err = fmt.Sprintf("make deb VERSION=%s named no .deb of that version:\n%s", upgradeVersion, out)
+		}
+	})
+	if newerBuild.err != "" {
+		t.Fatal(newerBuild.err)
+	}
+	return newerBuild.deb
+}
+
+// The installed package's life after dpkg -i, as an operator sees it: with
+// EXIT_IDLE set by a drop-in, butterd exits by itself when idle and a
+// plugin call (socket) or a busctl call (bus activation) starts it again
+// with its mount references; an upgrade to a newer build restarts butterd
+// and keeps volumes, snapshots and schedules; apt-get remove leaves no
+// butterd unit or schedule timer running and keeps the data.
+func TestPackageUpgradeSystemd(t *testing.T) {
+	testenv.Root(t)
+	oldDeb, _ := buildPackages(t)
+	newDeb := buildNewerDeb(t)
+	const idle = 2 * time.Second
+	exitIdle := fmt.Sprintf("BUTTERD_EXIT_IDLE=%ds", int(idle/time.Second))
+	m, data, debs := bootForPackage(t, exitIdle, oldDeb, newDeb)
+	oldPath, newPath := debs[0], debs[1]
+
+	// Install: apt-get install of the local file (it needs no network when
+	// the dependencies are there), else dpkg -i.
+	if out, err := m.Run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", oldPath); err != nil {
+		t.Logf("apt-get install %s failed (%v), installing with dpkg -i:\n%s", oldPath, err, out)
+		m.MustRun("dpkg", "-i", oldPath)
+	} else {
+		t.Logf("apt-get install:\n%s", out)
+	}
+	oldVersion := strings.TrimSpace(m.MustRun("dpkg-query", "-W", "-f", "${Version}", "butterd"))
+	if !strings.HasPrefix(oldVersion, "0.1.0-") {
+		t.Fatalf("installed version %q, want 0.1.0-*", oldVersion)
+	}
+	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
+		t.Fatalf("butterd.socket after install: %v", st)
+	}
+
+	// 1. Idle exit and re-activation, keeping the mount reference.
+	sock := m.Path(testenv.PluginSocket)
+	if r := systemdPluginCall(t, sock, "/VolumeDriver.Create", map[string]any{"Name": "up-vol"}); r["Err"] != nil {
+		t.Fatalf("Create: %v", r)
+	}
+	if r := systemdPluginCall(t, sock, "/VolumeDriver.Mount", map[string]any{"Name": "up-vol", "ID": "ctr-1"}); r["Err"] != nil {
+		t.Fatalf("Mount: %v", r)
+	}
+	lastRequest := time.Now()
+	first := waitActivated(t, m, "")
+	waitIdleExit(t, m, lastRequest, idle)
+
+	// By the socket: a plugin call starts butterd again.
+	r := systemdPluginCall(t, sock, "/VolumeDriver.Get", map[string]any{"Name": "up-vol"})
+	if r["Err"] != nil && r["Err"] != "" {
+		t.Fatalf("Get after the idle exit: %v", r)
+	}
+	second := waitActivated(t, m, first["InvocationID"])
+	if n := volumeMounts(t, m, "up-vol"); n != 1 {
+		t.Errorf("after re-activation by the socket, up-vol has %d mounts, want 1", n)
+	}
+	lastRequest = time.Now()
+	waitIdleExit(t, m, lastRequest, idle)
+
+	// By the bus: busctl starts butterd again, which answers with the mount.
+	if n := volumeMounts(t, m, "up-vol"); n != 1 {
+		t.Errorf("after re-activation by the bus, up-vol has %d mounts, want 1", n)
+	}
+	third := waitActivated(t, m, second["InvocationID"])
+	t.Logf("invocations: socket %s, socket again %s, bus %s", first["InvocationID"], second["InvocationID"], third["InvocationID"])
+
+	// 2. Upgrade. A snapshot and a schedule made with the old package; then
+	// butterd stays up (no idle exit) so that the upgrade has it to restart.
+	snap := strings.TrimSpace(m.MustRun("butterctl", "snapshot", "up-vol"))
+	if !strings.HasPrefix(snap, "up-vol@") {
+		t.Fatalf("butterctl snapshot printed %q", snap)
+	}
+	m.MustRun("butterctl", "schedule", "--every", "1h", "snapshot", "up-vol")
+	timer := scheduleTimer(t, m, "up-vol")
+	t.Logf("schedule timer %s", timer)
+	writeTestDropIn(m, data, "")
+	m.MustRun("systemctl", "daemon-reload")
+	m.MustRun("systemctl", "restart", "butterd.service")
+	before := waitActivated(t, m, third["InvocationID"])
+
+	out := m.MustRun("dpkg", "-i", newPath)
+	t.Logf("dpkg -i (upgrade):\n%s", out)
+	if v := strings.TrimSpace(m.MustRun("dpkg-query", "-W", "butterd")); v != "butterd\t"+upgradeVersion+"-1" {
+		t.Errorf("dpkg-query -W after the upgrade: %q, want butterd\\t%s-1", v, upgradeVersion)
+	}
+	after := waitActivated(t, m, before["InvocationID"])
+	if after["MainPID"] == before["MainPID"] {
+		t.Errorf("butterd's MainPID %s did not change with the upgrade", after["MainPID"])
+	}
+	if v := m.MustRun("butterd", "version"); !strings.Contains(v, upgradeVersion) {
+		t.Errorf("butterd version after the upgrade: %q", v)
+	}
+	if out := m.MustRun("butterctl", "volume", "ls"); !strings.Contains(out, "up-vol") {
+		t.Errorf("after the upgrade, butterctl volume ls: %s", out)
+	}
+	if n := volumeMounts(t, m, "up-vol"); n != 1 {
+		t.Errorf("after the upgrade, up-vol has %d mounts, want 1", n)
+	}
+	if out := m.MustRun("butterctl", "snapshots", "up-vol"); !strings.Contains(out, snap) {
+		t.Errorf("after the upgrade, butterctl snapshots up-vol lacks %s:\n%s", snap, out)
+	}
+	if got := scheduleTimer(t, m, "up-vol"); got != timer {
+		t.Errorf("after the upgrade, ListSchedules has timer %q for up-vol, want %q", got, timer)
+	}
+	if timers := m.MustRun("systemctl", "list-timers", "--no-pager", "butterd-sched-*"); !strings.Contains(timers, timer) {
+		t.Errorf("after the upgrade, systemctl list-timers lacks %s:\n%s", timer, timers)
+	}
+
+	// 3. apt-get remove: nothing of butterd runs, no schedule timer; the
+	// data and the configuration stay.
+	out, err := m.Run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "butterd")
+	if err != nil {
+		t.Fatalf("apt-get remove butterd: %v\n%s", err, out)
+	}
+	t.Logf("apt-get remove:\n%s", out)
+	if st, _ := m.Run("dpkg-query", "-W", "-f", "${Status}", "butterd"); strings.Contains(st, "installed") && !strings.Contains(st, "config-files") {
+		t.Errorf("after apt-get remove, butterd's status is %q", st)
+	}
+	active := m.MustRun("systemctl", "list-units", "--no-legend", "--plain", "--all", "--state=active,activating,reloading", "butterd*")
+	if strings.TrimSpace(active) != "" {
+		t.Errorf("after apt-get remove, butterd units still run:\n%s", active)
+	}
+	if timers := m.MustRun("systemctl", "list-timers", "--no-pager", "--no-legend", "--all"); strings.Contains(timers, "butterd") {
+		t.Errorf("after apt-get remove, a butterd timer is still listed:\n%s", timers)
+	}
+	for _, p := range []string{"volumes/up-vol", "snapshots/" + snap} {
+		if _, err := os.Stat(filepath.Join(data, p)); err != nil {
+			t.Errorf("after apt-get remove: %v", err)
+		}
+	}
+	if _, err := os.Stat(m.Path("/etc/butterd/butterd.conf")); err != nil {
+		t.Errorf("apt-get remove removed the configuration: %v", err)
+	}
+}
+
+// volumeMounts is the mount count of volume in ListVolumes, called with
+// busctl inside the container (which bus-activates butterd if needed).
+func volumeMounts(t *testing.T, m *testenv.Machine, volume string) int {
+	t.Helper()
+	out := m.MustRun("busctl", "--timeout=20", "--json=short", "call", "io.butterd.volumes1", "/io/butterd/volumes1",
+		"io.butterd.volumes1.Manager", "ListVolumes")
+	var reply struct {
+		Type string
+		Data [][][]any
+	}
+	if err := json.Unmarshal([]byte(out), &reply); err != nil || reply.Type != "a(sostu)" || len(reply.Data) != 1 {
+		t.Fatalf("ListVolumes answered %q (%v)", out, err)
+	}
+	for _, row := range reply.Data[0] {
+		if len(row) == 5 && row[0] == volume {
+			n, _ := row[4].(float64)
+			return int(n)
+		}
+	}
+	t.Fatalf("ListVolumes has no %s: %s", volume, out)
+	return 0
+}
+
+// scheduleTimer is the timer unit of volume's snapshot schedule in
+// ListSchedules, called with busctl inside the container.
+func scheduleTimer(t *testing.T, m *testenv.Machine, volume string) string {
+	t.Helper()
+	out := m.MustRun("busctl", "--timeout=20", "--json=short", "call", "io.butterd.volumes1", "/io/butterd/volumes1",
+		"io.butterd.volumes1.Manager", "ListSchedules")
+	var reply struct {
+		Type string
+		Data []json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(out), &reply); err != nil || len(reply.Data) != 2 {
+		t.Fatalf("ListSchedules answered %q (%v)", out, err)
+	}
+	var rows [][]any
+	if err := json.Unmarshal(reply.Data[0], &rows); err != nil {
+		t.Fatalf("ListSchedules rows %s: %v", reply.Data[0], err)
+	}
+	for _, row := range rows {
+		if len(row) >= 7 && row[0] == "snapshot" && row[1] == volume {
+			if unit, _ := row[6].(string); strings.HasPrefix(unit, "butterd-sched-") && strings.HasSuffix(unit, ".timer") {
+				return unit
+			}
+			t.Fatalf("ListSchedules: the schedule of %s names timer %v: %s", volume, row[6], out)
+		}
+	}
+	t.Fatalf("ListSchedules has no snapshot schedule of %s: %s", volume, out)
+	return ""
 }
