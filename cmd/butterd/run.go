@@ -20,6 +20,7 @@ import (
 	"butterd/service"
 	"butterd/service/plugin"
 	"butterd/units"
+	"butterd/units/systemd"
 )
 
 func runCommand(ctx context.Context, args []string) error {
@@ -150,10 +151,10 @@ func serveBus(store *service.Store, log *slog.Logger, act *activity) (*server.Se
 // connectSystemd reaches systemd for the schedules; without it butterd
 // serves everything else and says schedules are unavailable.
 func connectSystemd(address string, log *slog.Logger) units.Manager {
-	sd, err := units.ConnectAddress(address)
+	sd, err := systemd.ConnectAddress(address)
 	if err != nil {
 		log.Warn("schedules are unavailable: they need systemd", "error", err)
-		return nil // a nil interface, not a nil *units.Systemd
+		return nil // a nil interface, not a nil *systemd.Client
 	}
 	log.Info("schedules run as systemd timers", "systemd", sd.Via())
 	return sd

@@ -1,4 +1,4 @@
-package units
+package systemd
 
 import (
 	"path/filepath"
@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"butterd/units"
 )
 
 func TestConnectRefusals(t *testing.T) {
-	if _, err := ConnectAddress(AddressNone); err == nil || !strings.Contains(err.Error(), "turned off") {
+	if _, err := ConnectAddress(units.AddressNone); err == nil || !strings.Contains(err.Error(), "turned off") {
 		t.Fatalf("none: %v", err)
 	}
 	missing := "unix:path=" + filepath.Join(t.TempDir(), "no-bus")

@@ -1,4 +1,6 @@
-package units
+// Package systemd talks to the system's service manager over its D-Bus
+// API for butterd's schedules; it implements units.Manager.
+package systemd
 
 import (
 	"context"
@@ -12,56 +14,8 @@ import (
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
-)
 
-// Manager is what butterd asks of systemd for its schedules. *Systemd
-// implements it over systemd's D-Bus API; tests use a fake.
-type Manager interface {
-	// Reload is `systemctl daemon-reload`.
-	Reload() error
-	// Enable and Disable add and remove the [Install] symlinks of units in
-	// /etc (never runtime-only; Enable replaces conflicting links).
-	Enable(units []string) error
-	Disable(units []string) error
-	// Start, Stop and Restart queue a job ("replace") and wait for its
-	// result; a result other than done is an error.
-	Start(unit string) error
-	Stop(unit string) error
-	Restart(unit string) error
-	// ResetFailed forgets a unit's failed state.
-	ResetFailed(unit string) error
-	UnitState(unit string) (UnitState, error)
-	TimerTimes(timer string) (TimerTimes, error)
-	ServiceResult(service string) (ServiceResult, error)
-}
-
-// UnitState is what systemd says of a unit.
-type UnitState struct {
-	LoadState     string // loaded, not-found, ...
-	ActiveState   string // active, inactive, failed, activating, ...
-	SubState      string // waiting, running, dead, ...
-	UnitFileState string // enabled, disabled, static, "" when there is no file
-}
-
-// TimerTimes are a timer's next and last elapse (zero: none).
-type TimerTimes struct {
-	Next time.Time // the earlier of the calendar and the monotonic elapse
-	Last time.Time // LastTriggerUSec
-}
-
-// ServiceResult is how a service's last run ended.
-type ServiceResult struct {
-	Result string    // success, exit-code, signal, timeout, ... (systemd.exec(5) $SERVICE_RESULT)
-	Exited time.Time // ExecMainExitTimestamp; zero when it never ran
-}
-
-// Where systemd answers.
-const (
-	// PrivateSocket is systemd's own bus socket: root talks to PID 1 there
-	// without a bus daemon, even before dbus.service runs.
-	PrivateSocket = "/run/systemd/private"
-	// AddressNone turns systemd off (schedules are then unavailable).
-	AddressNone = "none"
+	"butterd/units"
 )
 
 // callTimeout bounds each call; jobTimeout bounds the wait for a job.
@@ -73,7 +27,7 @@ const (
 // Systemd talks to the system's service manager. It reconnects when the
 // connection drops (systemd closes its private connections when it
 // re-executes). It is safe for concurrent use.
-type Systemd struct {
+type Client struct {
 	dial func(ctx context.Context) (*sd.Conn, string, error)
 
 	mu   sync.Mutex
@@ -82,19 +36,19 @@ type Systemd struct {
 }
 
 // Connect reaches systemd the way ConnectAddress("") does.
-func Connect() (*Systemd, error) { return ConnectAddress("") }
+func Connect() (*Client, error) { return ConnectAddress("") }
 
 // ConnectAddress reaches systemd and checks that it answers. address is a
 // D-Bus address (unix:path=...) of systemd's private socket or of a bus
-// where org.freedesktop.systemd1 runs; "" picks PrivateSocket when it exists
+// where org.freedesktop.systemd1 runs; "" picks units.PrivateSocket when it exists
 // and butterd is root (as inside a container whose PID 1 is systemd, with
 // butterd running in it), and else the system bus (DBUS_SYSTEM_BUS_ADDRESS
-// when set); AddressNone refuses at once.
-func ConnectAddress(address string) (*Systemd, error) {
-	if address == AddressNone {
+// when set); units.AddressNone refuses at once.
+func ConnectAddress(address string) (*Client, error) {
+	if address == units.AddressNone {
 		return nil, errors.New("systemd is turned off (SYSTEMD_BUS=none)")
 	}
-	s := &Systemd{dial: func(ctx context.Context) (*sd.Conn, string, error) { return dialSystemd(ctx, address) }}
+	s := &Client{dial: func(ctx context.Context) (*sd.Conn, string, error) { return dialSystemd(ctx, address) }}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	if _, err := s.connect(ctx); err != nil {
@@ -108,15 +62,15 @@ func ConnectAddress(address string) (*Systemd, error) {
 func dialSystemd(ctx context.Context, address string) (*sd.Conn, string, error) {
 	var tried []string
 	if address == "" && os.Geteuid() == 0 {
-		if _, err := os.Stat(PrivateSocket); err == nil {
+		if _, err := os.Stat(units.PrivateSocket); err == nil {
 			c, err := sd.NewSystemdConnectionContext(context.Background())
 			if err == nil {
 				if err = probe(ctx, c); err == nil {
-					return c, PrivateSocket, nil
+					return c, units.PrivateSocket, nil
 				}
 				c.Close()
 			}
-			tried = append(tried, fmt.Sprintf("%s: %v", PrivateSocket, err))
+			tried = append(tried, fmt.Sprintf("%s: %v", units.PrivateSocket, err))
 		}
 	}
 	var (
@@ -175,7 +129,7 @@ func probe(ctx context.Context, c *sd.Conn) error {
 }
 
 // connect returns the live connection, dialing again when it dropped.
-func (s *Systemd) connect(ctx context.Context) (*sd.Conn, error) {
+func (s *Client) connect(ctx context.Context) (*sd.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn != nil && s.conn.Connected() {
@@ -194,14 +148,14 @@ func (s *Systemd) connect(ctx context.Context) (*sd.Conn, error) {
 }
 
 // Via says how systemd is reached (its socket or bus address).
-func (s *Systemd) Via() string {
+func (s *Client) Via() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.via
 }
 
 // Close drops the connection.
-func (s *Systemd) Close() error {
+func (s *Client) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn != nil {
@@ -212,7 +166,7 @@ func (s *Systemd) Close() error {
 }
 
 // call runs fn on a live connection with a bounded context.
-func (s *Systemd) call(what string, timeout time.Duration, fn func(ctx context.Context, c *sd.Conn) error) error {
+func (s *Client) call(what string, timeout time.Duration, fn func(ctx context.Context, c *sd.Conn) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c, err := s.connect(ctx)
@@ -225,18 +179,18 @@ func (s *Systemd) call(what string, timeout time.Duration, fn func(ctx context.C
 	return nil
 }
 
-func (s *Systemd) Reload() error {
+func (s *Client) Reload() error {
 	return s.call("daemon-reload", callTimeout, func(ctx context.Context, c *sd.Conn) error { return c.ReloadContext(ctx) })
 }
 
-func (s *Systemd) Enable(units []string) error {
+func (s *Client) Enable(units []string) error {
 	return s.call(fmt.Sprintf("enable %v", units), callTimeout, func(ctx context.Context, c *sd.Conn) error {
 		_, _, err := c.EnableUnitFilesContext(ctx, units, false, true)
 		return err
 	})
 }
 
-func (s *Systemd) Disable(units []string) error {
+func (s *Client) Disable(units []string) error {
 	return s.call(fmt.Sprintf("disable %v", units), callTimeout, func(ctx context.Context, c *sd.Conn) error {
 		_, err := c.DisableUnitFilesContext(ctx, units, false)
 		return err
@@ -246,7 +200,7 @@ func (s *Systemd) Disable(units []string) error {
 type jobFunc func(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 
 // job queues a job and waits for its result.
-func (s *Systemd) job(verb, unit string, start func(c *sd.Conn) jobFunc) error {
+func (s *Client) job(verb, unit string, start func(c *sd.Conn) jobFunc) error {
 	return s.call(verb+" "+unit, jobTimeout, func(ctx context.Context, c *sd.Conn) error {
 		ch := make(chan string, 1) // buffered: go-systemd must never block on it
 		if _, err := start(c)(ctx, unit, "replace", ch); err != nil {
@@ -264,40 +218,40 @@ func (s *Systemd) job(verb, unit string, start func(c *sd.Conn) jobFunc) error {
 	})
 }
 
-func (s *Systemd) Start(unit string) error {
+func (s *Client) Start(unit string) error {
 	return s.job("start", unit, func(c *sd.Conn) jobFunc { return c.StartUnitContext })
 }
 
-func (s *Systemd) Stop(unit string) error {
+func (s *Client) Stop(unit string) error {
 	return s.job("stop", unit, func(c *sd.Conn) jobFunc { return c.StopUnitContext })
 }
 
-func (s *Systemd) Restart(unit string) error {
+func (s *Client) Restart(unit string) error {
 	return s.job("restart", unit, func(c *sd.Conn) jobFunc { return c.RestartUnitContext })
 }
 
-func (s *Systemd) ResetFailed(unit string) error {
+func (s *Client) ResetFailed(unit string) error {
 	return s.call("reset-failed "+unit, callTimeout, func(ctx context.Context, c *sd.Conn) error {
 		return c.ResetFailedUnitContext(ctx, unit)
 	})
 }
 
-func (s *Systemd) UnitState(unit string) (UnitState, error) {
-	var st UnitState
+func (s *Client) UnitState(unit string) (units.UnitState, error) {
+	var st units.UnitState
 	err := s.call("state of "+unit, callTimeout, func(ctx context.Context, c *sd.Conn) error {
 		p, err := c.GetUnitPropertiesContext(ctx, unit)
 		if err != nil {
 			return err
 		}
-		st = UnitState{LoadState: str(p["LoadState"]), ActiveState: str(p["ActiveState"]),
+		st = units.UnitState{LoadState: str(p["LoadState"]), ActiveState: str(p["ActiveState"]),
 			SubState: str(p["SubState"]), UnitFileState: str(p["UnitFileState"])}
 		return nil
 	})
 	return st, err
 }
 
-func (s *Systemd) TimerTimes(timer string) (TimerTimes, error) {
-	var tt TimerTimes
+func (s *Client) TimerTimes(timer string) (units.TimerTimes, error) {
+	var tt units.TimerTimes
 	err := s.call("times of "+timer, callTimeout, func(ctx context.Context, c *sd.Conn) error {
 		p, err := c.GetUnitTypePropertiesContext(ctx, timer, "Timer")
 		if err != nil {
@@ -310,14 +264,14 @@ func (s *Systemd) TimerTimes(timer string) (TimerTimes, error) {
 	return tt, err
 }
 
-func (s *Systemd) ServiceResult(service string) (ServiceResult, error) {
-	var r ServiceResult
+func (s *Client) ServiceResult(service string) (units.ServiceResult, error) {
+	var r units.ServiceResult
 	err := s.call("result of "+service, callTimeout, func(ctx context.Context, c *sd.Conn) error {
 		p, err := c.GetUnitTypePropertiesContext(ctx, service, "Service")
 		if err != nil {
 			return err
 		}
-		r = ServiceResult{Result: str(p["Result"]), Exited: fromUsec(u64(p["ExecMainExitTimestamp"]))}
+		r = units.ServiceResult{Result: str(p["Result"]), Exited: fromUsec(u64(p["ExecMainExitTimestamp"]))}
 		return nil
 	})
 	return r, err
@@ -359,4 +313,4 @@ func u64(v any) uint64 {
 	return n
 }
 
-var _ Manager = (*Systemd)(nil)
+var _ units.Manager = (*Client)(nil)

@@ -1,0 +1,460 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"butterd/btrfs"
+	"butterd/service/remote"
+)
+
+// Replication (DESIGN.md "Replication"): a snapshot goes to another host's
+// butterd incrementally against the newest read-only snapshot both hosts
+// share, matched by UUID and received UUID in both directions: a local
+// snapshot's UUID among the remote's received UUIDs (the remote received
+// it from us), or its received UUID among the remote's UUIDs (we received
+// it from the remote: failback) or received UUIDs (both received it from a
+// third host).
+
+// RemoteHandler is the storage side of the replication endpoint
+// (remote.Server's Handler): it lists the store's read-only snapshots,
+// receives pushed streams as an import does, and sends snapshots' streams
+// for pulls. The server has checked the peer's rights.
+func (s *Store) RemoteHandler() remote.Handler { return remoteHandler{s} }
+
+type remoteHandler struct{ s *Store }
+
+// List returns the read-only snapshots of volume, oldest first.
+func (h remoteHandler) List(ctx context.Context, peer remote.Peer, volume string) ([]remote.SnapshotRef, error) {
+	if err := ValidateName(volume); err != nil {
+		return nil, toRemoteErr(err)
+	}
+	return h.s.snapshotRefs(volume), nil
+}
+
+// Receive receives a pushed stream like an import, after checking that its
+// header names the snapshot and the parent the request agreed on. A
+// snapshot we already hold with the stream's UUID as its received UUID is
+// a success that changes nothing.
+func (h remoteHandler) Receive(ctx context.Context, peer remote.Peer, req remote.ReceiveRequest, stream io.Reader) (remote.Result, error) {
+	s := h.s
+	hdr, r, err := btrfs.ReadStreamHeader(stream)
+	if err != nil {
+		if errors.Is(err, btrfs.ErrBadStream) {
+			return remote.Result{}, fmt.Errorf("%w: receive of %q refused: %v", remote.ErrBadRequest, req.Name, err)
+		}
+		return remote.Result{}, fmt.Errorf("receive of %q: %w", req.Name, err)
+	}
+	if err := checkReceiveHeader(req, hdr); err != nil {
+		return remote.Result{}, err
+	}
+	if ref, ok, err := s.alreadyReceived(hdr); err != nil {
+		return remote.Result{}, err
+	} else if ok {
+		// A no-op, never a delete: read the stream to its end, as the
+		// protocol wants, and keep what we have.
+		n, err := io.Copy(io.Discard, r)
+		if err != nil {
+			return remote.Result{}, fmt.Errorf("receive of %q: %w", req.Name, err)
+		}
+		s.log.Info("received snapshot already here", "snapshot", hdr.Name, "peer", peer.Name)
+		return remote.Result{Snapshot: ref, Bytes: n}, nil
+	}
+
+	counted := &byteCounter{r: r}
+	err = s.runAndWait(ctx, "receive", hdr.Name, nil, func(ctx context.Context, p *JobProgress) error {
+		return s.importStream(ctx, p, &countingReader{r: counted, p: p})
+	})
+	if err != nil {
+		return remote.Result{}, toRemoteErr(err)
+	}
+	info, err := btrfs.GetInfo(s.snapshotPath(hdr.Name))
+	if err != nil {
+		return remote.Result{}, err
+	}
+	s.log.Info("snapshot received", "snapshot", hdr.Name, "peer", peer.Name, "bytes", counted.n, "incremental", hdr.Incremental())
+	return remote.Result{Snapshot: refOf(hdr.Name, info), Bytes: counted.n}, nil
+}
+
+// checkReceiveHeader refuses a stream whose header does not carry what the
+// request announced: the snapshot's name (in the request's volume) and the
+// agreed parent (none for a full stream).
+func checkReceiveHeader(req remote.ReceiveRequest, hdr btrfs.StreamHeader) error {
+	if hdr.Name != req.Name {
+		return fmt.Errorf("%w: receive refused: the stream carries subvolume %q, the request announced %q", remote.ErrBadRequest, hdr.Name, req.Name)
+	}
+	if volume, _, err := ParseSnapshotName(hdr.Name); err != nil || volume != req.Volume {
+		return fmt.Errorf("%w: receive refused: %q is not a snapshot name of volume %q", remote.ErrBadRequest, hdr.Name, req.Volume)
+	}
+	if hdr.ParentUUID != req.ParentUUID {
+		switch {
+		case req.ParentUUID == "":
+			return fmt.Errorf("%w: receive refused: %q was announced as a full stream but is incremental against %s", remote.ErrBadRequest, req.Name, hdr.ParentUUID)
+		case hdr.ParentUUID == "":
+			return fmt.Errorf("%w: receive refused: %q was announced as incremental against %s but is a full stream", remote.ErrBadRequest, req.Name, req.ParentUUID)
+		}
+		return fmt.Errorf("%w: receive refused: the stream of %q is incremental against %s, not the agreed parent %s", remote.ErrBadRequest, req.Name, hdr.ParentUUID, req.ParentUUID)
+	}
+	return nil
+}
+
+// alreadyReceived reports whether the snapshot a stream names is already
+// here, read-only, as that stream's subvolume. A different snapshot of that
+// name is ErrExists.
+func (s *Store) alreadyReceived(hdr btrfs.StreamHeader) (remote.SnapshotRef, bool, error) {
+	if !s.hasSnapshot(hdr.Name) {
+		return remote.SnapshotRef{}, false, nil
+	}
+	info, err := btrfs.GetInfo(s.snapshotPath(hdr.Name))
+	if err != nil {
+		return remote.SnapshotRef{}, false, err
+	}
+	if info.ReadOnly && (info.ReceivedUUID == hdr.UUID || info.UUID == hdr.UUID) {
+		return refOf(hdr.Name, info), true, nil
+	}
+	return remote.SnapshotRef{}, false, fmt.Errorf("%w: receive refused: a different snapshot %q is already here (UUID %s, received UUID %q; the stream's is %s)",
+		remote.ErrExists, hdr.Name, info.UUID, info.ReceivedUUID, hdr.UUID)
+}
+
+// Send writes the stream of one of our read-only snapshots, incremental
+// against our snapshot whose UUID or received UUID is req.ParentUUID when
+// that is set (a pull).
+func (h remoteHandler) Send(ctx context.Context, peer remote.Peer, req remote.SendRequest, stream io.Writer) error {
+	s := h.s
+	if _, err := s.GetSnapshot(req.Name); err != nil {
+		return toRemoteErr(err)
+	}
+	if volume, _, _ := strings.Cut(req.Name, "@"); volume != req.Volume {
+		return fmt.Errorf("%w: %q is not a snapshot of volume %q", remote.ErrBadRequest, req.Name, req.Volume)
+	}
+	info, err := btrfs.GetInfo(s.snapshotPath(req.Name))
+	if err != nil {
+		return err
+	}
+	if !info.ReadOnly {
+		return fmt.Errorf("%w: snapshot %q is not read-only: it cannot be sent", remote.ErrBadRequest, req.Name)
+	}
+	uses := []string{req.Name}
+	parentPath := ""
+	if req.ParentUUID != "" {
+		parent, ok := s.findByUUID(req.Volume, req.ParentUUID, req.Name)
+		if !ok {
+			return fmt.Errorf("%w: no read-only snapshot of volume %q older than %q has UUID or received UUID %s: pull a full stream",
+				remote.ErrNotFound, req.Volume, req.Name, req.ParentUUID)
+		}
+		uses = append(uses, parent)
+		parentPath = s.snapshotPath(parent)
+	}
+	path := s.snapshotPath(req.Name)
+	return toRemoteErr(s.runAndWait(ctx, "serve-send", req.Name, uses, func(ctx context.Context, p *JobProgress) error {
+		return sendTo(ctx, path, parentPath, stream, p)
+	}))
+}
+
+// runAndWait runs fn as a job and waits for its end; ctx ending cancels
+// the job.
+func (s *Store) runAndWait(ctx context.Context, kind, target string, uses []string, fn JobFunc) error {
+	done := make(chan error, 1)
+	job, err := s.startJob(kind, target, uses, func(jctx context.Context, p *JobProgress) error {
+		jctx, cancel := context.WithCancel(jctx)
+		defer cancel()
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+		err := fn(jctx, p)
+		if err == nil && jctx.Err() != nil {
+			err = jctx.Err()
+		}
+		done <- err
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	s.CancelJob(job.ID)
+	// A job canceled while queued never runs fn.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if j, err := s.GetJob(job.ID); err != nil || j.Done() {
+				select {
+				case err := <-done:
+					return err
+				default:
+					return ctx.Err()
+				}
+			}
+		}
+	}
+}
+
+// snapshotRefs lists the read-only snapshots of volume, oldest first.
+func (s *Store) snapshotRefs(volume string) []remote.SnapshotRef {
+	s.mu.RLock()
+	entries := s.snapshotsOfLocked(volume)
+	s.mu.RUnlock()
+	out := []remote.SnapshotRef{}
+	for _, e := range entries {
+		info, err := btrfs.GetInfo(s.snapshotPath(e.name))
+		if err != nil {
+			s.log.Warn("snapshot not readable while listing it for a peer", "snapshot", e.name, "error", err)
+			continue
+		}
+		if info.ReadOnly {
+			out = append(out, refOf(e.name, info))
+		}
+	}
+	return out
+}
+
+// findByUUID finds, newest first among the read-only snapshots of volume
+// up to and excluding before (all when before is ""), the one whose UUID or
+// received UUID is uuid.
+func (s *Store) findByUUID(volume, uuid, before string) (string, bool) {
+	s.mu.RLock()
+	entries := s.snapshotsOfLocked(volume)
+	s.mu.RUnlock()
+	end := len(entries)
+	for i, e := range entries {
+		if e.name == before {
+			end = i
+		}
+	}
+	for i := end - 1; i >= 0; i-- {
+		info, err := btrfs.GetInfo(s.snapshotPath(entries[i].name))
+		if err == nil && info.ReadOnly && (info.UUID == uuid || info.ReceivedUUID == uuid) {
+			return entries[i].name, true
+		}
+	}
+	return "", false
+}
+
+func refOf(name string, info btrfs.Info) remote.SnapshotRef {
+	return remote.SnapshotRef{Name: name, UUID: info.UUID, ReceivedUUID: info.ReceivedUUID, ParentUUID: info.ParentUUID}
+}
+
+// streamUUID is the UUID a send stream gives a subvolume (as its own, or
+// as an incremental stream's parent): its received UUID when it was itself
+// received, else its UUID (the kernel's send does so).
+func streamUUID(info btrfs.Info) string {
+	if info.ReceivedUUID != "" {
+		return info.ReceivedUUID
+	}
+	return info.UUID
+}
+
+// shared finds the remote snapshot that is the same as a local one: the
+// remote received ours (its received UUID is our UUID), or ours was
+// received from the remote (our received UUID is its UUID) or from the
+// same source (the same received UUID).
+func shared(info btrfs.Info, remotes []remote.SnapshotRef) (remote.SnapshotRef, bool) {
+	for _, r := range remotes {
+		if r.ReceivedUUID != "" && r.ReceivedUUID == info.UUID {
+			return r, true
+		}
+		if info.ReceivedUUID != "" && (r.UUID == info.ReceivedUUID || r.ReceivedUUID == info.ReceivedUUID) {
+			return r, true
+		}
+	}
+	return remote.SnapshotRef{}, false
+}
+
+// SendResult says what SendTo did.
+type SendResult struct {
+	Snapshot string // the snapshot sent
+	Host     string // the remote (host:port)
+	// AlreadyThere: the remote already held the snapshot (as Remote);
+	// nothing was sent.
+	AlreadyThere bool
+	// Incremental: the stream was incremental against Parent, a local
+	// snapshot the remote holds as RemoteParent. ParentUUID is the parent
+	// as the stream names it.
+	Incremental  bool
+	Parent       string
+	ParentUUID   string
+	RemoteParent string
+	// Reason says why the stream was full or incremental, or why nothing
+	// was sent.
+	Reason string
+	Bytes  int64              // the stream's size
+	Remote remote.SnapshotRef // the snapshot on the remote
+}
+
+// SendTo sends a read-only snapshot to the butterd c is connected to:
+// incrementally against the newest snapshot no newer than it that both
+// hold, in full when they share none, and not at all when the remote holds
+// it already.
+func (s *Store) SendTo(ctx context.Context, c *remote.Client, snapshot string) (SendResult, error) {
+	return s.sendSnapshotTo(ctx, c, snapshot, nil)
+}
+
+// sendSnapshotTo is SendTo; a job passes its progress p (nil otherwise) to
+// count bytes and to keep the parent from purge while it runs.
+func (s *Store) sendSnapshotTo(ctx context.Context, c *remote.Client, snapshot string, p *JobProgress) (SendResult, error) {
+	res := SendResult{Snapshot: snapshot, Host: c.Addr()}
+	if _, err := s.GetSnapshot(snapshot); err != nil {
+		return res, err
+	}
+	volume, _, _ := strings.Cut(snapshot, "@")
+	path := s.snapshotPath(snapshot)
+	info, err := btrfs.GetInfo(path)
+	if err != nil {
+		return res, err
+	}
+	if !info.ReadOnly {
+		return res, errorf(ErrInvalidArg, "snapshot %q is not read-only: it cannot be sent", snapshot)
+	}
+	remotes, err := c.List(ctx, volume)
+	if err != nil {
+		return res, fmt.Errorf("send %q: list the snapshots of %q on %s: %w", snapshot, volume, c.Addr(), err)
+	}
+	if r, ok := shared(info, remotes); ok {
+		res.AlreadyThere, res.Remote = true, r
+		res.Reason = fmt.Sprintf("%s already holds %q (as %q): nothing to send", c.Addr(), snapshot, r.Name)
+		s.log.Info("snapshot already on the remote", "snapshot", snapshot, "host", c.Addr(), "remote", r.Name)
+		return res, nil
+	}
+	for _, r := range remotes {
+		if r.Name == snapshot {
+			return res, errorf(ErrExists, "send refused: %s holds a different snapshot named %q (UUID %s, received UUID %q): remove it there first",
+				c.Addr(), snapshot, r.UUID, r.ReceivedUUID)
+		}
+	}
+
+	// The newest local read-only snapshot before this one that the remote holds.
+	s.mu.RLock()
+	entries := s.snapshotsOfLocked(volume)
+	s.mu.RUnlock()
+	end := len(entries)
+	for i, e := range entries {
+		if e.name == snapshot {
+			end = i
+		}
+	}
+	parentPath := ""
+	for i := end - 1; i >= 0; i-- {
+		name := entries[i].name
+		pi, err := btrfs.GetInfo(s.snapshotPath(name))
+		if err != nil || !pi.ReadOnly {
+			continue
+		}
+		if r, ok := shared(pi, remotes); ok {
+			res.Incremental, res.Parent, res.ParentUUID, res.RemoteParent = true, name, streamUUID(pi), r.Name
+			parentPath = s.snapshotPath(name)
+			break
+		}
+	}
+	if res.Incremental {
+		res.Reason = fmt.Sprintf("incremental against %q, the newest snapshot %s also holds (as %q)", res.Parent, c.Addr(), res.RemoteParent)
+		if p != nil {
+			p.jobs.update(p.id, func(j *Job) { j.Uses = append(j.Uses, res.Parent) })
+			if !isSubvolume(parentPath) {
+				return res, noSuchSnapshot(res.Parent)
+			}
+		}
+	} else if len(remotes) == 0 {
+		res.Reason = fmt.Sprintf("full: %s holds no snapshot of volume %q", c.Addr(), volume)
+	} else {
+		res.Reason = fmt.Sprintf("full: none of the %d snapshots of volume %q on %s is one of ours", len(remotes), volume, c.Addr())
+	}
+
+	req := remote.ReceiveRequest{Volume: volume, Name: snapshot, ParentUUID: res.ParentUUID}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return res, err
+	}
+	sent := make(chan error, 1)
+	go func() {
+		err := btrfs.Send(path, parentPath, pw)
+		pw.Close()
+		sent <- err
+	}()
+	// Push leaves a read blocked on the pipe to us: closing it ends the
+	// read, and the send with it (EPIPE).
+	stop := context.AfterFunc(ctx, func() { pr.Close() })
+	counted := &byteCounter{r: pr, p: p}
+	rres, err := c.Push(ctx, req, counted)
+	stop()
+	pr.Close()
+	sendErr := <-sent
+	res.Bytes = counted.n
+	if sendErr != nil && !errors.Is(sendErr, syscall.EPIPE) && ctx.Err() == nil {
+		return res, fmt.Errorf("send %q: %w", snapshot, sendErr)
+	}
+	if err != nil {
+		return res, fmt.Errorf("send %q to %s: %w", snapshot, c.Addr(), err)
+	}
+	if sendErr != nil {
+		return res, fmt.Errorf("send %q: %w", snapshot, sendErr)
+	}
+	res.Remote = rres.Snapshot
+	if rres.Bytes > 0 {
+		res.Bytes = rres.Bytes
+	}
+	s.log.Info("snapshot sent", "snapshot", snapshot, "host", c.Addr(), "incremental", res.Incremental, "parent", res.Parent, "bytes", res.Bytes)
+	return res, nil
+}
+
+// byteCounter counts what is read through it (and reports it to a job's
+// progress when there is one).
+type byteCounter struct {
+	r io.Reader
+	p *JobProgress
+	n int64
+}
+
+func (c *byteCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	if n > 0 && c.p != nil {
+		c.p.AddBytes(uint64(n))
+	}
+	return n, err
+}
+
+// remoteKind gives a service error the remote kind the endpoint reports.
+type remoteKind struct {
+	err  error
+	kind error
+}
+
+func (e *remoteKind) Error() string { return e.err.Error() }
+func (e *remoteKind) Unwrap() error { return e.err }
+func (e *remoteKind) Is(target error) bool {
+	return target == e.kind
+}
+
+// toRemoteErr classifies a service error for the peer: not found, exists
+// and invalid arguments are permanent.
+func toRemoteErr(err error) error {
+	var kind error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound):
+		kind = remote.ErrNotFound
+	case errors.Is(err, ErrExists):
+		kind = remote.ErrExists
+	case errors.Is(err, ErrInvalidArg), errors.Is(err, ErrInvalidName):
+		kind = remote.ErrBadRequest
+	case errors.Is(err, ErrAccessDenied):
+		kind = remote.ErrDenied
+	default:
+		return err
+	}
+	return &remoteKind{err: err, kind: kind}
+}

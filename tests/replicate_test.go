@@ -1,0 +1,303 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"butterd/btrfs"
+	"butterd/service"
+	"butterd/service/remote"
+	"butterd/tests/testenv"
+)
+
+// Replication (DESIGN.md "Replication"): SendTo streams a snapshot to
+// another butterd over the SSH endpoint, in full the first time, then
+// incrementally against the newest snapshot both hold (matched by UUID and
+// received UUID, both ways, so failback works); the receiver checks the
+// stream's header against what was agreed before writing anything.
+
+// replHost is one host: a store on its own BTRFS, with its keys.
+type replHost struct {
+	s    *service.Store
+	root string
+	dir  string // keys, peers, known_hosts
+	addr string // its endpoint, once served
+}
+
+func newReplHost(t *testing.T) *replHost {
+	t.Helper()
+	root := filepath.Join(testenv.Btrfs(t), "data root")
+	return &replHost{s: openStoreAt(t, root, service.Config{}), root: root, dir: t.TempDir()}
+}
+
+func (h *replHost) key(t *testing.T, name string) ssh.Signer {
+	t.Helper()
+	k, err := remote.LoadOrCreateKey(filepath.Join(h.dir, name))
+	must(t, err)
+	return k
+}
+
+// serve runs h's endpoint on 127.0.0.1, accepting client's key (push and
+// pull), and makes client trust h's host key.
+func (h *replHost) serve(t *testing.T, client *replHost) {
+	t.Helper()
+	hostKey := h.key(t, "host_key")
+	peers := remote.OpenPeers(filepath.Join(h.dir, "peers.json"))
+	must(t, peers.Add(remote.Peer{Name: "peer", PublicKey: client.key(t, "client_key").PublicKey(), Push: true, Pull: true}))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &remote.Server{HostKey: hostKey, Peers: peers, Handler: h.s.RemoteHandler()}
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, l); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h.addr = l.Addr().String()
+	must(t, remote.AddKnownHost(filepath.Join(client.dir, "known_hosts"), h.addr, hostKey.PublicKey(), false))
+}
+
+// dial connects h to the endpoint of to.
+func (h *replHost) dial(t *testing.T, to *replHost) *remote.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := remote.Dial(ctx, to.addr, "butterd", h.key(t, "client_key"), filepath.Join(h.dir, "known_hosts"), remote.Options{})
+	must(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (h *replHost) snapPath(name string) string { return filepath.Join(h.root, "snapshots", name) }
+
+func (h *replHost) receivedEmpty(t *testing.T) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(h.root, "received"))
+	must(t, err)
+	if len(entries) != 0 {
+		t.Errorf("received/ holds %d entries after a refused push, want none", len(entries))
+	}
+}
+
+// streamFile writes the send stream of a snapshot of h (incremental
+// against parent when given) into a file.
+func (h *replHost) streamFile(t *testing.T, name, parent string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "stream")
+	f, err := os.Create(path)
+	must(t, err)
+	pp := ""
+	if parent != "" {
+		pp = h.snapPath(parent)
+	}
+	must(t, btrfs.Send(h.snapPath(name), pp, f))
+	must(t, f.Close())
+	return path
+}
+
+func replCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestReplicateSendFullIncrementalFailback(t *testing.T) {
+	a, b := newReplHost(t), newReplHost(t)
+	b.serve(t, a)
+	ctx := replCtx(t)
+	toB := a.dial(t, b)
+
+	v, _, err := a.s.CreateVolume("v1", service.CreateOptions{})
+	must(t, err)
+	big := make([]byte, 4<<20)
+	rand.Read(big)
+	must(t, os.WriteFile(filepath.Join(v.Path, "big"), big, 0o600))
+	writeFile(t, filepath.Join(v.Path, "small"), "hello\n")
+	s1, err := a.s.CreateSnapshot("v1")
+	must(t, err)
+
+	// First send: full.
+	r1, err := a.s.SendTo(ctx, toB, s1.Name)
+	must(t, err)
+	if r1.Incremental || r1.AlreadyThere || r1.Parent != "" {
+		t.Fatalf("first send = %+v, want a full stream", r1)
+	}
+	if r1.Bytes < 4<<20 {
+		t.Errorf("full stream of %d bytes, want at least the 4 MiB of data", r1.Bytes)
+	}
+	a1 := getInfo(t, a.snapPath(s1.Name))
+	b1 := getInfo(t, b.snapPath(s1.Name))
+	if !b1.ReadOnly || b1.ReceivedUUID != a1.UUID {
+		t.Fatalf("B's %s: read-only %v, received UUID %q; want true and A's UUID %s", s1.Name, b1.ReadOnly, b1.ReceivedUUID, a1.UUID)
+	}
+	if r1.Remote.Name != s1.Name || r1.Remote.ReceivedUUID != a1.UUID {
+		t.Errorf("result's remote snapshot %+v, want %s received from %s", r1.Remote, s1.Name, a1.UUID)
+	}
+	sameFiles(t, a.snapPath(s1.Name), b.snapPath(s1.Name), "big", "small")
+	if names := snapshotNames(t, b.s, "v1"); len(names) != 1 || names[0] != s1.Name {
+		t.Errorf("B's snapshots of v1: %q, want [%s]", names, s1.Name)
+	}
+
+	// Second send: incremental against s1, and small.
+	writeFile(t, filepath.Join(v.Path, "new"), "second\n")
+	time.Sleep(2 * time.Millisecond)
+	s2, err := a.s.CreateSnapshot("v1")
+	must(t, err)
+	r2, err := a.s.SendTo(ctx, toB, s2.Name)
+	must(t, err)
+	if !r2.Incremental || r2.Parent != s1.Name || r2.ParentUUID != a1.UUID || r2.RemoteParent != s1.Name {
+		t.Fatalf("second send = %+v, want incremental against %s (%s)", r2, s1.Name, a1.UUID)
+	}
+	if r2.Bytes <= 0 || r2.Bytes > r1.Bytes/20 {
+		t.Errorf("incremental stream of %d bytes, full one %d: want far smaller", r2.Bytes, r1.Bytes)
+	}
+	sameFiles(t, a.snapPath(s2.Name), b.snapPath(s2.Name), "big", "new", "small")
+	a2 := getInfo(t, a.snapPath(s2.Name))
+	if b2 := getInfo(t, b.snapPath(s2.Name)); !b2.ReadOnly || b2.ReceivedUUID != a2.UUID {
+		t.Errorf("B's %s: read-only %v, received UUID %q; want true and %s", s2.Name, b2.ReadOnly, b2.ReceivedUUID, a2.UUID)
+	}
+
+	// Again: nothing to do, nothing deleted.
+	r3, err := a.s.SendTo(ctx, toB, s2.Name)
+	must(t, err)
+	if !r3.AlreadyThere || r3.Bytes != 0 || r3.Remote.Name != s2.Name {
+		t.Errorf("sending %s again = %+v, want a no-op", s2.Name, r3)
+	}
+	if names := snapshotNames(t, b.s, "v1"); len(names) != 2 {
+		t.Errorf("B's snapshots after the no-op: %q", names)
+	}
+
+	// A pull names the parent as the stream does: B's s1 was received,
+	// so its stream's parent is A's s1 UUID.
+	var pulled bytes.Buffer
+	must(t, toB.Pull(ctx, remote.SendRequest{Volume: "v1", Name: s2.Name, ParentUUID: a1.UUID}, &pulled))
+	hdr, _, err := btrfs.ReadStreamHeader(bytes.NewReader(pulled.Bytes()))
+	must(t, err)
+	if hdr.Name != s2.Name || hdr.UUID != a2.UUID || hdr.ParentUUID != a1.UUID {
+		t.Errorf("pulled stream header %+v, want %s with UUID %s and parent %s", hdr, s2.Name, a2.UUID, a1.UUID)
+	}
+	if int64(pulled.Len()) > r1.Bytes/20 {
+		t.Errorf("pulled incremental stream of %d bytes: want far smaller than %d", pulled.Len(), r1.Bytes)
+	}
+
+	// Failback: B makes the volume from s2, changes it, snapshots it and
+	// sends it back to A, incrementally against s2, found by B's received
+	// UUID among A's UUIDs.
+	a.serve(t, b)
+	toA := b.dial(t, a)
+	_, err = b.s.Restore(s2.Name, "v1", false)
+	must(t, err)
+	bv, err := b.s.GetVolume("v1")
+	must(t, err)
+	writeFile(t, filepath.Join(bv.Path, "from-b"), "written on B\n")
+	time.Sleep(2 * time.Millisecond)
+	s3, err := b.s.CreateSnapshot("v1")
+	must(t, err)
+	r4, err := b.s.SendTo(ctx, toA, s3.Name)
+	must(t, err)
+	if !r4.Incremental || r4.Parent != s2.Name || r4.ParentUUID != a2.UUID {
+		t.Fatalf("failback send = %+v, want incremental against %s (A's UUID %s)", r4, s2.Name, a2.UUID)
+	}
+	if r4.Bytes > r1.Bytes/20 {
+		t.Errorf("failback stream of %d bytes, full one %d: want far smaller", r4.Bytes, r1.Bytes)
+	}
+	sameFiles(t, b.snapPath(s3.Name), a.snapPath(s3.Name), "big", "from-b", "new", "small")
+	b3 := getInfo(t, b.snapPath(s3.Name))
+	if a3 := getInfo(t, a.snapPath(s3.Name)); !a3.ReadOnly || a3.ReceivedUUID != b3.UUID {
+		t.Errorf("A's %s: read-only %v, received UUID %q; want true and B's %s", s3.Name, a3.ReadOnly, a3.ReceivedUUID, b3.UUID)
+	}
+	// And A holds it now: sending again is a no-op both ways.
+	if r, err := b.s.SendTo(ctx, toA, s3.Name); err != nil || !r.AlreadyThere {
+		t.Errorf("sending %s back again = %+v, %v; want a no-op", s3.Name, r, err)
+	}
+	if r, err := a.s.SendTo(ctx, toB, s3.Name); err != nil || !r.AlreadyThere {
+		t.Errorf("sending A's received %s to B = %+v, %v; want a no-op", s3.Name, r, err)
+	}
+	a.receivedEmpty(t)
+	b.receivedEmpty(t)
+}
+
+func TestReplicateReceiveRefusesOtherStreams(t *testing.T) {
+	a, b := newReplHost(t), newReplHost(t)
+	b.serve(t, a)
+	ctx := replCtx(t)
+	toB := a.dial(t, b)
+
+	v, _, err := a.s.CreateVolume("v1", service.CreateOptions{})
+	must(t, err)
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	must(t, os.WriteFile(filepath.Join(v.Path, "data"), data, 0o600))
+	s1, err := a.s.CreateSnapshot("v1")
+	must(t, err)
+	_, err = a.s.SendTo(ctx, toB, s1.Name)
+	must(t, err)
+	writeFile(t, filepath.Join(v.Path, "more"), "more\n")
+	time.Sleep(2 * time.Millisecond)
+	s2, err := a.s.CreateSnapshot("v1")
+	must(t, err)
+	a1 := getInfo(t, a.snapPath(s1.Name))
+	before := snapshotNames(t, b.s, "v1")
+
+	push := func(req remote.ReceiveRequest, stream string) error {
+		f, err := os.Open(stream)
+		must(t, err)
+		defer f.Close()
+		_, err = toB.Push(ctx, req, f)
+		return err
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: accepted", what)
+		}
+		if !errors.Is(err, remote.ErrBadRequest) || !remote.IsPermanent(err) {
+			t.Errorf("%s: %v, want a permanent bad request", what, err)
+		}
+		b.receivedEmpty(t)
+		if names := snapshotNames(t, b.s, "v1"); len(names) != len(before) {
+			t.Errorf("%s: B's snapshots are %q, were %q", what, names, before)
+		}
+	}
+
+	incr := a.streamFile(t, s2.Name, s1.Name)
+	other := service.SnapshotName("v1", time.Now().Add(time.Hour))
+	refused("a stream named otherwise than the request",
+		push(remote.ReceiveRequest{Volume: "v1", Name: other, ParentUUID: a1.UUID}, incr))
+	refused("a parent other than the agreed one",
+		push(remote.ReceiveRequest{Volume: "v1", Name: s2.Name, ParentUUID: getInfo(t, a.snapPath(s2.Name)).UUID}, incr))
+	refused("an incremental stream announced as full",
+		push(remote.ReceiveRequest{Volume: "v1", Name: s2.Name}, incr))
+	full := a.streamFile(t, s2.Name, "")
+	refused("a full stream announced as incremental",
+		push(remote.ReceiveRequest{Volume: "v1", Name: s2.Name, ParentUUID: a1.UUID}, full))
+
+	// The agreed stream goes through.
+	res, err := toB.Push(ctx, remote.ReceiveRequest{Volume: "v1", Name: s2.Name, ParentUUID: a1.UUID}, mustOpen(t, incr))
+	must(t, err)
+	if res.Snapshot.Name != s2.Name || res.Snapshot.ReceivedUUID != getInfo(t, a.snapPath(s2.Name)).UUID {
+		t.Errorf("push result %+v", res)
+	}
+	// Pushing it again is a no-op success, never a delete.
+	res2, err := toB.Push(ctx, remote.ReceiveRequest{Volume: "v1", Name: s2.Name, ParentUUID: a1.UUID}, mustOpen(t, incr))
+	must(t, err)
+	if res2.Snapshot.UUID != res.Snapshot.UUID {
+		t.Errorf("second push made %+v, first %+v: want the same snapshot", res2.Snapshot, res.Snapshot)
+	}
+	b.receivedEmpty(t)
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
