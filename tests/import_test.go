@@ -536,11 +536,12 @@ func TestImportFailureAtEachStep(t *testing.T) {
 // start deletes what the import left in received/, keeping the snapshot
 // only when it was made.
 func TestImportCrashAtEachStep(t *testing.T) {
+	importCrashChild(t)
 	src := newImportSource(t)
 	for _, step := range append([]string{"receiving"}, importSteps...) {
 		t.Run(step, func(t *testing.T) {
 			root := filepath.Join(testenv.Btrfs(t), "root")
-			cmd := exec.Command(os.Args[0], "-test.run=^TestImportCrashChild$", "-test.v")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestImportCrashAtEachStep$", "-test.v")
 			cmd.Env = append(os.Environ(), "BUTTERD_IMPORT_CRASH="+root+"|"+step+"|"+src.full)
 			out, err := cmd.CombinedOutput()
 			var exit *exec.ExitError
@@ -578,6 +579,7 @@ func TestImportCrashAtEachStep(t *testing.T) {
 // TestImportReceiveDiesWithButterd kills a process running btrfs receive
 // on a stream that stalls: the receive dies with it.
 func TestImportReceiveDiesWithButterd(t *testing.T) {
+	importCrashChild(t)
 	src := newImportSource(t)
 	dir := filepath.Join(testenv.Btrfs(t), "received")
 	must(t, os.Mkdir(dir, 0o700))
@@ -586,7 +588,7 @@ func TestImportReceiveDiesWithButterd(t *testing.T) {
 	r, w := osPipe(t)
 	defer w.Close()
 	go w.Write(data[:len(data)/2])
-	cmd := exec.Command(os.Args[0], "-test.run=^TestImportCrashChild$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestImportReceiveDiesWithButterd$", "-test.v")
 	cmd.Env = append(os.Environ(), "BUTTERD_IMPORT_CRASH="+dir+"|pdeathsig|"+src.full)
 	cmd.Stdin = r
 	out, err := cmd.CombinedOutput()
@@ -603,11 +605,13 @@ func TestImportReceiveDiesWithButterd(t *testing.T) {
 	}
 }
 
-// TestImportCrashChild is the process TestImportCrashAtEachStep kills.
-func TestImportCrashChild(t *testing.T) {
+// importCrashChild turns the test into the process its parent run kills,
+// when BUTTERD_IMPORT_CRASH says so; otherwise it returns at once. It never
+// returns in the child.
+func importCrashChild(t *testing.T) {
 	arg := os.Getenv("BUTTERD_IMPORT_CRASH")
 	if arg == "" {
-		t.Skip("runs only as TestImportCrashAtEachStep's child")
+		return
 	}
 	parts := strings.SplitN(arg, "|", 3)
 	root, step, stream := parts[0], parts[1], parts[2]

@@ -508,29 +508,39 @@ func TestKeepaliveKeepsIdleLinkUp(t *testing.T) {
 	}
 }
 
+// The messages people read name the problem and what to do next.
 func TestErrorMessages(t *testing.T) {
-	if !testing.Verbose() {
-		t.Skip("prints the messages people read: run with -v")
+	says := func(err error, want ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("no error, want one saying %q", want)
+		}
+		t.Log(err)
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q does not say %q", err, w)
+			}
+		}
 	}
 	e := newTestEnv(t, nil)
 	ctx := context.Background()
 	other, _ := LoadOrCreateKey(filepath.Join(e.dir, "other"))
 	_, err := Dial(ctx, e.addr, "butterd", other, e.knownHosts, e.opts)
-	t.Log(err)
+	says(err, "refused our client key SHA256:", "butterctl remote add")
 	_, err = Dial(ctx, e.addr, "butterd", e.clientKey, filepath.Join(e.dir, "none"), e.opts)
-	t.Log(err)
+	says(err, "is unknown", "SHA256:", "butterctl remote trust")
 	AddKnownHost(e.knownHosts, e.addr, other.PublicKey(), true)
 	_, err = Dial(ctx, e.addr, "butterd", e.clientKey, e.knownHosts, e.opts)
-	t.Log(err)
+	says(err, "CHANGED", "the known one is")
 	AddKnownHost(e.knownHosts, e.addr, e.hostKey.PublicKey(), true)
 	e.peers.Update(Peer{Name: "hostb", PublicKey: e.clientKey.PublicKey(), Pull: true, Volumes: []string{"v2"}})
 	c := e.dial(t)
 	_, err = c.Push(ctx, ReceiveRequest{Volume: "v1", Name: snap1}, strings.NewReader("x"))
-	t.Log(err)
+	says(err, `peer "hostb" has no push right`)
 	_, err = c.List(ctx, "v1")
-	t.Log(err)
+	says(err, `may not use volume "v1"`)
 	err = c.Pull(ctx, SendRequest{Volume: "v2", Name: "v2@missing"}, io.Discard)
-	t.Log(err)
+	says(err, `no snapshot "v2@missing"`)
 	_, err = Dial(ctx, "127.0.0.1:1", "butterd", e.clientKey, e.knownHosts, e.opts)
-	t.Log(err)
+	says(err, "connect to 127.0.0.1:1")
 }
