@@ -178,16 +178,7 @@ func BenchmarkBareCreate(b *testing.B) {
 	dirfd := perfOpenDir(b, testenv.BtrfsSize(b, perfFSSize))
 	var times perfTimes
 	for i := 0; b.Loop(); i++ {
-		if i > 0 && i%perfBatch == 0 {
-			b.StopTimer()
-			for j := i - perfBatch; j < i; j++ {
-				if err := perfDestroy(dirfd, perfName(j)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			perfSync(b, dirfd)
-			b.StartTimer()
-		}
+		perfDropBatch(b, dirfd, i)
 		name := perfName(i)
 		start := time.Now()
 		err := perfCreate(dirfd, name)
@@ -241,16 +232,7 @@ func BenchmarkBareSnapshot(b *testing.B) {
 	perfSync(b, mntfd)
 	var times perfTimes
 	for i := 0; b.Loop(); i++ {
-		if i > 0 && i%perfBatch == 0 {
-			b.StopTimer()
-			for j := i - perfBatch; j < i; j++ {
-				if err := perfDestroy(dirfd, perfName(j)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			perfSync(b, dirfd)
-			b.StartTimer()
-		}
+		perfDropBatch(b, dirfd, i)
 		name := perfName(i)
 		start := time.Now()
 		err := perfSnapshot(dirfd, srcfd, name)
@@ -592,4 +574,21 @@ func perfPost(b *testing.B, c *http.Client, path string, body []byte, v any) {
 	if resp.StatusCode != http.StatusOK {
 		b.Fatalf("POST %s answered %d", path, resp.StatusCode)
 	}
+}
+
+// perfDropBatch, every perfBatch operations, deletes the batch of
+// subvolumes perfName(i-perfBatch)..perfName(i-1) in dirfd and commits,
+// with the timer stopped, so that the filesystem never fills.
+func perfDropBatch(b *testing.B, dirfd, i int) {
+	if i == 0 || i%perfBatch != 0 {
+		return
+	}
+	b.StopTimer()
+	for j := i - perfBatch; j < i; j++ {
+		if err := perfDestroy(dirfd, perfName(j)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perfSync(b, dirfd)
+	b.StartTimer()
 }

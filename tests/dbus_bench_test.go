@@ -138,16 +138,7 @@ func BenchmarkBtrfsProgsSnapshot(b *testing.B) {
 	env := os.Environ()
 	var times perfTimes
 	for i := 0; b.Loop(); i++ {
-		if i > 0 && i%perfBatch == 0 {
-			b.StopTimer()
-			for j := i - perfBatch; j < i; j++ {
-				if err := perfDestroy(dirfd, perfName(j)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			perfSync(b, dirfd)
-			b.StartTimer()
-		}
+		perfDropBatch(b, dirfd, i)
 		_, d := perfExec(b, env, btrfsBin, "subvolume", "snapshot", "-r", src, filepath.Join(snaps, perfName(i)))
 		times = append(times, d)
 	}
