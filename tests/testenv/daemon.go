@@ -158,6 +158,9 @@ type ButterdOptions struct {
 	Bus *Bus
 	// Args are more `butterd run` flags.
 	Args []string
+	// Prefix is a command that runs butterd, such as `ip netns exec NAME`
+	// (Host.Prefix); it must exec butterd, so that Pid is butterd's.
+	Prefix []string
 }
 
 // StartButterd runs `butterd run` on dataRoot, serving the plugin on socket,
@@ -182,7 +185,7 @@ func ButterdEnv(bus *Bus) []string {
 }
 
 // StartButterdWith is StartButterd with options: a bus to serve on, more
-// flags.
+// flags, a command prefix.
 func StartButterdWith(t testing.TB, dataRoot, socket string, o ButterdOptions) *Daemon {
 	t.Helper()
 	extraArgs := o.Args
@@ -202,7 +205,8 @@ func StartButterdWith(t testing.TB, dataRoot, socket string, o ButterdOptions) *
 	defer logf.Close()
 	args := append([]string{"run", "--config=/dev/null", "--log-level=debug", "--systemd-bus=none",
 		"--data-root=" + dataRoot, "--plugin-socket=" + socket}, extraArgs...)
-	cmd := exec.Command(bin, args...)
+	argv := append(append(append([]string(nil), o.Prefix...), bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = ButterdEnv(o.Bus)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
