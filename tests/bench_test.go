@@ -161,6 +161,12 @@ func (p perfTimes) report(b *testing.B) {
 func perfStore(b *testing.B) (*service.Store, int) {
 	b.Helper()
 	root := filepath.Join(testenv.BtrfsSize(b, perfFSSize), "data root")
+	return perfStoreAt(b, root), perfOpenDir(b, root)
+}
+
+// perfStoreAt opens a store on root as perfStore does.
+func perfStoreAt(b *testing.B, root string) *service.Store {
+	b.Helper()
 	s, err := service.Open(service.Config{
 		Root:   root,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -170,7 +176,7 @@ func perfStore(b *testing.B) (*service.Store, int) {
 		b.Fatalf("open store: %v", err)
 	}
 	b.Cleanup(func() { s.Close() })
-	return s, perfOpenDir(b, root)
+	return s
 }
 
 // BenchmarkBareCreate is BTRFS_IOC_SUBVOL_CREATE on an open directory.

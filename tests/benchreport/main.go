@@ -82,6 +82,32 @@ var mgmtComparisons = []comparison{
 		}},
 }
 
+// rateComparison pairs butterd's replication throughput with its
+// primitive's on the same data, in MB/s of the volume's data; the limit is
+// on their ratio.
+type rateComparison struct {
+	label   string
+	service []named // the first one present is used
+	bare    named
+	min     float64
+}
+
+type named struct{ name, label string }
+
+var rateComparisons = []rateComparison{
+	{label: "send/receive on one machine",
+		service: []named{{"BenchmarkReplicateSendToLoopback", "butterd (SSH on loopback)"}},
+		bare:    named{"BenchmarkReplicateBtrfsPipe", "btrfs send | btrfs receive"}, min: 0.9},
+	{label: "across hosts over SSH",
+		service: []named{{"BenchmarkReplicateButterdNetns", "butterd daemons"}, {"BenchmarkReplicateSendToNetns", "butterd (in-process)"}},
+		bare:    named{"BenchmarkReplicateOpenSSH", "btrfs send | ssh | btrfs receive"}, min: 0.9},
+}
+
+const (
+	incrName  = "BenchmarkReplicateIncremental"
+	incrLimit = 3.0 // % of the full stream's bytes
+)
+
 const (
 	listPrefix = "BenchmarkPlugin/List"
 	getName    = "BenchmarkPlugin/Get"
@@ -219,6 +245,10 @@ func report(w io.Writer, res map[string]*result, order, problems []string) {
 	compare(w, mgmtComparisons, res, used)
 
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "replication against its primitive, same data, same run (MB/s of the volume's data)")
+	replication(w, res, used)
+
+	fmt.Fprintln(w)
 	if p := res[planName]; p != nil {
 		used[planName] = true
 		mean := p.metrics["ns/op"]
@@ -292,6 +322,80 @@ func compare(w io.Writer, cs []comparison, res map[string]*result, used map[stri
 			signed(over), ratio(s.median(), b.median()), limit, verdict(over <= c.limit), few(s, b), note)
 	}
 	tw.Flush()
+}
+
+// replication prints the throughput ratios and the incremental stream's
+// share of the full one, marking the benchmarks it shows in used.
+func replication(w io.Writer, res map[string]*result, used map[string]bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range rateComparisons {
+		var s *result
+		service := c.service[0]
+		for _, n := range c.service {
+			if s = res[n.name]; s != nil {
+				service = n
+				break
+			}
+		}
+		b := res[c.bare.name]
+		used[service.name], used[c.bare.name] = true, true
+		limit := fmt.Sprintf("(limit x%.1f)", c.min)
+		if s == nil || b == nil {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t\t%s\tnot measured\n", c.label, rate(service.label, s), rate(c.bare.label, b), limit)
+			continue
+		}
+		r := s.metrics["MB/s"] / b.metrics["MB/s"]
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tx%.2f\t%s\t%s%s\n", c.label, rate(service.label, s), rate(c.bare.label, b), r, limit,
+			verdictMin(r >= c.min), sends(s, b))
+	}
+	if in := res[incrName]; in != nil {
+		used[incrName] = true
+		pct := in.metrics["incr-%"]
+		fmt.Fprintf(tw, "  incremental send after a 1%% change\t%s of %s in full: %.2f %%\t\t\t(limit %g %%)\t%s%s\n",
+			bytesText(in.metrics["incr-bytes"]), bytesText(in.metrics["full-bytes"]), pct, incrLimit, verdict(pct < incrLimit), sends(in))
+	} else {
+		fmt.Fprintf(tw, "  incremental send after a 1%% change\t\t\t\t(limit %g %%)\tnot measured\n", incrLimit)
+	}
+	tw.Flush()
+}
+
+// rate is "label N MB/s", or "label -" when not measured.
+func rate(label string, r *result) string {
+	if r == nil {
+		return label + " -"
+	}
+	return fmt.Sprintf("%s %.0f MB/s", label, r.metrics["MB/s"])
+}
+
+// sends says how many sends the smallest figure rests on.
+func sends(rs ...*result) string {
+	n := rs[0].ops
+	for _, r := range rs {
+		n = min(n, r.ops)
+	}
+	if n == 1 {
+		return " (1 send)"
+	}
+	return fmt.Sprintf(" (%d sends)", n)
+}
+
+func verdictMin(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "UNDER"
+}
+
+// bytesText writes a byte count in kB, MB or GB with three significant
+// digits.
+func bytesText(n float64) string {
+	switch {
+	case n < 1e6:
+		return short(max(n/1e3, 1e-3), "kB")
+	case n < 1e9:
+		return short(n/1e6, "MB")
+	}
+	return short(n/1e9, "GB")
 }
 
 // figure is "label median (p99 x)", or "label -" when not measured.
