@@ -267,27 +267,33 @@ func (s *Store) resolveImport(in *intent) (forward bool, err error) {
 		return false, fmt.Errorf("import journal entry %q: %w", in.ID, err)
 	}
 	forward = isSubvolume(s.snapshotPath(in.Source))
-	dir := in.receivedPath(s)
+	if err := s.removeReceived(in.receivedPath(s)); err != nil {
+		return forward, err
+	}
+	return forward, s.endIntent(in)
+}
+
+// removeReceived deletes a job's directory under received/ and the
+// subvolumes btrfs receive made in it. Anything else there was not made
+// by btrfs receive and stops it.
+func (s *Store) removeReceived(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return forward, err
+		return err
 	}
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
 		if !isSubvolume(path) {
-			return forward, fmt.Errorf("%q is not a subvolume that btrfs receive made: left alone, remove it by hand", path)
+			return fmt.Errorf("%q is not a subvolume that btrfs receive made: left alone, remove it by hand", path)
 		}
 		if err := btrfs.Delete(path); err != nil {
-			return forward, err
+			return err
 		}
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return forward, err
+		return err
 	}
-	if err := syncDir(s.receivedDir); err != nil {
-		return forward, err
-	}
-	return forward, s.endIntent(in)
+	return syncDir(s.receivedDir)
 }
 
 // countingReader counts the bytes read as the job's progress, as a fraction

@@ -28,11 +28,15 @@ type Job struct {
 	State     JobState  `json:"state"`
 	Progress  float64   `json:"progress"` // 0..1, or -1 when unknown
 	BytesDone uint64    `json:"bytes_done"`
-	Rate      float64   `json:"rate"` // bytes per second while running
+	FilesDone uint64    `json:"files_done,omitempty"` // entries examined, for jobs that walk files
+	Rate      float64   `json:"rate"`                 // bytes per second while running
 	Created   time.Time `json:"created"`
 	Started   time.Time `json:"started,omitzero"`
 	Finished  time.Time `json:"finished,omitzero"`
 	Error     string    `json:"error,omitempty"`
+	// Summary says what the job did, in a few lines, for jobs that have
+	// more to say than done or failed (a sync: what it did per host).
+	Summary string `json:"summary,omitempty"`
 	// Uses lists the snapshots the job reads: purge leaves them alone
 	// while it runs.
 	Uses []string `json:"uses,omitempty"`
@@ -66,6 +70,16 @@ func (p *JobProgress) AddBytes(n uint64) {
 			j.Rate = float64(j.BytesDone) / d
 		}
 	})
+}
+
+// AddFiles counts files done.
+func (p *JobProgress) AddFiles(n uint64) {
+	p.jobs.update(p.id, func(j *Job) { j.FilesDone += n })
+}
+
+// SetSummary sets what the job says it did.
+func (p *JobProgress) SetSummary(s string) {
+	p.jobs.update(p.id, func(j *Job) { j.Summary = s })
 }
 
 // Limits of the job table.

@@ -31,6 +31,10 @@ const (
 	opCreate  = "create"
 	opRestore = "restore"
 	opImport  = "import" // see import.go
+	opSync    = "sync"   // see sync.go
+	// A pull for another host's sync: the temporary read-only snapshot of
+	// the volume is tmpPath, deleted at the end (see sync_serve.go).
+	opServeSync = "serve-sync"
 )
 
 func (s *Store) journalDir() string { return filepath.Join(s.stateDir, "journal") }

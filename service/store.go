@@ -40,6 +40,9 @@ type Config struct {
 	UnitDir   string
 	Systemd   units.Manager
 	Butterctl string
+	// Dial connects to other hosts' butterd for a sync (SyncVolume);
+	// nil when no replication is set up.
+	Dial Dialer
 	// Policies are named defaults of create options (the config file's
 	// [policy NAME] sections), applied by the option policy=NAME; options
 	// given explicitly win.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -173,7 +174,19 @@ func (c *Client) Push(ctx context.Context, req ReceiveRequest, stream io.Reader)
 // Pull writes the send stream req asks for into stream. Only a nil error
 // means the stream is complete.
 func (c *Client) Pull(ctx context.Context, req SendRequest, stream io.Writer) error {
-	op, err := c.start(ctx, VerbSend, req)
+	return c.pull(ctx, VerbSend, req, strconv.Quote(req.Name), stream)
+}
+
+// Sync writes the stream of a temporary snapshot of the server's volume as
+// it is now (see SyncRequest) into stream. Only a nil error means the
+// stream is complete.
+func (c *Client) Sync(ctx context.Context, req SyncRequest, stream io.Writer) error {
+	return c.pull(ctx, VerbSync, req, "volume "+strconv.Quote(req.Volume), stream)
+}
+
+// pull runs an operation whose answer is a stream; what names it in errors.
+func (c *Client) pull(ctx context.Context, verb string, req request, what string, stream io.Writer) error {
+	op, err := c.start(ctx, verb, req)
 	if err != nil {
 		return err
 	}
@@ -190,11 +203,11 @@ func (c *Client) Pull(ctx context.Context, req SendRequest, stream io.Writer) er
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case lw.err != nil: // the cause, whatever the server made of it
-		return fmt.Errorf("%s of %q: write the stream: %w", VerbSend, req.Name, lw.err)
+		return fmt.Errorf("%s of %s: write the stream: %w", verb, what, lw.err)
 	case werr != nil:
 		return werr
 	case err != nil:
-		return fmt.Errorf("%s of %q on %s: %w", VerbSend, req.Name, displayHost(c.addr), err)
+		return fmt.Errorf("%s of %s on %s: %w", verb, what, displayHost(c.addr), err)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@
 //	butterd-list    {"volume":"v1"}
 //	butterd-receive {"volume":"v1","name":"v1@2024-05-01T10:00:00.000000","parent_uuid":"..."}
 //	butterd-send    {"volume":"v1","name":"v1@2024-05-01T10:00:00.000000","parent_uuid":"..."}
+//	butterd-sync    {"volume":"v1","parent_uuid":"..."}
 //
 // butterd-list needs the push or pull right on the volume and writes
 // {"snapshots":[{"name","uuid","received_uuid","parent_uuid"},...]} on
@@ -29,7 +30,12 @@
 // stream from stdin and writes the Result {"snapshot":{...},"bytes":N} on
 // stdout. butterd-send (a pull: needs the pull right) writes the stream of
 // snapshot name, incremental against the snapshot whose UUID or received
-// UUID is parent_uuid when that is set, on stdout.
+// UUID is parent_uuid when that is set, on stdout. butterd-sync (needs
+// the pull right) takes a temporary read-only snapshot of the volume as it
+// is now, under a reserved name starting with ".", writes its stream
+// (incremental against parent_uuid as for butterd-send) on stdout and
+// deletes the snapshot, also when the link is cut (and at the next start
+// after a crash): a sync pulls the files from it.
 //
 // Streams travel framed, so that a cut link is never mistaken for the end
 // of a stream: frames of a 4-byte big-endian length and that many bytes (1
@@ -40,7 +46,7 @@
 // line "butterd: ..." on stderr and exits with a status that classifies the
 // failure: 1 the operation failed (worth retrying), 2 a bad or forbidden
 // request, 3 access denied, 4 not found, 5 already exists (2 to 5 are
-// permanent). Everything but the three exec commands is refused: a shell
+// permanent). Everything but these exec commands is refused: a shell
 // or subsystem gets the message and exit status 2; pty-req, env, x11-req,
 // agent forwarding and unknown channel requests get a failure reply and a
 // note on stderr; other channel types (direct-tcpip, x11, ...) and global

@@ -79,6 +79,14 @@ func (h *fakeHandler) Send(ctx context.Context, peer Peer, req SendRequest, stre
 	return h.sendErr
 }
 
+// Sync streams the volume's data as Send does; volume "gone" is not found.
+func (h *fakeHandler) Sync(ctx context.Context, peer Peer, req SyncRequest, stream io.Writer) error {
+	if req.Volume == "gone" {
+		return fmt.Errorf("%w: no volume %q", ErrNotFound, req.Volume)
+	}
+	return h.Send(ctx, peer, SendRequest{Volume: req.Volume, Name: req.Volume + "@now"}, stream)
+}
+
 func uuidOf(s [32]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", s[0:4], s[4:6], s[6:8], s[8:10], s[10:16])
 }

@@ -15,6 +15,7 @@ const (
 	VerbList    = "butterd-list"
 	VerbReceive = "butterd-receive" // a push: the client's stream goes into the server's snapshots
 	VerbSend    = "butterd-send"    // a pull: the server's stream comes out to the client
+	VerbSync    = "butterd-sync"    // a pull of the volume as it is now, for a sync
 )
 
 // maxCommand bounds an exec command.
@@ -57,6 +58,16 @@ type SendRequest struct {
 	ParentUUID string `json:"parent_uuid,omitempty"`
 }
 
+// SyncRequest asks for the stream of a temporary read-only snapshot of the
+// server's volume as it is now (a sync pulls the files from it),
+// incremental against the server's read-only snapshot whose UUID or
+// received UUID is ParentUUID when that is set. The stream's subvolume has
+// a reserved name starting with ".".
+type SyncRequest struct {
+	Volume     string `json:"volume"`
+	ParentUUID string `json:"parent_uuid,omitempty"`
+}
+
 // Result is what a receive made.
 type Result struct {
 	Snapshot SnapshotRef `json:"snapshot"`
@@ -71,6 +82,13 @@ func (r ReceiveRequest) validate() error {
 
 func (r SendRequest) validate() error {
 	return validateStream(r.Volume, r.Name, r.ParentUUID)
+}
+
+func (r SyncRequest) validate() error {
+	if err := validateName("volume", r.Volume); err != nil {
+		return err
+	}
+	return validateUUID("parent_uuid", r.ParentUUID)
 }
 
 func validateStream(volume, name, parent string) error {
@@ -114,8 +132,10 @@ func parseCommand(cmd string) (string, request, error) {
 		req = &ReceiveRequest{}
 	case VerbSend:
 		req = &SendRequest{}
+	case VerbSync:
+		req = &SyncRequest{}
 	default:
-		return "", nil, errorf(ErrBadRequest, "%.40q is not a butterd operation: this endpoint runs only %s, %s and %s, for butterd replication", verb, VerbList, VerbReceive, VerbSend)
+		return "", nil, errorf(ErrBadRequest, "%.40q is not a butterd operation: this endpoint runs only %s, %s, %s and %s, for butterd replication", verb, VerbList, VerbReceive, VerbSend, VerbSync)
 	}
 	dec := json.NewDecoder(strings.NewReader(args))
 	dec.DisallowUnknownFields()

@@ -29,6 +29,9 @@ type Handler interface {
 	Receive(ctx context.Context, peer Peer, req ReceiveRequest, stream io.Reader) (Result, error)
 	// Send writes the send stream req asks for into stream.
 	Send(ctx context.Context, peer Peer, req SendRequest, stream io.Writer) error
+	// Sync writes the send stream of a temporary read-only snapshot of
+	// the volume req names into stream, and deletes the snapshot.
+	Sync(ctx context.Context, peer Peer, req SyncRequest, stream io.Writer) error
 }
 
 // Server is butterd's replication endpoint: SSH with public-key
@@ -224,7 +227,7 @@ func (s *Server) session(ctx context.Context, log *slog.Logger, peer Peer, ch ss
 		case "shell", "subsystem":
 			req.Reply(true, nil)
 			log.Info("request refused", "type", req.Type)
-			refuse(ch, fmt.Sprintf("%s refused: this endpoint only runs butterd's replication operations (%s, %s, %s), no shell or subsystem", req.Type, VerbList, VerbReceive, VerbSend))
+			refuse(ch, fmt.Sprintf("%s refused: this endpoint only runs butterd's replication operations (%s, %s, %s, %s), no shell or subsystem", req.Type, VerbList, VerbReceive, VerbSend, VerbSync))
 			exit(ch, exitBadRequest)
 			return
 		default:
@@ -283,6 +286,12 @@ func (s *Server) exec(ctx context.Context, log *slog.Logger, peer Peer, ch ssh.C
 			err = writeEnd(ch)
 		}
 		bytes = fw.n
+	case *SyncRequest:
+		fw := &frameWriter{w: ch}
+		if err = s.Handler.Sync(ctx, peer, *r, fw); err == nil {
+			err = writeEnd(ch)
+		}
+		bytes = fw.n
 	}
 	log = log.With("command", truncate(cmd, 200), "bytes", bytes, "duration", time.Since(start))
 	if err != nil {
@@ -320,8 +329,8 @@ func checkEnd(fr *frameReader) error {
 	}
 }
 
-// authorize checks the peer's rights: push for receive, pull for send,
-// either for list, and the volume among its volumes.
+// authorize checks the peer's rights: push for receive, pull for send and
+// sync, either for list, and the volume among its volumes.
 func authorize(peer Peer, req request) error {
 	var volume, right string
 	var ok bool
@@ -331,6 +340,8 @@ func authorize(peer Peer, req request) error {
 	case *ReceiveRequest:
 		volume, right, ok = r.Volume, "push", peer.Push
 	case *SendRequest:
+		volume, right, ok = r.Volume, "pull", peer.Pull
+	case *SyncRequest:
 		volume, right, ok = r.Volume, "pull", peer.Pull
 	}
 	if !ok {

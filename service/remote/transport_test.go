@@ -71,6 +71,16 @@ func TestPull(t *testing.T) {
 		t.Errorf("Pull of a missing snapshot = %v: want a permanent not-found error with the server's message", err)
 	}
 
+	// A sync pulls the stream of the volume as it is now.
+	got.Reset()
+	if err := c.Sync(ctx, SyncRequest{Volume: "v1"}, &got); err != nil || !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("Sync pulled %d bytes, %v; want the %d sent", got.Len(), err, len(want))
+	}
+	err = c.Sync(ctx, SyncRequest{Volume: "gone"}, io.Discard)
+	if !errors.Is(err, ErrNotFound) || !IsPermanent(err) || !strings.Contains(err.Error(), `no volume "gone"`) {
+		t.Errorf("Sync of a missing volume = %v: want a permanent not-found error with the server's message", err)
+	}
+
 	e.handler.sendErr = errors.New("send ioctl failed")
 	got.Reset()
 	err = c.Pull(ctx, SendRequest{Volume: "v1", Name: snap1}, &got)
@@ -190,12 +200,14 @@ func TestRights(t *testing.T) {
 
 	set(Peer{Push: true})
 	denied("Pull without the pull right", redial().Pull(ctx, SendRequest{Volume: "v1", Name: snap1}, io.Discard), "no pull right")
+	denied("Sync without the pull right", c.Sync(ctx, SyncRequest{Volume: "v1"}, io.Discard), "no pull right")
 
 	set(Peer{Push: true, Pull: true, Volumes: []string{"v2"}})
 	_, err = redial().Push(ctx, ReceiveRequest{Volume: "v1", Name: snap1}, strings.NewReader("x"))
 	denied("Push to a volume not allowed", err, `may not use volume "v1"`)
 	_, err = c.List(ctx, "v1")
 	denied("List of a volume not allowed", err, `may not use volume "v1"`)
+	denied("Sync of a volume not allowed", c.Sync(ctx, SyncRequest{Volume: "v1"}, io.Discard), `may not use volume "v1"`)
 	if _, err := c.List(ctx, "v2"); err != nil {
 		t.Errorf("List of an allowed volume: %v", err)
 	}
