@@ -266,6 +266,7 @@ func (s *Store) syncSteps(ctx context.Context, run *syncRun, in *intent, c *remo
 	if err := s.syncAllowed(run.volume, run.force); err != nil {
 		return err
 	}
+	placing := false
 	res.Stats, err = merge.Tree(ctx, filepath.Join(dir, name), s.volumePath(run.volume), merge.Options{
 		Stage: in.stage(),
 		BeforeWrite: func() error {
@@ -279,10 +280,15 @@ func (s *Store) syncSteps(ctx context.Context, run *syncRun, in *intent, c *remo
 			run.safety = snap.Name
 			return s.step(opSync, "safety-created")
 		},
-		Progress: func(files int, bytes int64) {
+		Progress: func(files int, bytes int64) error {
 			if files > 0 {
 				run.p.AddFiles(uint64(files))
 			}
+			if bytes > 0 && !placing {
+				placing = true
+				return s.step(opSync, "placing")
+			}
+			return nil
 		},
 	})
 	if err != nil {

@@ -39,8 +39,8 @@ type Options struct {
 	// safety snapshot); its error stops the merge.
 	BeforeWrite func() error
 	// Progress is told of each entry examined (files) and of the bytes
-	// written into the target.
-	Progress func(files int, bytes int64)
+	// of each file placed in the target; its error stops the merge.
+	Progress func(files int, bytes int64) error
 }
 
 // Stats says what a merge did.
@@ -194,7 +194,9 @@ func (m *merger) dir(src int, d *dirState, rel string) error {
 			return fmt.Errorf("%q: %w", path, derr)
 		}
 		had := derr == nil
-		m.progress(1, 0)
+		if err := m.progress(1, 0); err != nil {
+			return err
+		}
 		switch ss.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			err = m.subdir(src, d, name, path, &ss, had, &ds)
@@ -511,8 +513,7 @@ func (m *merger) place(p placement) error {
 	} else {
 		m.st.Copied += p.bytes
 	}
-	m.progress(0, p.bytes)
-	return nil
+	return m.progress(0, p.bytes)
 }
 
 // prepare runs BeforeWrite and makes the staging directory, once.
@@ -603,10 +604,11 @@ func (m *merger) note(path, format string, args ...any) {
 	}
 }
 
-func (m *merger) progress(files int, bytes int64) {
-	if m.opts.Progress != nil {
-		m.opts.Progress(files, bytes)
+func (m *merger) progress(files int, bytes int64) error {
+	if m.opts.Progress == nil {
+		return nil
 	}
+	return m.opts.Progress(files, bytes)
 }
 
 // readNames lists a directory open as fd, sorted (fd stays open).
