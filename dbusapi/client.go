@@ -132,9 +132,11 @@ type JobInfo struct {
 	State     string
 	Progress  float64
 	BytesDone uint64
+	FilesDone uint64
 	Rate      float64
 	Result    string // "" while it runs; done, failed or canceled
 	Error     string
+	Summary   string // what it did, when it says more than its result
 }
 
 // Job reads a job's properties.
@@ -160,9 +162,11 @@ func JobInfoOf(props map[string]dbus.Variant) JobInfo {
 	get("State", &j.State)
 	get("Progress", &j.Progress)
 	get("BytesDone", &j.BytesDone)
+	get("FilesDone", &j.FilesDone)
 	get("Rate", &j.Rate)
 	get("Result", &j.Result)
 	get("Error", &j.Error)
+	get("Summary", &j.Summary)
 	return j
 }
 
@@ -277,6 +281,19 @@ func (c *Client) Purge(volume, pattern string, dryRun bool, at time.Time) (id ui
 
 func (c *Client) PinSnapshot(name string) error   { return c.call("PinSnapshot", name).Err }
 func (c *Client) UnpinSnapshot(name string) error { return c.call("UnpinSnapshot", name).Err }
+
+// SyncVolume starts a job pulling into volume the newer files of the
+// same-named volume of each host; force syncs a mounted volume too.
+func (c *Client) SyncVolume(volume string, hosts []string, force bool) (uint32, dbus.ObjectPath, error) {
+	var flags uint64
+	if force {
+		flags |= SyncForce
+	}
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call("SyncVolume", volume, hosts, flags).Store(&id, &p)
+	return id, p, err
+}
 
 // ImportSnapshot starts a job receiving the send stream read from f (which
 // the caller opened with its own rights; it may close its copy).

@@ -7,10 +7,12 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// Flags of RemoveVolume and RestoreSnapshot; unknown bits are refused.
+// Flags of RemoveVolume, RestoreSnapshot and SyncVolume; unknown bits are
+// refused.
 const (
 	RemoveNoFinalSnapshot uint64 = 1 << 0
 	RestoreForce          uint64 = 1 << 0
+	SyncForce             uint64 = 1 << 0 // sync a mounted volume too
 )
 
 // VolumeRow is one entry of ListVolumes: a(sostu).

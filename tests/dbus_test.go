@@ -550,6 +550,7 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "UnpinSnapshot", "s", "-"},
 	{"method", "ImportSnapshot", "ht", "uo"},
 	{"method", "ExportSnapshot", "ssht", "uo"},
+	{"method", "SyncVolume", "sast", "uo"},
 	{"method", "GetJob", "u", "o"},
 	{"method", "ListJobs", "-", "a(uosssd)"},
 	{"method", "CancelJob", "u", "-"},
@@ -1020,6 +1021,7 @@ func TestDBusNobodyDeniedByBusPolicy(t *testing.T) {
 		{"CreateSnapshot", "s", []string{"v1"}},
 		{"RemoveSnapshot", "s", []string{snap}},
 		{"RestoreSnapshot", "sst", []string{snap, "", "1"}},
+		{"SyncVolume", "sast", []string{"v1", "1", "hostb", "1"}},
 	} {
 		e.deniedByBus(asNobody, c.method, c.sig, c.args...)
 	}
@@ -1056,6 +1058,7 @@ func TestDBusNobodyRefusedByButterd(t *testing.T) {
 		{"CreateSnapshot", "s", []string{"v1"}},
 		{"RemoveSnapshot", "s", []string{snap}},
 		{"RestoreSnapshot", "sst", []string{snap, "", "1"}},
+		{"SyncVolume", "sast", []string{"v1", "1", "hostb", "1"}},
 	} {
 		e.fails(asNobody, "AccessDenied", c.method+` changes volumes: only root and members of group "butterd" may call it (caller uid 65534)`,
 			c.method, c.sig, c.args...)

@@ -31,6 +31,7 @@ type manager interface {
 	GetSnapshot(name string) (dbus.ObjectPath, error)
 	ExportSnapshot(snapshot, parent string, f *os.File) (uint32, dbus.ObjectPath, error)
 	ImportSnapshot(f *os.File) (uint32, dbus.ObjectPath, error)
+	SyncVolume(volume string, hosts []string, force bool) (uint32, dbus.ObjectPath, error)
 	ListJobs() ([]dbusapi.JobRow, error)
 	JobsProperties(ids []uint32) ([]map[string]dbus.Variant, error)
 	CancelJob(id uint32) error

@@ -110,6 +110,13 @@ func (f *fake) ImportSnapshot(in *os.File) (uint32, dbus.ObjectPath, error) {
 	return f.exportID, dbusapi.JobPath(f.exportID), nil
 }
 
+func (f *fake) SyncVolume(volume string, hosts []string, force bool) (uint32, dbus.ObjectPath, error) {
+	if err := f.record("SyncVolume(%q, %q, %v)", volume, hosts, force); err != nil {
+		return 0, "", err
+	}
+	return f.exportID, dbusapi.JobPath(f.exportID), nil
+}
+
 func (f *fake) ListJobs() ([]dbusapi.JobRow, error) {
 	return f.jobRows, f.record("ListJobs()")
 }

@@ -102,7 +102,7 @@ var timeProps = map[string]bool{"Created": true, "Time": true, "Started": true, 
 
 // propOrder is the order known properties are shown in; others follow,
 // sorted.
-var propOrder = []string{"Id", "Kind", "Target", "State", "Result", "Progress", "BytesDone", "Rate",
+var propOrder = []string{"Id", "Kind", "Target", "State", "Result", "Progress", "BytesDone", "FilesDone", "Rate",
 	"Name", "Volume", "Mountpoint", "Path", "Created", "Time", "Started", "Finished", "Mounts", "Safety",
 	"ReadOnly", "UUID", "ParentUUID", "ReceivedUUID"}
 
@@ -179,7 +179,8 @@ func propsText(w io.Writer, props map[string]dbus.Variant) error {
 		case bool:
 			s = map[bool]string{true: "yes", false: "no"}[val]
 		case string:
-			s = val
+			// Lines after the first stay in the value column.
+			s = strings.ReplaceAll(val, "\n", "\n\t")
 			if s == "" {
 				s = "-"
 			}

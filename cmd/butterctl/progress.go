@@ -106,6 +106,9 @@ func (p *progress) stop() {
 // run yet.
 func plainLine(kind string, id uint32, j dbusapi.JobInfo) string {
 	parts := []string{formatBytes(j.BytesDone)}
+	if j.FilesDone > 0 {
+		parts = append(parts, fmt.Sprintf("%d files", j.FilesDone))
+	}
 	if j.State != "" && j.State != "running" {
 		parts = []string{j.State}
 	}
@@ -136,6 +139,9 @@ func termLine(kind string, id uint32, j dbusapi.JobInfo) string {
 		b.WriteString(":")
 	}
 	fmt.Fprintf(&b, " %s", formatBytes(j.BytesDone))
+	if j.FilesDone > 0 {
+		fmt.Fprintf(&b, " %d files", j.FilesDone)
+	}
 	if j.Rate > 0 {
 		fmt.Fprintf(&b, " at %s/s", formatBytes(uint64(j.Rate)))
 	}

@@ -17,8 +17,8 @@ var jobSpec = ifaceSpec{
 	},
 	props: []propSpec{
 		{"Id", "u"}, {"Kind", "s"}, {"Target", "s"}, {"State", "s"}, {"Progress", "d"},
-		{"BytesDone", "t"}, {"Rate", "d"}, {"Created", "t"}, {"Started", "t"}, {"Finished", "t"},
-		{"Result", "s"}, {"Error", "s"},
+		{"BytesDone", "t"}, {"FilesDone", "t"}, {"Rate", "d"}, {"Created", "t"}, {"Started", "t"}, {"Finished", "t"},
+		{"Result", "s"}, {"Error", "s"}, {"Summary", "s"},
 	},
 }
 
@@ -33,10 +33,10 @@ func jobProps(j service.Job) map[string]dbus.Variant {
 	return map[string]dbus.Variant{
 		"Id": dbus.MakeVariant(j.ID), "Kind": dbus.MakeVariant(j.Kind), "Target": dbus.MakeVariant(j.Target),
 		"State": dbus.MakeVariant(string(j.State)), "Progress": dbus.MakeVariant(j.Progress),
-		"BytesDone": dbus.MakeVariant(j.BytesDone), "Rate": dbus.MakeVariant(j.Rate),
+		"BytesDone": dbus.MakeVariant(j.BytesDone), "FilesDone": dbus.MakeVariant(j.FilesDone), "Rate": dbus.MakeVariant(j.Rate),
 		"Created": dbus.MakeVariant(usec(j.Created)), "Started": dbus.MakeVariant(usec(j.Started)),
 		"Finished": dbus.MakeVariant(usec(j.Finished)), "Result": dbus.MakeVariant(result),
-		"Error": dbus.MakeVariant(j.Error),
+		"Error": dbus.MakeVariant(j.Error), "Summary": dbus.MakeVariant(j.Summary),
 	}
 }
 

@@ -33,6 +33,8 @@ var managerSpec = ifaceSpec{
 			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
 		{name: "ExportSnapshot", in: []arg{{"snapshot", "s"}, {"parent", "s"}, {"fd", "h"}, {"flags", "t"}},
 			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
+		{name: "SyncVolume", in: []arg{{"volume", "s"}, {"hosts", "as"}, {"flags", "t"}},
+			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
 		{name: "GetJob", in: []arg{{"id", "u"}}, out: []arg{{"path", "o"}}},
 		{name: "ListJobs", out: []arg{{"jobs", "a(uosssd)"}}},
 		{name: "CancelJob", in: []arg{{"id", "u"}}, changes: true},
@@ -177,6 +179,23 @@ func (m *Manager) RestoreSnapshot(sender dbus.Sender, source, target string, fla
 		return "", "", "", toDBus(err)
 	}
 	return res.Snapshot, res.Volume, res.Safety, nil
+}
+
+// SyncVolume pulls into volume, as a job, the newer files of the
+// same-named volume of each host (a peer's name or an address). A mounted
+// volume needs the force flag.
+func (m *Manager) SyncVolume(sender dbus.Sender, volume string, hosts []string, flags uint64) (uint32, dbus.ObjectPath, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "SyncVolume"); err != nil {
+		return 0, "", err
+	}
+	if err := checkFlags(flags, dbusapi.SyncForce); err != nil {
+		return 0, "", err
+	}
+	j, err := m.store.SyncVolume(volume, hosts, flags&dbusapi.SyncForce != 0)
+	if err != nil {
+		return 0, "", toDBus(err)
+	}
+	return j.ID, dbusapi.JobPath(j.ID), nil
 }
 
 func checkFlags(flags, known uint64) *dbus.Error {
