@@ -1,7 +1,7 @@
 # butterd: build, run and test. Targets that touch the machine need root.
 GO      ?= go
 BIN     := bin
-PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 openssh-client openssh-server kmod rpm lintian
+PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 openssh-client openssh-server kmod rpm lintian rsync
 GOTEST  := $(GO) test -count=1
 
 .PHONY: all deps build run bus test unit integration bench fuzz vet clean pkgbin man completions deb rpm
@@ -55,14 +55,15 @@ integration: deps build
 # Times butterd against the bare ioctls and a bare HTTP round trip in the
 # same run (at least 1,000 operations each), and replication against
 # btrfs send | [ssh |] btrfs receive (3 sends of a 256 MiB volume each, the
-# incremental check on 1 GiB), and prints the figures side by side with
+# incremental check on 1 GiB), sync against rsync -a (20 rounds), and prints the figures side by side with
 # their limits; the raw output stays in bin/bench.txt.
 # The report is no gate: only a benchmark that breaks fails the target.
 bench: deps build
-	{ $(GO) test -run '^$$' -bench . -skip Replicate -benchtime 1000x -timeout 30m ./tests/ 2>&1; a=$$?; \
+	{ $(GO) test -run '^$$' -bench . -skip 'Replicate|1Percent' -benchtime 1000x -timeout 30m ./tests/ 2>&1; a=$$?; \
 	  $(GO) test -run '^$$' -bench Replicate -benchtime 3x -timeout 15m ./tests/ 2>&1; r=$$?; \
+	  $(GO) test -run '^$$' -bench 1Percent -benchtime 20x -timeout 20m ./tests/ 2>&1; c=$$?; \
 	  $(GO) test -run '^$$' -bench Plan100k -benchtime 20x ./service/retention/ 2>&1; b=$$?; \
-	  echo $$((a | r | b)) >$(BIN)/bench.status; } | tee $(BIN)/bench.txt | $(GO) run ./tests/benchreport
+	  echo $$((a | r | b | c)) >$(BIN)/bench.status; } | tee $(BIN)/bench.txt | $(GO) run ./tests/benchreport
 	@status=$$(cat $(BIN)/bench.status); rm -f $(BIN)/bench.status; exit $$status
 
 fuzz:

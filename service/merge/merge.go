@@ -64,9 +64,13 @@ func (s Stats) Changed() bool { return s.Created+s.Updated > 0 }
 
 const (
 	maxNotes     = 10
-	batchEntries = 256       // temporaries renamed into place together, after one syncfs
+	batchEntries = 128       // temporaries renamed into place together
 	batchBytes   = 256 << 20 // bytes copied before a batch is placed
-	openDir      = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	// fsyncEach is the most files of a batch synced one by one; a larger
+	// batch is synced with one syncfs (one commit, but of all the
+	// filesystem's dirty data).
+	fsyncEach = 16
+	openDir   = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 )
 
 // Tree merges the tree at src into the tree at dst. It stops at the first
@@ -101,8 +105,9 @@ func Tree(ctx context.Context, src, dst string, opts Options) (Stats, error) {
 		if rerr := RemoveStage(dst, opts.Stage); rerr != nil && err == nil {
 			err = rerr
 		}
-		// The renames on disk before the merge reports.
-		if serr := unix.Syncfs(dfd); serr != nil && err == nil {
+		// The staging directory gone for good before the caller's
+		// journal says the merge is over.
+		if serr := unix.Fsync(dfd); serr != nil && err == nil {
 			err = serr
 		}
 	}
@@ -140,7 +145,7 @@ type merger struct {
 	seq   int
 	st    Stats
 
-	pending  []placement // written, waiting for their batch's syncfs
+	pending  []placement // written, waiting to be synced and placed
 	copied   int64       // bytes copied in the batch
 	dirTimes []dirTime   // created directories, finished: their times
 }
@@ -154,7 +159,8 @@ type dirState struct {
 // placement is a temporary to rename into place: the target lacked the
 // entry (had false), or held an older one, as seen then.
 type placement struct {
-	dir       int // a duplicate of the target directory's descriptor
+	dir       int      // a duplicate of the target directory's descriptor
+	file      *os.File // the temporary, open (nil for a symlink)
 	name, rel string
 	tmp       string
 	had       bool
@@ -326,15 +332,17 @@ func (m *merger) write(src int, d *dirState, name, path string, ss *unix.Stat_t,
 	if ss.Mode&unix.S_IFMT == unix.S_IFLNK {
 		err = m.symlink(src, name, tmp, ss)
 	} else {
-		p.bytes, p.reflinked, err = m.file(src, d, name, path, tmp, ss, had, ds)
+		p.file, p.bytes, p.reflinked, err = m.file(src, d, name, path, tmp, ss, had, ds)
 	}
 	if err == nil {
 		err = unix.UtimesNanoAt(m.stage, tmp, times(ss), unix.AT_SYMLINK_NOFOLLOW)
 	}
+	p.dir = -1
 	if err == nil {
 		p.dir, err = unix.Dup(d.fd)
 	}
 	if err != nil {
+		p.close()
 		unix.Unlinkat(m.stage, tmp, 0)
 		return fmt.Errorf("write %q: %w", path, err)
 	}
@@ -360,24 +368,33 @@ func (m *merger) symlink(src int, name, tmp string, ss *unix.Stat_t) error {
 	return unix.Fchownat(m.stage, tmp, int(ss.Uid), int(ss.Gid), unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// file writes a regular file's temporary: its data shared with the source
-// (reflink), or copied where BTRFS refuses to share (a NOCOW file). The
-// temporary keeps the NOCOW state of the file it replaces, or gets its
-// directory's.
-func (m *merger) file(src int, d *dirState, name, path, tmp string, ss *unix.Stat_t, had bool, ds *unix.Stat_t) (int64, bool, error) {
+// file writes a regular file's temporary, and returns it open: its data
+// shared with the source (reflink), or copied where BTRFS refuses to share
+// (a NOCOW file). The temporary keeps the NOCOW state of the file it
+// replaces, or gets its directory's.
+func (m *merger) file(src int, d *dirState, name, path, tmp string, ss *unix.Stat_t, had bool, ds *unix.Stat_t) (*os.File, int64, bool, error) {
 	in, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, false, err
+		return nil, 0, false, err
 	}
 	inf := os.NewFile(uintptr(in), path)
 	defer inf.Close()
 	out, err := unix.Openat(m.stage, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return 0, false, err
+		return nil, 0, false, err
 	}
 	outf := os.NewFile(uintptr(out), path)
-	defer outf.Close()
+	n, reflinked, err := m.fill(inf, outf, d, name, path, ss, had, ds)
+	if err != nil {
+		outf.Close()
+		return nil, 0, false, err
+	}
+	return outf, n, reflinked, nil
+}
 
+func (m *merger) fill(inf, outf *os.File, d *dirState, name, path string, ss *unix.Stat_t, had bool, ds *unix.Stat_t) (int64, bool, error) {
+	in, out := int(inf.Fd()), int(outf.Fd())
+	var err error
 	nocow := false
 	if had && ds.Mode&unix.S_IFMT == unix.S_IFREG {
 		if nocow, err = fileNoCOW(d.fd, name, path); err != nil {
@@ -400,10 +417,7 @@ func (m *merger) file(src int, d *dirState, name, path, tmp string, ss *unix.Sta
 			size = n
 		}
 	}
-	if err := setAttrs(in, out, ss); err != nil {
-		return size, reflinked, err
-	}
-	return size, reflinked, outf.Close()
+	return size, reflinked, setAttrs(in, out, ss)
 }
 
 // setAttrs gives the target out (a new file or directory) the owner, mode
@@ -444,14 +458,12 @@ func copyXattrs(in, out int) error {
 	return nil
 }
 
-// flush places the batch: one syncfs puts the temporaries' data on disk,
-// then each is renamed into place, unless its target changed meanwhile;
-// then finished new directories get their times.
+// flush places the batch: the temporaries' data is put on disk, then each
+// is renamed into place, unless its target changed meanwhile; then
+// finished new directories get their times.
 func (m *merger) flush() error {
-	if len(m.pending) > 0 {
-		if err := unix.Syncfs(m.stage); err != nil {
-			return fmt.Errorf("sync the files written: %w", err)
-		}
+	if err := m.syncBatch(); err != nil {
+		return fmt.Errorf("sync the files written: %w", err)
 	}
 	var err error
 	for i, p := range m.pending {
@@ -459,7 +471,7 @@ func (m *merger) flush() error {
 			m.pending = m.pending[i:]
 			return err
 		}
-		unix.Close(p.dir)
+		p.close()
 	}
 	m.pending, m.copied = m.pending[:0], 0
 	for i, d := range m.dirTimes {
@@ -475,6 +487,37 @@ func (m *merger) flush() error {
 	}
 	m.dirTimes = m.dirTimes[:0]
 	return nil
+}
+
+// syncBatch puts the data of the batch's files on disk: one fsync each, or
+// one syncfs for a large batch.
+func (m *merger) syncBatch() error {
+	files := 0
+	for _, p := range m.pending {
+		if p.file != nil {
+			files++
+		}
+	}
+	if files > fsyncEach {
+		return unix.Syncfs(m.stage)
+	}
+	for _, p := range m.pending {
+		if p.file != nil {
+			if err := p.file.Sync(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *placement) close() {
+	if p.file != nil {
+		p.file.Close()
+	}
+	if p.dir >= 0 {
+		unix.Close(p.dir)
+	}
 }
 
 // place renames a temporary into place: where the target had nothing and
@@ -542,7 +585,7 @@ func (m *merger) prepare() error {
 // the staging directory.
 func (m *merger) drop() {
 	for _, p := range m.pending {
-		unix.Close(p.dir)
+		p.close()
 	}
 	for _, d := range m.dirTimes {
 		unix.Close(d.dir)

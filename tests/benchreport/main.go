@@ -108,6 +108,16 @@ const (
 	incrLimit = 3.0 // % of the full stream's bytes
 )
 
+// syncComparisons are a sync after 1% of a volume's files changed against
+// rsync -a of the same change (rounds of a fraction of a second or more:
+// few of them).
+var syncComparisons = []comparison{
+	{label: "sync after 1% changed, small files", service: "BenchmarkSync1Percent/files", serviceLabel: "sync",
+		bare: []string{"BenchmarkRsync1Percent/files"}, bareLabel: "rsync -a", limit: 0},
+	{label: "sync after 1% changed, with a 64 MiB file", service: "BenchmarkSync1Percent/db", serviceLabel: "sync",
+		bare: []string{"BenchmarkRsync1Percent/db"}, bareLabel: "rsync -a", limit: 0},
+}
+
 const (
 	listPrefix = "BenchmarkPlugin/List"
 	getName    = "BenchmarkPlugin/Get"
@@ -247,6 +257,10 @@ func report(w io.Writer, res map[string]*result, order, problems []string) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "replication against its primitive, same data, same run (MB/s of the volume's data)")
 	replication(w, res, used)
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "sync from another host against rsync -a of the same change (medians; p99 in brackets)")
+	compare(w, syncComparisons, res, used)
 
 	fmt.Fprintln(w)
 	if p := res[planName]; p != nil {
