@@ -44,37 +44,24 @@ func SetNoCOW(path string) error {
 		return err
 	}
 	defer unix.Close(fd)
-	var flags uint32
-	if err := ioctl(op, path, fd, iocFsGetflags, unsafe.Pointer(&flags)); err != nil {
-		return &Error{op, path, err}
-	}
-	if flags&fsNocowFl != 0 {
-		return nil
-	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size > 0 {
+		if on, err := FileNoCOW(path, fd); err != nil || on {
+			return err
+		}
 		return &Error{op, path, fmt.Errorf("NOCOW needs an empty file: %w", unix.EINVAL)}
 	}
-	flags |= fsNocowFl
-	if err := ioctl(op, path, fd, iocFsSetflags, unsafe.Pointer(&flags)); err != nil {
-		return &Error{op, path, err}
-	}
-	return nil
+	return SetFileNoCOW(path, fd, true)
 }
 
 // NoCOW reports whether copy-on-write is off for a file or directory
 // (FS_IOC_GETFLAGS & FS_NOCOW_FL).
 func NoCOW(path string) (bool, error) {
-	const op = "nocow"
-	fd, _, err := openAttr(op, path)
+	fd, _, err := openAttr("nocow", path)
 	if err != nil {
 		return false, err
 	}
 	defer unix.Close(fd)
-	var flags uint32
-	if err := ioctl(op, path, fd, iocFsGetflags, unsafe.Pointer(&flags)); err != nil {
-		return false, &Error{op, path, err}
-	}
-	return flags&fsNocowFl != 0, nil
+	return FileNoCOW(path, fd)
 }
 
 // openAttr opens a regular file or a directory for FS_IOC_*FLAGS; other

@@ -631,23 +631,7 @@ func importCrashChild(t *testing.T) {
 		err := btrfs.Receive(context.Background(), dir, os.Stdin)
 		t.Fatalf("btrfs receive returned: %v", err)
 	}
-	s, err := service.Open(service.Config{Root: root, BootID: "boot-1", AfterStep: func(op, st string) error {
-		switch {
-		case op != "import":
-		case st == step:
-			kill()
-		case step == "receiving" && st == "dir-created":
-			// Die while btrfs receive runs, once it has made the subvolume.
-			go func() {
-				for len(receiveRunning(root)) == 0 || !hasEntries(filepath.Join(root, "received")) {
-					time.Sleep(5 * time.Millisecond)
-				}
-				time.Sleep(100 * time.Millisecond)
-				kill()
-			}()
-		}
-		return nil
-	}})
+	s, err := service.Open(service.Config{Root: root, BootID: "boot-1", AfterStep: killAtStep(root, "import", step)})
 	must(t, err)
 	data, err := os.ReadFile(stream)
 	must(t, err)

@@ -183,14 +183,8 @@ func syncCrashChild(t *testing.T) {
 	}
 	parts := strings.Split(arg, "|")
 	side, root, step, keys, addr := parts[0], parts[1], parts[2], parts[3], parts[4]
-	kill := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	if side == "serve" {
-		s, err := service.Open(service.Config{Root: root, BootID: "boot-1", AfterStep: func(op, st string) error {
-			if op == "serve-sync" && st == step {
-				kill()
-			}
-			return nil
-		}})
+		s, err := service.Open(service.Config{Root: root, BootID: "boot-1", AfterStep: killAtStep(root, "serve-sync", step)})
 		must(t, err)
 		l, err := net.FileListener(os.NewFile(3, "listener"))
 		must(t, err)
@@ -200,23 +194,7 @@ func syncCrashChild(t *testing.T) {
 		err = srv.Serve(context.Background(), l)
 		t.Fatalf("step %s not reached: %v", step, err)
 	}
-	s, err := service.Open(service.Config{Root: root, BootID: "boot-1", AfterStep: func(op, st string) error {
-		switch {
-		case op != "sync":
-		case st == step:
-			kill()
-		case step == "receiving" && st == "dir-created":
-			// Die while btrfs receive runs, once it has made the subvolume.
-			go func() {
-				for len(receiveRunning(root)) == 0 || !hasEntries(filepath.Join(root, "received")) {
-					time.Sleep(5 * time.Millisecond)
-				}
-				time.Sleep(100 * time.Millisecond)
-				kill()
-			}()
-		}
-		return nil
-	}})
+	s, err := service.Open(service.Config{Root: root, BootID: "boot-1", AfterStep: killAtStep(root, "sync", step)})
 	must(t, err)
 	key, err := remote.LoadOrCreateKey(filepath.Join(keys, "client_key"))
 	must(t, err)
@@ -226,4 +204,29 @@ func syncCrashChild(t *testing.T) {
 	must(t, err)
 	j = waitJob(t, s, j.ID)
 	t.Fatalf("step %s not reached: job %s %q", step, j.State, j.Error)
+}
+
+// killAtStep is the AfterStep hook of a child process that kills itself
+// after the step of operation op, or, for the step "receiving", while
+// btrfs receive runs (once it has made the subvolume in received/ under
+// root), after the step "dir-created".
+func killAtStep(root, op, step string) func(op, step string) error {
+	kill := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	want := op
+	return func(op, st string) error {
+		switch {
+		case op != want:
+		case st == step:
+			kill()
+		case step == "receiving" && st == "dir-created":
+			go func() {
+				for len(receiveRunning(root)) == 0 || !hasEntries(filepath.Join(root, "received")) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				time.Sleep(100 * time.Millisecond)
+				kill()
+			}()
+		}
+		return nil
+	}
 }
