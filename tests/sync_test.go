@@ -309,6 +309,15 @@ func TestSyncMountedNoCOWVolume(t *testing.T) {
 	}
 	wantLine(t, j, fromA, "1 created", "0 bytes reflinked, 1048576 bytes copied")
 	noSyncLeftovers(t, local)
+
+	// A volume the host does not have: the job fails with the host's word.
+	syncVolume(t, local, "other", service.CreateOptions{})
+	j = syncJob(t, local, "other", false, fromA)
+	if j.State != service.JobFailed || !strings.Contains(j.Error, `no such volume "other"`) {
+		t.Errorf("sync of a volume the host lacks: %s %q", j.State, j.Error)
+	}
+	noSyncLeftovers(t, local)
+	noSyncLeftovers(t, a)
 }
 
 // With a snapshot both hosts hold, the stream is incremental against it,
