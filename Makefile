@@ -53,10 +53,11 @@ integration: deps build
 	$(GOTEST) -timeout 14m -v ./tests/...
 
 # Times butterd against the bare ioctls and a bare HTTP round trip in the
-# same run (at least 1,000 operations each), and replication against
+# same run (at least 1,000 operations each), replication against
 # btrfs send | [ssh |] btrfs receive (3 sends of a 256 MiB volume each, the
-# incremental check on 1 GiB), sync against rsync -a (20 rounds), and prints the figures side by side with
-# their limits; the raw output stays in bin/bench.txt.
+# incremental check on 1 GiB) and sync against rsync -a (20 rounds), and
+# prints the figures side by side with their limits; the raw output stays
+# in bin/bench.txt.
 # The report is no gate: only a benchmark that breaks fails the target.
 bench: deps build
 	{ $(GO) test -run '^$$' -bench . -skip 'Replicate|1Percent' -benchtime 1000x -timeout 30m ./tests/ 2>&1; a=$$?; \
