@@ -33,6 +33,9 @@ type Job struct {
 	Started   time.Time `json:"started,omitzero"`
 	Finished  time.Time `json:"finished,omitzero"`
 	Error     string    `json:"error,omitempty"`
+	// Summary says in one line what a job that is done did (a send:
+	// full, incremental against what, or nothing to send).
+	Summary string `json:"summary,omitempty"`
 	// Uses lists the snapshots the job reads: purge leaves them alone
 	// while it runs.
 	Uses []string `json:"uses,omitempty"`
@@ -56,6 +59,11 @@ type JobProgress struct {
 // SetFraction sets the progress (0..1; -1 when unknown).
 func (p *JobProgress) SetFraction(f float64) {
 	p.jobs.update(p.id, func(j *Job) { j.Progress = f })
+}
+
+// SetSummary sets the line that says what the job did.
+func (p *JobProgress) SetSummary(text string) {
+	p.jobs.update(p.id, func(j *Job) { j.Summary = text })
 }
 
 // AddBytes counts bytes done and updates the rate.
