@@ -102,7 +102,7 @@ var timeProps = map[string]bool{"Created": true, "Time": true, "Started": true, 
 
 // propOrder is the order known properties are shown in; others follow,
 // sorted.
-var propOrder = []string{"Id", "Kind", "Target", "State", "Result", "Progress", "BytesDone", "Rate",
+var propOrder = []string{"Id", "Kind", "Target", "State", "Result", "Summary", "Progress", "BytesDone", "Rate",
 	"Name", "Volume", "Mountpoint", "Path", "Created", "Time", "Started", "Finished", "Mounts", "Safety",
 	"ReadOnly", "UUID", "ParentUUID", "ReceivedUUID"}
 

@@ -18,7 +18,7 @@ var jobSpec = ifaceSpec{
 	props: []propSpec{
 		{"Id", "u"}, {"Kind", "s"}, {"Target", "s"}, {"State", "s"}, {"Progress", "d"},
 		{"BytesDone", "t"}, {"Rate", "d"}, {"Created", "t"}, {"Started", "t"}, {"Finished", "t"},
-		{"Result", "s"}, {"Error", "s"},
+		{"Result", "s"}, {"Error", "s"}, {"Summary", "s"},
 	},
 }
 
@@ -36,7 +36,7 @@ func jobProps(j service.Job) map[string]dbus.Variant {
 		"BytesDone": dbus.MakeVariant(j.BytesDone), "Rate": dbus.MakeVariant(j.Rate),
 		"Created": dbus.MakeVariant(usec(j.Created)), "Started": dbus.MakeVariant(usec(j.Started)),
 		"Finished": dbus.MakeVariant(usec(j.Finished)), "Result": dbus.MakeVariant(result),
-		"Error": dbus.MakeVariant(j.Error),
+		"Error": dbus.MakeVariant(j.Error), "Summary": dbus.MakeVariant(j.Summary),
 	}
 }
 
