@@ -11,6 +11,9 @@ const (
 	Prefix = "butterd-sched-"
 	// TargetName groups the schedule timers (see RenderTarget).
 	TargetName = "butterd-schedules.target"
+	// SSHSocket is the socket of butterd's replication endpoint: disabled
+	// until the first peer is added, then enabled and started.
+	SSHSocket = "butterd-ssh.socket"
 
 	maxUnitName = 255 // systemd's UNIT_NAME_MAX less the NUL
 	hashDigits  = 16  // hex digits of sha256(key) in a shortened name
