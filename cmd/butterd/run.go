@@ -73,7 +73,7 @@ func runCommand(ctx context.Context, args []string) error {
 	if c, ok := sd.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
-	ssh := &sshEndpoint{ctx: ctx, log: log.With("subsystem", "ssh"), act: act, sd: sd, managed: sockets.plugin != nil,
+	ssh := &sshEndpoint{ctx: ctx, log: log, act: act, sd: sd, managed: sockets.plugin != nil,
 		addr: net.JoinHostPort(cfg["SSH_ADDRESS"], cfg["SSH_PORT"])}
 	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log,
 		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies,
@@ -113,6 +113,9 @@ func runCommand(ctx context.Context, args []string) error {
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	go notifyLoop(ctx, store, log)
 	go watchIdle(ctx, exitIdle, act, func() bool { return store.JobsRunning() > 0 }, func() {
+		if ssh.handOver() {
+			return // systemd stops butterd and starts it again
+		}
 		log.Info("idle: exiting until the next plugin request, D-Bus call or replication connection", "idle", act.limit(exitIdle))
 		stop()
 	})

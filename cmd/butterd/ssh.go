@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"butterd/service"
@@ -14,8 +15,9 @@ import (
 )
 
 // restartGrace is how long butterd stays up without activity after it
-// enabled butterd-ssh.socket: it then exits, and systemd starts it again
-// with the socket at the next connection, plugin request or D-Bus call.
+// enabled butterd-ssh.socket before it asks systemd to restart it: systemd
+// refuses to start a socket while its service runs, and starts it, then
+// hands it over, when butterd starts again.
 const restartGrace = 2 * time.Second
 
 // sshEndpoint is butterd's replication endpoint (DESIGN.md
@@ -25,7 +27,7 @@ const restartGrace = 2 * time.Second
 type sshEndpoint struct {
 	ctx   context.Context
 	store *service.Store
-	log   *slog.Logger
+	log   *slog.Logger // butterd's; the endpoint adds its subsystem
 	act   *activity
 	addr  string        // SSH_ADDRESS:SSH_PORT
 	sd    units.Manager // nil when systemd is not reachable
@@ -35,6 +37,7 @@ type sshEndpoint struct {
 
 	mu      sync.Mutex
 	serving bool
+	handing atomic.Bool // butterd-ssh.socket is enabled: restart when idle
 	wg      sync.WaitGroup
 }
 
@@ -48,23 +51,24 @@ func (e *sshEndpoint) start(passed net.Listener) error {
 	}
 	peers, err := e.store.Peers().List()
 	if err != nil {
-		e.log.Error("replication endpoint off: the peers file is unreadable", "error", err)
+		e.logger().Error("replication endpoint off: the peers file is unreadable", "error", err)
 		return nil
 	}
 	switch {
 	case len(peers) == 0:
-		e.log.Info("replication endpoint off until the first peer is added (butterctl remote add)")
+		e.logger().Info("replication endpoint off until the first peer is added (butterctl remote add)")
 		return nil
 	case e.managed:
-		e.log.Warn("replication peers exist but systemd passed no replication socket: start it with systemctl enable --now " + units.SSHSocket)
+		e.logger().Warn("replication peers exist but systemd passed no replication socket: enable it with systemctl enable " + units.SSHSocket + " && systemctl restart " + units.ServiceName)
 		return nil
 	}
 	return e.peerAdded()
 }
 
 // peerAdded makes the endpoint listen, once a peer exists: under systemd
-// it enables and starts butterd-ssh.socket, and butterd exits when idle so
-// that systemd hands it the socket; otherwise it binds the address.
+// it enables butterd-ssh.socket, and butterd restarts when idle so that
+// systemd starts the socket and hands it over; otherwise it binds the
+// address.
 func (e *sshEndpoint) peerAdded() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -75,10 +79,11 @@ func (e *sshEndpoint) peerAdded() error {
 		if err := e.sd.Enable([]string{units.SSHSocket}); err != nil {
 			return fmt.Errorf("enable %s: %w", units.SSHSocket, err)
 		}
-		if err := e.sd.Start(units.SSHSocket); err != nil {
-			return fmt.Errorf("start %s: %w", units.SSHSocket, err)
+		if err := e.sd.Reload(); err != nil {
+			return fmt.Errorf("enable %s: %w", units.SSHSocket, err)
 		}
-		e.log.Info("replication endpoint enabled: butterd exits when idle, and systemd starts it again with the socket", "socket", units.SSHSocket)
+		e.logger().Info("replication endpoint enabled: butterd restarts when idle, and systemd hands it the socket", "socket", units.SSHSocket)
+		e.handing.Store(true)
 		e.act.exitWhenIdle(restartGrace)
 		return nil
 	}
@@ -99,12 +104,29 @@ func (e *sshEndpoint) serveLocked(l net.Listener) error {
 	e.serving = true
 	e.wg.Go(func() {
 		if err := srv.Serve(e.ctx, &trackedListener{Listener: l, act: e.act}); err != nil {
-			e.log.Error("replication endpoint stopped", "error", err)
+			e.logger().Error("replication endpoint stopped", "error", err)
 		}
 	})
-	e.log.Info("serving the replication endpoint", "address", l.Addr().String(), "host_key", remote.Fingerprint(hostKey.PublicKey()))
+	e.logger().Info("serving the replication endpoint", "address", l.Addr().String(), "host_key", remote.Fingerprint(hostKey.PublicKey()))
 	return nil
 }
+
+// handOver is what butterd does when idle after peerAdded enabled the
+// socket: it asks systemd to restart it, and reports whether it did (the
+// restart stops butterd as systemctl stop does).
+func (e *sshEndpoint) handOver() bool {
+	if !e.handing.Load() {
+		return false
+	}
+	e.logger().Info("idle: restarting, for systemd to hand over " + units.SSHSocket)
+	if err := e.sd.QueueRestart(units.ServiceName); err != nil {
+		e.logger().Error("restart for the replication socket refused: exiting instead; the next start passes it", "error", err)
+		return false
+	}
+	return true
+}
+
+func (e *sshEndpoint) logger() *slog.Logger { return e.log.With("subsystem", "ssh") }
 
 // wait waits for the endpoint to stop (its context ended).
 func (e *sshEndpoint) wait() { e.wg.Wait() }
