@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -73,14 +71,9 @@ func (c *sendCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "job %d started\n", id)
-	began := time.Now()
-	j, err := c.waitJob(ctx, m, "send", id, c.quiet)
+	j, err := c.followJob(ctx, m, "send", id, c.quiet)
 	if err != nil {
 		return err
-	}
-	if !c.quiet {
-		fmt.Fprintf(c.stderr, "job %d done: %s in %v\n", id, formatBytes(j.BytesDone), roundDuration(time.Since(began)))
 	}
 	if c.json {
 		return c.printJSON(struct {

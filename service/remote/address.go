@@ -4,6 +4,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"butterd/units"
 )
 
 // HostPort is addr (host or host:port) with DefaultPort when it names no
@@ -40,27 +42,8 @@ func ValidateAddress(addr string) error {
 	} else if ip != nil && !bracketed && port == "" {
 		return nil // a bare IPv6 address
 	}
-	if bracketed || strings.Contains(host, ":") || !hostname(host) {
+	if bracketed || strings.Contains(host, ":") || !units.ValidHostname(host) {
 		return errorf(ErrBadRequest, "address %q: %q is not a host name or IP address: %s", addr, host, rule)
 	}
 	return nil
-}
-
-// hostname reports whether h is a DNS name: labels of letters, digits, '-'
-// and '_', separated by dots, at most 253 characters.
-func hostname(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			if c := label[i]; !alnum(c) && c != '-' && c != '_' {
-				return false
-			}
-		}
-	}
-	return true
 }
