@@ -14,12 +14,12 @@ import (
 // connect to this one's endpoint (by their client key, with their rights)
 // and to which this one sends.
 
-const remoteAddHelp = `Adds peer NAME: the host whose butterd client key is KEY (the line that
+const remoteAddHelp = `Adds peer PEER: the host whose butterd client key is KEY (the line that
 'butterctl remote key' prints there, "ssh-ed25519 AAAA..."). --push lets
 it send snapshots here, --pull lets it fetch snapshots from here; --volume
 (repeatable) limits both to those volumes (all when none is given). A peer
-without rights is still where 'butterctl send NAME SNAP' goes: to
---address (HOST or HOST:PORT, port 1122 when none), or to NAME as a host
+without rights is still where 'butterctl send PEER SNAP' goes: to
+--address (HOST or HOST:PORT, port 1122 when none), or to PEER as a host
 name when no address is given.
 
 The first peer turns on this host's replication endpoint (SSH on
@@ -34,7 +34,7 @@ a changed key may mean someone intercepts the connection. Prints the key
 trusted.`
 
 const remoteKeyHelp = `Prints what another host needs to add this one, on two lines: this
-butterd's client key (for 'butterctl remote add NAME --key "..."' there)
+butterd's client key (for 'butterctl remote add PEER --key "..."' there)
 and its host key's fingerprint (for 'butterctl remote trust HOST
 FINGERPRINT' there). butterd makes both keys on first use.
 With --json: {"client_key", "host_key_fingerprint"}.`
@@ -65,7 +65,7 @@ type remoteAddCmd struct {
 }
 
 func (c *remoteAddCmd) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.address, "address", "", "where the peer's endpoint is: `HOST[:PORT]` (default: NAME, port 1122)")
+	fs.StringVar(&c.address, "address", "", "where the peer's endpoint is: `HOST[:PORT]` (default: PEER, port 1122)")
 	fs.StringVar(&c.key, "key", "", "the peer's client key: one `LINE` 'ssh-ed25519 AAAA...' (required)")
 	fs.BoolVar(&c.push, "push", false, "the peer may send snapshots here")
 	fs.BoolVar(&c.pull, "pull", false, "the peer may fetch snapshots from here")
@@ -73,7 +73,7 @@ func (c *remoteAddCmd) Flags(fs *flag.FlagSet) {
 }
 
 func (c *remoteAddCmd) Run(ctx context.Context, args []string) error {
-	if err := wantArgs(args, []string{"NAME"}); err != nil {
+	if err := wantArgs(args, []string{"PEER"}); err != nil {
 		return err
 	}
 	if c.key == "" {
@@ -162,7 +162,7 @@ type remoteRmCmd struct{ *app }
 func (c *remoteRmCmd) Flags(*flag.FlagSet) {}
 
 func (c *remoteRmCmd) Run(ctx context.Context, args []string) error {
-	if err := wantArgs(args, []string{"NAME"}); err != nil {
+	if err := wantArgs(args, []string{"PEER"}); err != nil {
 		return err
 	}
 	m, err := c.bus()
