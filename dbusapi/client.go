@@ -136,7 +136,7 @@ type JobInfo struct {
 	Rate      float64
 	Result    string // "" while it runs; done, failed or canceled
 	Error     string
-	Summary   string // what it did, when it says more than its result
+	Summary   string // what a job that is done did, when it says more than its result
 }
 
 // Job reads a job's properties.
@@ -302,4 +302,54 @@ func (c *Client) ImportSnapshot(f *os.File) (uint32, dbus.ObjectPath, error) {
 	var p dbus.ObjectPath
 	err := c.call("ImportSnapshot", dbus.UnixFD(f.Fd()), uint64(0)).Store(&id, &p)
 	return id, p, err
+}
+
+// SendSnapshot starts a job sending snapshot to host (a peer's name or
+// host[:port]); bwlimit is in bytes per second on the wire, 0 for none.
+func (c *Client) SendSnapshot(host, snapshot string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error) {
+	var flags uint64
+	if compress {
+		flags |= SendCompress
+	}
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call("SendSnapshot", host, snapshot, bwlimit, flags).Store(&id, &p)
+	return id, p, err
+}
+
+// AddRemote adds a replication peer; flags are RemotePush and RemotePull.
+func (c *Client) AddRemote(name, address, publicKey string, volumes []string, flags uint64) error {
+	if volumes == nil {
+		volumes = []string{}
+	}
+	return c.call("AddRemote", name, address, publicKey, volumes, flags).Err
+}
+
+func (c *Client) ListRemotes() ([]RemoteRow, error) {
+	var rows []RemoteRow
+	return rows, c.call("ListRemotes").Store(&rows)
+}
+
+func (c *Client) RemoveRemote(name string) error { return c.call("RemoveRemote", name).Err }
+
+// TrustRemoteHost trusts host's key if it has the fingerprint given, and
+// returns the key.
+func (c *Client) TrustRemoteHost(host, fingerprint string, replace bool) (string, error) {
+	var flags uint64
+	if replace {
+		flags |= TrustReplace
+	}
+	var key string
+	return key, c.call("TrustRemoteHost", host, fingerprint, flags).Store(&key)
+}
+
+// GetOwnKeys returns butterd's client key line and host key fingerprint.
+func (c *Client) GetOwnKeys() (clientKey, hostFingerprint string, err error) {
+	err = c.call("GetOwnKeys").Store(&clientKey, &hostFingerprint)
+	return
+}
+
+func (c *Client) ListReplicas(volume string) ([]ReplicaRow, error) {
+	var rows []ReplicaRow
+	return rows, c.call("ListReplicas", volume).Store(&rows)
 }

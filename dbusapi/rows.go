@@ -92,3 +92,35 @@ func SchedulePath(unit string) dbus.ObjectPath {
 
 // SchedulePrefix is the parent of schedule objects.
 const SchedulePrefix = RootPath + "/schedule/"
+
+// Flags of SendSnapshot.
+const SendCompress uint64 = 1 << 0 // compress the stream with zstd on the wire
+
+// Flags of AddRemote: the peer's rights on this host.
+const (
+	RemotePush uint64 = 1 << 0 // it may send snapshots here
+	RemotePull uint64 = 1 << 1 // it may fetch snapshots from here
+)
+
+// TrustReplace asks TrustRemoteHost to drop a key known before for the host.
+const TrustReplace uint64 = 1 << 0
+
+// RemoteRow is one peer of ListRemotes: a(ssssbbas).
+type RemoteRow struct {
+	Name        string
+	Address     string // "" means its name
+	PublicKey   string // its client key, an authorized_keys line
+	Fingerprint string // SHA256:...
+	Push        bool
+	Pull        bool
+	Volumes     []string // empty: all
+}
+
+// ReplicaRow says a peer holds a snapshot, by the records: a(ssbbt).
+type ReplicaRow struct {
+	Snapshot string
+	Peer     string
+	Received bool   // received from the peer (else: the peer held it at the last send)
+	Newest   bool   // the newest snapshot shared with the peer: purge keeps it
+	Time     uint64 // µs since the epoch when the records last said so
+}

@@ -34,8 +34,9 @@ type Job struct {
 	Started   time.Time `json:"started,omitzero"`
 	Finished  time.Time `json:"finished,omitzero"`
 	Error     string    `json:"error,omitempty"`
-	// Summary says what the job did, in a few lines, for jobs that have
-	// more to say than done or failed (a sync: what it did per host).
+	// Summary says what a job that is done did, for jobs that have more
+	// to say than done or failed (a send: full, incremental against what,
+	// or nothing to send; a sync: what it did per host).
 	Summary string `json:"summary,omitempty"`
 	// Uses lists the snapshots the job reads: purge leaves them alone
 	// while it runs.

@@ -41,6 +41,12 @@ func (s *Store) PlanPurge(volume, pattern string, at time.Time) (PurgePlan, erro
 		return PurgePlan{}, errorf(ErrInvalidArg, "%v", err)
 	}
 	protect := s.snapshotsInUse()
+	for name, why := range s.sharedProtections(volume) {
+		if prev, ok := protect[name]; ok {
+			why = prev + "; " + why
+		}
+		protect[name] = why
+	}
 	s.mu.RLock()
 	entries := s.snapshotsOfLocked(volume)
 	snaps := make([]retention.Snapshot, 0, len(entries))

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"butterd/btrfs"
@@ -64,6 +62,7 @@ func (h remoteHandler) Receive(ctx context.Context, peer remote.Peer, req remote
 			return remote.Result{}, fmt.Errorf("receive of %q: %w", req.Name, err)
 		}
 		s.log.Info("received snapshot already here", "snapshot", hdr.Name, "peer", peer.Name)
+		s.noteReceived(peer.Name, req.Volume, hdr)
 		return remote.Result{Snapshot: ref, Bytes: n}, nil
 	}
 
@@ -79,7 +78,17 @@ func (h remoteHandler) Receive(ctx context.Context, peer remote.Peer, req remote
 		return remote.Result{}, err
 	}
 	s.log.Info("snapshot received", "snapshot", hdr.Name, "peer", peer.Name, "bytes", counted.n, "incremental", hdr.Incremental())
+	s.noteReceived(peer.Name, req.Volume, hdr)
 	return remote.Result{Snapshot: refOf(hdr.Name, info), Bytes: counted.n}, nil
+}
+
+// noteReceived records the snapshot a stream made as received from peer.
+// A failure is logged: the snapshot is here, and the next send of it (a
+// no-op) records it again.
+func (s *Store) noteReceived(peer, volume string, hdr btrfs.StreamHeader) {
+	if err := s.recordReceived(peer, volume, hdr.Name, hdr.UUID); err != nil {
+		s.log.Error("received snapshot not recorded: purge may take it", "snapshot", hdr.Name, "peer", peer, "error", err)
+	}
 }
 
 // checkReceiveHeader refuses a stream whose header does not carry what the
@@ -271,142 +280,6 @@ func shared(info btrfs.Info, remotes []remote.SnapshotRef) (remote.SnapshotRef, 
 		}
 	}
 	return remote.SnapshotRef{}, false
-}
-
-// SendResult says what SendTo did.
-type SendResult struct {
-	Snapshot string // the snapshot sent
-	Host     string // the remote (host:port)
-	// AlreadyThere: the remote already held the snapshot (as Remote);
-	// nothing was sent.
-	AlreadyThere bool
-	// Incremental: the stream was incremental against Parent, a local
-	// snapshot the remote holds as RemoteParent. ParentUUID is the parent
-	// as the stream names it.
-	Incremental  bool
-	Parent       string
-	ParentUUID   string
-	RemoteParent string
-	// Reason says why the stream was full or incremental, or why nothing
-	// was sent.
-	Reason string
-	Bytes  int64              // the stream's size
-	Remote remote.SnapshotRef // the snapshot on the remote
-}
-
-// SendTo sends a read-only snapshot to the butterd c is connected to:
-// incrementally against the newest snapshot no newer than it that both
-// hold, in full when they share none, and not at all when the remote holds
-// it already.
-func (s *Store) SendTo(ctx context.Context, c *remote.Client, snapshot string) (SendResult, error) {
-	return s.sendSnapshotTo(ctx, c, snapshot, nil)
-}
-
-// sendSnapshotTo is SendTo; a job passes its progress p (nil otherwise) to
-// count bytes and to keep the parent from purge while it runs.
-func (s *Store) sendSnapshotTo(ctx context.Context, c *remote.Client, snapshot string, p *JobProgress) (SendResult, error) {
-	res := SendResult{Snapshot: snapshot, Host: c.Addr()}
-	if _, err := s.GetSnapshot(snapshot); err != nil {
-		return res, err
-	}
-	volume, _, _ := strings.Cut(snapshot, "@")
-	path := s.snapshotPath(snapshot)
-	info, err := btrfs.GetInfo(path)
-	if err != nil {
-		return res, err
-	}
-	if !info.ReadOnly {
-		return res, errorf(ErrInvalidArg, "snapshot %q is not read-only: it cannot be sent", snapshot)
-	}
-	remotes, err := c.List(ctx, volume)
-	if err != nil {
-		return res, fmt.Errorf("send %q: list the snapshots of %q on %s: %w", snapshot, volume, c.Addr(), err)
-	}
-	if r, ok := shared(info, remotes); ok {
-		res.AlreadyThere, res.Remote = true, r
-		res.Reason = fmt.Sprintf("%s already holds %q (as %q): nothing to send", c.Addr(), snapshot, r.Name)
-		s.log.Info("snapshot already on the remote", "snapshot", snapshot, "host", c.Addr(), "remote", r.Name)
-		return res, nil
-	}
-	for _, r := range remotes {
-		if r.Name == snapshot {
-			return res, errorf(ErrExists, "send refused: %s holds a different snapshot named %q (UUID %s, received UUID %q): remove it there first",
-				c.Addr(), snapshot, r.UUID, r.ReceivedUUID)
-		}
-	}
-
-	// The newest local read-only snapshot before this one that the remote holds.
-	s.mu.RLock()
-	entries := s.snapshotsOfLocked(volume)
-	s.mu.RUnlock()
-	end := len(entries)
-	for i, e := range entries {
-		if e.name == snapshot {
-			end = i
-		}
-	}
-	parentPath := ""
-	for i := end - 1; i >= 0; i-- {
-		name := entries[i].name
-		pi, err := btrfs.GetInfo(s.snapshotPath(name))
-		if err != nil || !pi.ReadOnly {
-			continue
-		}
-		if r, ok := shared(pi, remotes); ok {
-			res.Incremental, res.Parent, res.ParentUUID, res.RemoteParent = true, name, streamUUID(pi), r.Name
-			parentPath = s.snapshotPath(name)
-			break
-		}
-	}
-	if res.Incremental {
-		res.Reason = fmt.Sprintf("incremental against %q, the newest snapshot %s also holds (as %q)", res.Parent, c.Addr(), res.RemoteParent)
-		if p != nil {
-			p.jobs.update(p.id, func(j *Job) { j.Uses = append(j.Uses, res.Parent) })
-			if !isSubvolume(parentPath) {
-				return res, noSuchSnapshot(res.Parent)
-			}
-		}
-	} else if len(remotes) == 0 {
-		res.Reason = fmt.Sprintf("full: %s holds no snapshot of volume %q", c.Addr(), volume)
-	} else {
-		res.Reason = fmt.Sprintf("full: none of the %d snapshots of volume %q on %s is one of ours", len(remotes), volume, c.Addr())
-	}
-
-	req := remote.ReceiveRequest{Volume: volume, Name: snapshot, ParentUUID: res.ParentUUID}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return res, err
-	}
-	sent := make(chan error, 1)
-	go func() {
-		err := btrfs.Send(path, parentPath, pw)
-		pw.Close()
-		sent <- err
-	}()
-	// Push leaves a read blocked on the pipe to us: closing it ends the
-	// read, and the send with it (EPIPE).
-	stop := context.AfterFunc(ctx, func() { pr.Close() })
-	counted := &byteCounter{r: pr, p: p}
-	rres, err := c.Push(ctx, req, counted)
-	stop()
-	pr.Close()
-	sendErr := <-sent
-	res.Bytes = counted.n
-	if sendErr != nil && !errors.Is(sendErr, syscall.EPIPE) && ctx.Err() == nil {
-		return res, fmt.Errorf("send %q: %w", snapshot, sendErr)
-	}
-	if err != nil {
-		return res, fmt.Errorf("send %q to %s: %w", snapshot, c.Addr(), err)
-	}
-	if sendErr != nil {
-		return res, fmt.Errorf("send %q: %w", snapshot, sendErr)
-	}
-	res.Remote = rres.Snapshot
-	if rres.Bytes > 0 {
-		res.Bytes = rres.Bytes
-	}
-	s.log.Info("snapshot sent", "snapshot", snapshot, "host", c.Addr(), "incremental", res.Incremental, "parent", res.Parent, "bytes", res.Bytes)
-	return res, nil
 }
 
 // byteCounter counts what is read through it (and reports it to a job's

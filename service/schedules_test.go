@@ -160,6 +160,8 @@ func (f *fakeSystemd) TimerTimes(timer string) (units.TimerTimes, error) {
 	return tt, nil
 }
 
+func (f *fakeSystemd) QueueRestart(u string) error { return f.Restart(u) }
+
 func (f *fakeSystemd) ServiceResult(service string) (units.ServiceResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"butterd/btrfs"
+	"butterd/service/remote"
 	"butterd/units"
 )
 
@@ -41,12 +42,16 @@ type Config struct {
 	Systemd   units.Manager
 	Butterctl string
 	// Dial connects to other hosts' butterd for a sync (SyncVolume);
-	// nil when no replication is set up.
+	// nil means DialHost: this store's peers, keys and known hosts.
 	Dial Dialer
 	// Policies are named defaults of create options (the config file's
 	// [policy NAME] sections), applied by the option policy=NAME; options
 	// given explicitly win.
 	Policies map[string]map[string]string
+	// PeerAdded, when set, is called after a replication peer is added:
+	// it makes sure the replication endpoint listens (DESIGN.md: it is
+	// disabled until the first peer is added).
+	PeerAdded func() error
 }
 
 // Store holds the volumes and snapshots of one data root.
@@ -71,6 +76,9 @@ type Store struct {
 
 	sched    schedules
 	policies map[string]CreateOptions
+
+	peers  *remote.Peers // state/ssh/peers.json
+	shared sharedFile    // state/ssh/shared.json
 }
 
 // Open locks the data root, finishes or rolls back what its journal says
@@ -116,10 +124,14 @@ func Open(cfg Config) (*Store, error) {
 		stateDir:     filepath.Join(root, "state"),
 		policies:     policies,
 	}
+	s.peers = remote.OpenPeers(filepath.Join(s.sshDir(), peersFile))
+	if s.cfg.Dial == nil {
+		s.cfg.Dial = s.DialHost
+	}
 	if err := s.initSchedules(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{s.volumesDir, s.snapshotsDir, s.receivedDir, s.stateDir, s.journalDir()} {
+	for _, d := range []string{s.volumesDir, s.snapshotsDir, s.receivedDir, s.stateDir, s.journalDir(), s.sshDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
@@ -136,6 +148,9 @@ func Open(cfg Config) (*Store, error) {
 
 func (s *Store) open() error {
 	if err := s.loadMeta(); err != nil {
+		return err
+	}
+	if err := s.loadShared(); err != nil {
 		return err
 	}
 	if err := s.reconcile(); err != nil {

@@ -67,9 +67,6 @@ func (s *Store) SyncVolume(volume string, hosts []string, force bool) (Job, erro
 	if err := s.syncAllowed(volume, force); err != nil {
 		return Job{}, err
 	}
-	if s.cfg.Dial == nil {
-		return Job{}, errorf(ErrInvalidArg, "sync of %q refused: this butterd has no replication peers to pull from (butterctl remote add)", volume)
-	}
 	sources := make([]syncSource, len(hosts))
 	for i, h := range hosts {
 		sources[i] = syncSource{host: h}

@@ -290,7 +290,7 @@ func TestButterctlErrors(t *testing.T) {
 	// message.
 	ctl.fails(2, `volume name "bad@name" includes invalid character '@'`, "volume", "create", "bad@name")
 	ctl.fails(2, `volume name "x" is too short`, "snapshot", "x")
-	ctl.fails(2, "unknown verb", "send", "h", "v1@x")
+	ctl.fails(3, `no such snapshot "v1@x"`, "send", "hostb", "v1@x")
 	ctl.fails(2, "missing VOL", "snapshot")
 
 	// An unknown create option: the operation is refused (exit 1) and

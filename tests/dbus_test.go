@@ -551,6 +551,13 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "ImportSnapshot", "ht", "uo"},
 	{"method", "ExportSnapshot", "ssht", "uo"},
 	{"method", "SyncVolume", "sast", "uo"},
+	{"method", "SendSnapshot", "sstt", "uo"},
+	{"method", "AddRemote", "sssast", "-"},
+	{"method", "ListRemotes", "-", "a(ssssbbas)"},
+	{"method", "RemoveRemote", "s", "-"},
+	{"method", "TrustRemoteHost", "sst", "s"},
+	{"method", "GetOwnKeys", "-", "ss"},
+	{"method", "ListReplicas", "s", "a(ssbbt)"},
 	{"method", "GetJob", "u", "o"},
 	{"method", "ListJobs", "-", "a(uosssd)"},
 	{"method", "CancelJob", "u", "-"},
@@ -1022,8 +1029,18 @@ func TestDBusNobodyDeniedByBusPolicy(t *testing.T) {
 		{"RemoveSnapshot", "s", []string{snap}},
 		{"RestoreSnapshot", "sst", []string{snap, "", "1"}},
 		{"SyncVolume", "sast", []string{"v1", "1", "hostb", "1"}},
+		{"SendSnapshot", "sstt", []string{"127.0.0.1", snap, "0", "0"}},
+		{"AddRemote", "sssast", []string{"evil", "", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEvil", "0", "3"}},
+		{"RemoveRemote", "s", []string{"evil"}},
+		{"TrustRemoteHost", "sst", []string{"127.0.0.1", "SHA256:evil", "0"}},
 	} {
 		e.deniedByBus(asNobody, c.method, c.sig, c.args...)
+	}
+	// Replication reads are open: peers, replicas, our own public keys.
+	e.ok(asNobody, "ListRemotes", "")
+	e.ok(asNobody, "ListReplicas", "s", "v1")
+	if keys := e.ok(asNobody, "GetOwnKeys", ""); len(keys) != 2 || !strings.Contains(string(keys[0]), "ssh-ed25519 ") || !strings.Contains(string(keys[1]), "SHA256:") {
+		t.Errorf("GetOwnKeys as nobody = %q", keys)
 	}
 	if _, stderr, err := e.busctl(asNobody, "call", busName, rootPath, managerIface, "CreateVolume", "sa{ss}", "evil", "0"); err == nil || stderr != "Call failed: Access denied" {
 		t.Errorf("busctl as nobody: %v %q, want Access denied", err, stderr)
@@ -1059,6 +1076,10 @@ func TestDBusNobodyRefusedByButterd(t *testing.T) {
 		{"RemoveSnapshot", "s", []string{snap}},
 		{"RestoreSnapshot", "sst", []string{snap, "", "1"}},
 		{"SyncVolume", "sast", []string{"v1", "1", "hostb", "1"}},
+		{"SendSnapshot", "sstt", []string{"127.0.0.1", snap, "0", "0"}},
+		{"AddRemote", "sssast", []string{"evil", "", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEvil", "0", "3"}},
+		{"RemoveRemote", "s", []string{"evil"}},
+		{"TrustRemoteHost", "sst", []string{"127.0.0.1", "SHA256:evil", "0"}},
 	} {
 		e.fails(asNobody, "AccessDenied", c.method+` changes volumes: only root and members of group "butterd" may call it (caller uid 65534)`,
 			c.method, c.sig, c.args...)

@@ -47,7 +47,7 @@ func checkHost(h string) error {
 				return invalidf("host %q: empty port", h)
 			}
 		}
-		if !validHostname(host) {
+		if !ValidHostname(host) {
 			return invalidf("host %q: %q is not a host name (labels of letters, digits, '-' and '_' separated by dots, at most 253 characters): %s", h, host, rule)
 		}
 	}
@@ -72,7 +72,9 @@ func validUser(u string) bool {
 	return true
 }
 
-func validHostname(h string) bool {
+// ValidHostname reports whether h is a DNS name: labels of letters, digits,
+// '-' and '_', separated by dots, at most 253 characters.
+func ValidHostname(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}

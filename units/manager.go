@@ -16,6 +16,9 @@ type Manager interface {
 	Start(unit string) error
 	Stop(unit string) error
 	Restart(unit string) error
+	// QueueRestart queues a restart job and returns without waiting for
+	// it: how butterd restarts itself.
+	QueueRestart(unit string) error
 	// ResetFailed forgets a unit's failed state.
 	ResetFailed(unit string) error
 	UnitState(unit string) (UnitState, error)

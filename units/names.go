@@ -11,6 +11,12 @@ const (
 	Prefix = "butterd-sched-"
 	// TargetName groups the schedule timers (see RenderTarget).
 	TargetName = "butterd-schedules.target"
+	// SSHSocket is the socket of butterd's replication endpoint: disabled
+	// until the first peer is added. Enabling it makes sockets.target and
+	// ServiceName want it, so that it runs whenever butterd does.
+	SSHSocket = "butterd-ssh.socket"
+	// ServiceName is butterd's own service.
+	ServiceName = "butterd.service"
 
 	maxUnitName = 255 // systemd's UNIT_NAME_MAX less the NUL
 	hashDigits  = 16  // hex digits of sha256(key) in a shortened name

@@ -46,6 +46,13 @@ type manager interface {
 	ResumeSchedule(action, volume, arg string) error
 	PauseAllSchedules() error
 	ResumeAllSchedules() error
+	SendSnapshot(host, snapshot string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error)
+	AddRemote(name, address, publicKey string, volumes []string, flags uint64) error
+	ListRemotes() ([]dbusapi.RemoteRow, error)
+	RemoveRemote(name string) error
+	TrustRemoteHost(host, fingerprint string, replace bool) (string, error)
+	GetOwnKeys() (clientKey, hostFingerprint string, err error)
+	ListReplicas(volume string) ([]dbusapi.ReplicaRow, error)
 	Close() error
 }
 

@@ -37,6 +37,7 @@ func (c *command) synopsis() string {
 // groups are verbs that take a subcommand.
 var groups = map[string]string{
 	"volume": "manage volumes",
+	"remote": "manage replication peers",
 }
 
 func isGroup(word string) bool { _, ok := groups[word]; return ok }
@@ -46,7 +47,12 @@ func commandTable() []*command {
 	return []*command{
 		{name: "snapshot", args: "VOL", short: "take a read-only snapshot of VOL and print its name",
 			new: func(a *app) verb { return &snapshotCmd{app: a} }},
-		{name: "snapshots", args: "[VOL]", short: "list snapshots (all, or of VOL), one name per line",
+		{name: "snapshots", args: "[-l] [VOL]", short: "list snapshots (all, or of VOL), one name per line",
+			long: `With -l, a table: NAME, TIME and PEERS, the replication peers that hold
+each snapshot by butterd's records (updated at each send; "(from)" marks
+the peer a snapshot was received from). With --json -l each snapshot has
+"peers": [{"peer", "received", "newest", "time"}], "newest" marking the
+newest snapshot shared with that peer, which purge keeps.`,
 			new: func(a *app) verb { return &snapshotsCmd{app: a} }},
 		{name: "restore", args: "[--force] SNAP|VOL [TARGET]", short: "restore a snapshot (VOL: its latest) and print the safety snapshot's name",
 			long: `SNAP is a snapshot name (VOL@TIMESTAMP); a volume name VOL means its
@@ -86,6 +92,9 @@ new. A volume in use by containers is refused unless --force is given.`,
 		{name: "sync", args: "[--force] VOL HOST [HOST...]", short: "pull into VOL the newer files of each HOST's volume VOL and wait for the job",
 			long: syncHelp,
 			new:  func(a *app) verb { return &syncCmd{app: a} }},
+		{name: "send", args: "[--compress] [--bwlimit RATE] HOST SNAP", short: "send snapshot SNAP to the butterd on HOST, incrementally when both hold an older one, and print what was sent",
+			long: sendHelp,
+			new:  func(a *app) verb { return &sendCmd{app: a} }},
 		{name: "jobs", args: "[ID]", short: "list jobs, running and finished (with ID: show that job)",
 			long: jobsHelp,
 			new:  func(a *app) verb { return &jobsCmd{app: a} }},
@@ -96,6 +105,22 @@ new. A volume in use by containers is refused unless --force is given.`,
 			long: `A job that already finished cannot be canceled: cancel fails (exit 1) and
 says so. A verb that waits for its job (export, purge) is canceled with Ctrl-C.`,
 			new: func(a *app) verb { return &cancelCmd{app: a} }},
+		{name: "remote add", args: "PEER --key LINE [--address HOST[:PORT]] [--push] [--pull] [--volume V]...", short: "add replication peer PEER, known by its client key, with its rights here",
+			long: remoteAddHelp,
+			new:  func(a *app) verb { return &remoteAddCmd{app: a} }},
+		{name: "remote ls", aliases: []string{"list"}, short: "list the replication peers, their addresses and rights",
+			long: remoteLsHelp,
+			new:  func(a *app) verb { return &remoteLsCmd{app: a} }},
+		{name: "remote rm", aliases: []string{"remove"}, args: "PEER", short: "remove replication peer PEER",
+			long: `Its key may no longer connect, and purge no longer keeps what the records
+say PEER holds. Prints nothing.`,
+			new: func(a *app) verb { return &remoteRmCmd{app: a} }},
+		{name: "remote trust", args: "[--replace] HOST FINGERPRINT", short: "trust HOST's host key if its fingerprint is FINGERPRINT, and print it",
+			long: remoteTrustHelp,
+			new:  func(a *app) verb { return &remoteTrustCmd{app: a} }},
+		{name: "remote key", short: "print this host's client key and host key fingerprint, for its peers",
+			long: remoteKeyHelp,
+			new:  func(a *app) verb { return &remoteKeyCmd{app: a} }},
 		{name: "volume create", args: "[-o KEY=VALUE]... NAME", short: "create volume NAME and print NAME",
 			long: `Options are those of docker volume create -d btrfs -o, such as
 copyonwrite=false, finalsnapshot=false or from=SNAP|VOL; butterd refuses

@@ -119,7 +119,18 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"cancel"}, "cancel: missing ID (usage: butterctl cancel ID)"},
 		{[]string{"cancel", "4294967296"}, `cancel: "4294967296" is not a job id`},
 		{[]string{"frobnicate", "1h", "v1"}, `unknown verb "frobnicate": run 'butterctl help' for the list`},
-		{[]string{"send", "h", "v1@x"}, `unknown verb "send"`},
+		{[]string{"send", "h"}, "send: missing SNAP (usage: butterctl send [--compress] [--bwlimit RATE] HOST SNAP)"},
+		{[]string{"send", "--bwlimit", "fast", "h", "v1@x"}, `send: --bwlimit "fast": give bytes per second`},
+		{[]string{"send", "--bwlimit", "-1", "h", "v1@x"}, `send: --bwlimit "-1": give bytes per second`},
+		{[]string{"remote"}, "remote needs a subcommand: add, ls, rm, trust, key"},
+		{[]string{"remote", "add", "b"}, "remote add: --key is required"},
+		{[]string{"remote", "add", "--key", "k"}, "remote add: missing PEER"},
+		{[]string{"remote", "add", "--volume", "", "--key", "k", "b"}, `remote add: invalid value "" for flag -volume: empty value`},
+		{[]string{"remote", "ls", "b"}, `remote ls: unexpected argument "b"`},
+		{[]string{"remote", "rm"}, "remote rm: missing PEER"},
+		{[]string{"remote", "trust", "h"}, "remote trust: missing FINGERPRINT"},
+		{[]string{"remote", "trust", "h", "MD5:ab"}, `remote trust: FINGERPRINT "MD5:ab" is not of the form SHA256:...`},
+		{[]string{"remote", "key", "x"}, `remote key: unexpected argument "x"`},
 		{[]string{"--json=maybe", "volume", "ls"}, `--json="maybe": use true or false`},
 		{[]string{"help", "nothing"}, `unknown verb "nothing"`},
 	} {
@@ -166,9 +177,6 @@ func TestHelp(t *testing.T) {
 		}
 		if !strings.Contains(r.stdout, fmt.Sprintf("\n%d  the job was canceled", exitCanceled)) {
 			t.Errorf("%q: exit code %d is not documented:\n%s", args, exitCanceled, r.stdout)
-		}
-		if strings.Contains(r.stdout, "\n  send ") {
-			t.Errorf("%q: lists a verb that does not exist yet:\n%s", args, r.stdout)
 		}
 	}
 	for _, c := range commandTable() {

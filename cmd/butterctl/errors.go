@@ -24,8 +24,8 @@ const (
 )
 
 const exitCodesHelp = `Exit codes:
-  0  success; for a verb that waits for a job (export, purge): the job
-     is done
+  0  success; for a verb that waits for a job (export, import, purge,
+     send): the job is done
   1  the operation failed (butterd's message says why); for a verb that
      waits for a job: the job failed (its error follows the job id), or a
      local file could not be written (export never overwrites an existing

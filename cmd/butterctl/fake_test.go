@@ -60,6 +60,13 @@ type fake struct {
 	unit       string
 	// schedErrs answers SetSchedule by volume, PauseSchedule by "pause VOLUME".
 	schedErrs map[string]error
+
+	// Replication.
+	sendID   uint32
+	remotes  []dbusapi.RemoteRow
+	replicas []dbusapi.ReplicaRow
+	ownKeys  [2]string // client key line, host key fingerprint
+	trusted  string    // the key TrustRemoteHost answers
 }
 
 func (f *fake) record(format string, args ...any) error {
@@ -252,6 +259,31 @@ func (f *fake) Restore(source, target string, flags uint64) (string, string, str
 
 func (f *fake) Properties(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error) {
 	return f.props, f.record("Properties(%s, %s)", path, iface)
+}
+
+func (f *fake) SendSnapshot(host, snapshot string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error) {
+	return f.sendID, dbusapi.JobPath(f.sendID), f.record("SendSnapshot(%q, %q, %d, %v)", host, snapshot, bwlimit, compress)
+}
+
+func (f *fake) AddRemote(name, address, publicKey string, volumes []string, flags uint64) error {
+	return f.record("AddRemote(%q, %q, %q, %q, %d)", name, address, publicKey, volumes, flags)
+}
+
+func (f *fake) ListRemotes() ([]dbusapi.RemoteRow, error) {
+	return f.remotes, f.record("ListRemotes()")
+}
+func (f *fake) RemoveRemote(name string) error { return f.record("RemoveRemote(%q)", name) }
+
+func (f *fake) TrustRemoteHost(host, fingerprint string, replace bool) (string, error) {
+	return f.trusted, f.record("TrustRemoteHost(%q, %q, %v)", host, fingerprint, replace)
+}
+
+func (f *fake) GetOwnKeys() (string, string, error) {
+	return f.ownKeys[0], f.ownKeys[1], f.record("GetOwnKeys()")
+}
+
+func (f *fake) ListReplicas(volume string) ([]dbusapi.ReplicaRow, error) {
+	return f.replicas, f.record("ListReplicas(%q)", volume)
 }
 
 func (f *fake) Close() error { f.closed = true; return nil }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"time"
 )
 
 const streamImportHelp = `Reads a send stream (full or incremental, as written by 'butterctl export'
@@ -53,14 +52,9 @@ func (c *importCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "job %d started\n", id)
-	began := time.Now()
-	j, err := c.waitJob(ctx, m, "import", id, c.quiet)
+	j, err := c.followJob(ctx, m, "import", id, c.quiet)
 	if err != nil {
 		return err
-	}
-	if !c.quiet {
-		fmt.Fprintf(c.stderr, "job %d done: %s in %v\n", id, formatBytes(j.BytesDone), roundDuration(time.Since(began)))
 	}
 	if c.json {
 		return c.printJSON(struct {

@@ -71,6 +71,18 @@ func (a *app) waitJob(ctx context.Context, m manager, kind string, id uint32, qu
 	return w.j, &jobError{kind: kind, id: id, result: w.j.Result, msg: w.j.Error}
 }
 
+// followJob says "job N started" on stderr, waits for the job (waitJob)
+// and, unless quiet, says "job N done: SIZE in TIME" when it is done.
+func (a *app) followJob(ctx context.Context, m manager, kind string, id uint32, quiet bool) (dbusapi.JobInfo, error) {
+	fmt.Fprintf(a.stderr, "job %d started\n", id)
+	began := time.Now()
+	j, err := a.waitJob(ctx, m, kind, id, quiet)
+	if err == nil && !quiet {
+		fmt.Fprintf(a.stderr, "job %d done: %s in %v\n", id, formatBytes(j.BytesDone), roundDuration(time.Since(began)))
+	}
+	return j, err
+}
+
 // parseJobID reads a job id.
 func parseJobID(s string) (uint32, error) {
 	n, err := strconv.ParseUint(s, 10, 32)
@@ -159,18 +171,13 @@ func (c *exportCmd) Run(ctx context.Context, args []string) error {
 		made.remove()
 		return err
 	}
-	fmt.Fprintf(c.stderr, "job %d started\n", id)
-	began := time.Now()
-	j, err := c.waitJob(ctx, m, "export", id, c.quiet)
+	j, err := c.followJob(ctx, m, "export", id, c.quiet)
 	var je *jobError
 	if errors.As(err, &je) {
 		made.remove()
 	}
 	if err != nil {
 		return err
-	}
-	if !c.quiet {
-		fmt.Fprintf(c.stderr, "job %d done: %s in %v\n", id, formatBytes(j.BytesDone), roundDuration(time.Since(began)))
 	}
 	if c.json {
 		return c.printJSON(struct {

@@ -72,6 +72,60 @@ func snapshotsJSON(rows []dbusapi.SnapshotRow) []snapshotJSON {
 	return out
 }
 
+// replicaJSON is a peer holding a snapshot, by the records.
+type replicaJSON struct {
+	Peer     string `json:"peer"`
+	Received bool   `json:"received"` // received from the peer
+	Newest   bool   `json:"newest"`   // the newest shared with it: purge keeps it
+	Time     usec   `json:"time"`     // when the records last said so
+}
+
+type snapshotLongJSON struct {
+	snapshotJSON
+	Peers []replicaJSON `json:"peers"`
+}
+
+// peersBySnapshot groups replica rows by snapshot.
+func peersBySnapshot(reps []dbusapi.ReplicaRow) map[string][]dbusapi.ReplicaRow {
+	m := map[string][]dbusapi.ReplicaRow{}
+	for _, r := range reps {
+		m[r.Snapshot] = append(m[r.Snapshot], r)
+	}
+	return m
+}
+
+func snapshotsLongJSON(rows []dbusapi.SnapshotRow, reps []dbusapi.ReplicaRow) []snapshotLongJSON {
+	by := peersBySnapshot(reps)
+	out := make([]snapshotLongJSON, len(rows))
+	for i, j := range snapshotsJSON(rows) {
+		out[i] = snapshotLongJSON{snapshotJSON: j, Peers: []replicaJSON{}}
+		for _, r := range by[j.Name] {
+			out[i].Peers = append(out[i].Peers, replicaJSON{Peer: r.Peer, Received: r.Received, Newest: r.Newest, Time: usec(r.Time)})
+		}
+	}
+	return out
+}
+
+// snapshotsTable writes `snapshots -l`: the peers that hold a snapshot, by
+// the records, with "(from)" for one it came from.
+func snapshotsTable(w io.Writer, rows []dbusapi.SnapshotRow, reps []dbusapi.ReplicaRow) error {
+	by := peersBySnapshot(reps)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTIME\tPEERS")
+	for _, r := range rows {
+		var peers []string
+		for _, p := range by[r.Name] {
+			if p.Received {
+				peers = append(peers, p.Peer+" (from)")
+			} else {
+				peers = append(peers, p.Peer)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, usec(r.Time), orDash(strings.Join(slices.Compact(peers), ", ")))
+	}
+	return tw.Flush()
+}
+
 type volumeJSON struct {
 	Name       string `json:"name"`
 	Mounts     uint32 `json:"mounts"`
@@ -102,7 +156,7 @@ var timeProps = map[string]bool{"Created": true, "Time": true, "Started": true, 
 
 // propOrder is the order known properties are shown in; others follow,
 // sorted.
-var propOrder = []string{"Id", "Kind", "Target", "State", "Result", "Progress", "BytesDone", "FilesDone", "Rate",
+var propOrder = []string{"Id", "Kind", "Target", "State", "Result", "Summary", "Progress", "BytesDone", "FilesDone", "Rate",
 	"Name", "Volume", "Mountpoint", "Path", "Created", "Time", "Started", "Finished", "Mounts", "Safety",
 	"ReadOnly", "UUID", "ParentUUID", "ReceivedUUID"}
 

@@ -36,9 +36,14 @@ func (c *snapshotCmd) Run(ctx context.Context, args []string) error {
 	return c.println(name)
 }
 
-type snapshotsCmd struct{ *app }
+type snapshotsCmd struct {
+	*app
+	long bool
+}
 
-func (c *snapshotsCmd) Flags(*flag.FlagSet) {}
+func (c *snapshotsCmd) Flags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.long, "l", false, "a table: name, time and the replication peers that hold each snapshot")
+}
 
 func (c *snapshotsCmd) Run(ctx context.Context, args []string) error {
 	if err := wantArgs(args, nil, "VOL"); err != nil {
@@ -55,6 +60,16 @@ func (c *snapshotsCmd) Run(ctx context.Context, args []string) error {
 	rows, err := m.ListSnapshots(volume)
 	if err != nil {
 		return err
+	}
+	if c.long {
+		reps, err := m.ListReplicas(volume)
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return c.printJSON(snapshotsLongJSON(rows, reps))
+		}
+		return snapshotsTable(c.out, rows, reps)
 	}
 	if c.json {
 		return c.printJSON(snapshotsJSON(rows))

@@ -10,27 +10,50 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 )
 
-// pluginListener returns the socket systemd passed (LISTEN_FDS), or binds
-// path.
-func pluginListener(path string) (net.Listener, error) {
+// passed are the sockets systemd passed (LISTEN_FDS), picked by their
+// FileDescriptorName= (or unit name): the plugin socket and the
+// replication endpoint's.
+type passed struct {
+	plugin, ssh net.Listener
+}
+
+// passedListeners picks the plugin socket ("plugin", else "butterd.socket",
+// else the only unnamed one) and the replication socket ("ssh", else
+// "butterd-ssh.socket") out of what systemd passed.
+func passedListeners() (passed, error) {
 	named, err := activation.ListenersWithNames()
 	if err != nil {
-		return nil, fmt.Errorf("sockets passed by systemd: %w", err)
+		return passed{}, fmt.Errorf("sockets passed by systemd: %w", err)
 	}
-	var all []net.Listener
-	for _, name := range []string{"plugin", "butterd.socket"} {
-		if ls := named[name]; len(ls) > 0 {
-			return ls[0], nil
+	var p passed
+	pick := func(names ...string) net.Listener {
+		for _, name := range names {
+			if ls := named[name]; len(ls) > 0 {
+				delete(named, name)
+				return ls[0]
+			}
 		}
+		return nil
 	}
+	p.plugin = pick("plugin", "butterd.socket")
+	p.ssh = pick("ssh", "butterd-ssh.socket")
+	var rest []net.Listener
 	for _, ls := range named {
-		all = append(all, ls...)
+		rest = append(rest, ls...)
 	}
-	if len(all) == 1 {
-		return all[0], nil
+	switch {
+	case p.plugin == nil && len(rest) == 1:
+		p.plugin = rest[0]
+	case len(rest) > 0:
+		return passed{}, fmt.Errorf("systemd passed %d sockets that are not named \"plugin\" or \"ssh\": set FileDescriptorName=", len(rest))
 	}
-	if len(all) > 1 {
-		return nil, fmt.Errorf("systemd passed %d sockets and none is named \"plugin\": set FileDescriptorName=plugin", len(all))
+	return p, nil
+}
+
+// pluginListener returns the plugin socket systemd passed, or binds path.
+func pluginListener(p passed, path string) (net.Listener, error) {
+	if p.plugin != nil {
+		return p.plugin, nil
 	}
 	path = trimUnix(path)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -65,20 +65,28 @@ func runCommand(ctx context.Context, args []string) error {
 	if err := service.EnsurePool(cfg["DATA_ROOT"], cfg["POOL_SIZE"], log); err != nil {
 		return err
 	}
+	sockets, err := passedListeners()
+	if err != nil {
+		return err
+	}
 	sd := connectSystemd(cfg["SYSTEMD_BUS"], log)
 	if c, ok := sd.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
+	ssh := &sshEndpoint{ctx: ctx, log: log, act: act, sd: sd, managed: sockets.plugin != nil,
+		addr: net.JoinHostPort(cfg["SSH_ADDRESS"], cfg["SSH_PORT"])}
 	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log,
-		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies})
+		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies,
+		PeerAdded: func() error { return ssh.peerAdded() }})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	ssh.store = store
 
 	// A socket butterd bound itself is removed when the listener closes; one
 	// systemd passed is left alone.
-	l, err := pluginListener(cfg["PLUGIN_SOCKET"])
+	l, err := pluginListener(sockets, cfg["PLUGIN_SOCKET"])
 	if err != nil {
 		return err
 	}
@@ -91,6 +99,10 @@ func runCommand(ctx context.Context, args []string) error {
 		defer bus.Close()
 	}
 
+	if err := ssh.start(sockets.ssh); err != nil {
+		log.Error("replication endpoint not served", "error", err)
+	}
+
 	srv := &http.Server{
 		Handler:           act.wrap(plugin.New(store, log)),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -101,7 +113,10 @@ func runCommand(ctx context.Context, args []string) error {
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	go notifyLoop(ctx, store, log)
 	go watchIdle(ctx, exitIdle, act, func() bool { return store.JobsRunning() > 0 }, func() {
-		log.Info("idle: exiting until the next plugin request or D-Bus call", "idle", exitIdle)
+		if ssh.handOver() {
+			return // systemd stops butterd and starts it again
+		}
+		log.Info("idle: exiting until the next plugin request, D-Bus call or replication connection", "idle", act.limit(exitIdle))
 		stop()
 	})
 
@@ -120,6 +135,7 @@ func runCommand(ctx context.Context, args []string) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	ssh.wait()
 	// Jobs get a moment to finish; what still runs is canceled and recorded.
 	jctx, jcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer jcancel()

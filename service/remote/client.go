@@ -20,10 +20,11 @@ import (
 // Client is a connection to another host's butterd replication endpoint.
 // Its methods may run at once (each opens its own session channel).
 type Client struct {
-	addr   string
-	client *ssh.Client
-	log    *slog.Logger
-	closed chan struct{}
+	addr    string
+	client  *ssh.Client
+	bwlimit int64 // bytes per second a Push sends at most; 0: no limit
+	log     *slog.Logger
+	closed  chan struct{}
 
 	mu   sync.Mutex
 	dead error // why keepalives closed the connection
@@ -77,7 +78,7 @@ func Dial(ctx context.Context, addr, user string, clientKey ssh.Signer, knownHos
 		return nil, connError(err, "ssh handshake with %s failed: %v", host, err)
 	}
 	conn.SetDeadline(time.Time{})
-	cl := &Client{addr: addr, client: ssh.NewClient(c, chans, reqs), log: opts.Log.With("host", host), closed: make(chan struct{})}
+	cl := &Client{addr: addr, client: ssh.NewClient(c, chans, reqs), bwlimit: opts.BandwidthLimit, log: opts.Log.With("host", host), closed: make(chan struct{})}
 	go func() {
 		cl.client.Wait()
 		close(cl.closed)
@@ -145,7 +146,17 @@ func (c *Client) Push(ctx context.Context, req ReceiveRequest, stream io.Reader)
 		io.Copy(io.Discard, op.ch)
 		close(stdout)
 	}()
-	n, readErr, writeErr := copyFramed(op.ch, stream)
+	src := stream
+	if req.Compression == CompressZstd {
+		z := compressing(stream)
+		defer z.Close()
+		src = z
+	}
+	var dst io.Writer = op.ch
+	if c.bwlimit > 0 {
+		dst = newPacer(ctx, op.ch, c.bwlimit)
+	}
+	n, readErr, writeErr := copyFramed(dst, src)
 	if readErr != nil {
 		op.ch.Close() // the server sees a cut stream and keeps nothing
 	} else if writeErr == nil {

@@ -8,7 +8,8 @@
 //
 // butterd keeps, under its state directory, its host key and its client
 // key (LoadOrCreateKey: ed25519, OpenSSH format, mode 0600), the peers it
-// accepts with their rights (Peers: one JSON file) and the hosts it trusts
+// accepts with their rights and, for sending to them, their addresses
+// (Peers: one JSON file) and the hosts it trusts
 // (an OpenSSH known_hosts file, lines "[host]:port key"). Every file is
 // written atomically (temp file, fsync, rename, fsync of the directory).
 //
@@ -20,7 +21,7 @@
 // verb, one space and a JSON object (unknown fields are refused):
 //
 //	butterd-list    {"volume":"v1"}
-//	butterd-receive {"volume":"v1","name":"v1@2024-05-01T10:00:00.000000","parent_uuid":"..."}
+//	butterd-receive {"volume":"v1","name":"v1@2024-05-01T10:00:00.000000","parent_uuid":"...","compression":"zstd"}
 //	butterd-send    {"volume":"v1","name":"v1@2024-05-01T10:00:00.000000","parent_uuid":"..."}
 //	butterd-sync    {"volume":"v1","parent_uuid":"..."}
 //
@@ -36,6 +37,12 @@
 // (incremental against parent_uuid as for butterd-send) on stdout and
 // deletes the snapshot, also when the link is cut (and at the next start
 // after a crash): a sync pulls the files from it.
+//
+// A push with "compression":"zstd" carries the send stream compressed with
+// zstd inside the frames; the server decompresses it (bounding the
+// decoder's memory) before its Handler reads and checks the stream, and
+// refuses a corrupt one as a bad request. A client may cap the bytes per
+// second it pushes (Options.BandwidthLimit).
 //
 // Streams travel framed, so that a cut link is never mistaken for the end
 // of a stream: frames of a 4-byte big-endian length and that many bytes (1

@@ -65,6 +65,9 @@ type Options struct {
 	// (DefaultKeepaliveInterval and DefaultKeepaliveMax when 0).
 	KeepaliveInterval time.Duration
 	KeepaliveMax      int
+	// BandwidthLimit caps the stream bytes a Push sends, on the wire
+	// (after compression), in bytes per second; 0: no limit.
+	BandwidthLimit int64
 	// Dial makes the TCP connection (a net.Dialer's when nil).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Log  *slog.Logger

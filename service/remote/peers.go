@@ -22,6 +22,10 @@ type Peer struct {
 	Push      bool          // may send snapshots here (butterd-receive)
 	Pull      bool          // may fetch snapshots from here (butterd-send)
 	Volumes   []string      // the volumes it may use; empty means all
+	// Address is where its own endpoint is (host or host:port,
+	// DefaultPort when none): where a send to the peer's name goes.
+	// Empty: its name is its host name.
+	Address string
 }
 
 // MayUse reports whether the peer's rights cover volume.
@@ -44,6 +48,11 @@ func (p Peer) validate() error {
 			return fmt.Errorf("peer %q: %w", p.Name, err)
 		}
 	}
+	if p.Address != "" {
+		if err := ValidateAddress(p.Address); err != nil {
+			return fmt.Errorf("peer %q: %w", p.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -53,10 +62,11 @@ type peerJSON struct {
 	Push      bool     `json:"push"`
 	Pull      bool     `json:"pull"`
 	Volumes   []string `json:"volumes,omitempty"`
+	Address   string   `json:"address,omitempty"`
 }
 
 func (p Peer) MarshalJSON() ([]byte, error) {
-	j := peerJSON{Name: p.Name, Push: p.Push, Pull: p.Pull, Volumes: p.Volumes}
+	j := peerJSON{Name: p.Name, Push: p.Push, Pull: p.Pull, Volumes: p.Volumes, Address: p.Address}
 	if p.PublicKey != nil {
 		j.PublicKey = AuthorizedKey(p.PublicKey)
 	}
@@ -68,7 +78,7 @@ func (p *Peer) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &j); err != nil {
 		return err
 	}
-	*p = Peer{Name: j.Name, Push: j.Push, Pull: j.Pull, Volumes: j.Volumes}
+	*p = Peer{Name: j.Name, Push: j.Push, Pull: j.Pull, Volumes: j.Volumes, Address: j.Address}
 	if j.PublicKey != "" {
 		key, err := ParsePublicKey(j.PublicKey)
 		if err != nil {

@@ -42,12 +42,20 @@ type ListResult struct {
 
 // ReceiveRequest announces a pushed stream: the snapshot it carries and,
 // for an incremental stream, the UUID of its parent as the stream names it
-// (the receiver checks the stream's header against both).
+// (the receiver checks the stream's header against both). Compression,
+// when set, says how the stream is compressed on the wire (CompressZstd);
+// the server decompresses it before its Handler reads it. A server that
+// does not know the field refuses the request, so a client asks for
+// compression only when told to.
 type ReceiveRequest struct {
-	Volume     string `json:"volume"`
-	Name       string `json:"name"`
-	ParentUUID string `json:"parent_uuid,omitempty"`
+	Volume      string `json:"volume"`
+	Name        string `json:"name"`
+	ParentUUID  string `json:"parent_uuid,omitempty"`
+	Compression string `json:"compression,omitempty"`
 }
+
+// CompressZstd is a stream compressed with zstd on the wire.
+const CompressZstd = "zstd"
 
 // SendRequest asks for the stream of snapshot Name, incremental against the
 // sender's read-only snapshot whose UUID or received UUID is ParentUUID
@@ -77,6 +85,9 @@ type Result struct {
 func (r ListRequest) validate() error { return validateName("volume", r.Volume) }
 
 func (r ReceiveRequest) validate() error {
+	if r.Compression != "" && r.Compression != CompressZstd {
+		return errorf(ErrBadRequest, "compression %.20q is not known: only %q is", r.Compression, CompressZstd)
+	}
 	return validateStream(r.Volume, r.Name, r.ParentUUID)
 }
 

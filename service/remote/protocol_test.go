@@ -16,7 +16,9 @@ func TestParseCommand(t *testing.T) {
 		want request // nil: refused
 	}{
 		{`butterd-list {"volume":"v1"}`, &ListRequest{Volume: "v1"}},
-		{`butterd-receive {"volume":"v1","name":"v1@2024-05-01T10:00:00.000000","parent_uuid":"` + uuid + `"}`, &ReceiveRequest{"v1", "v1@2024-05-01T10:00:00.000000", uuid}},
+		{`butterd-receive {"volume":"v1","name":"v1@2024-05-01T10:00:00.000000","parent_uuid":"` + uuid + `"}`, &ReceiveRequest{Volume: "v1", Name: "v1@2024-05-01T10:00:00.000000", ParentUUID: uuid}},
+		{`butterd-receive {"volume":"v1","name":"v1@x","compression":"zstd"}`, &ReceiveRequest{Volume: "v1", Name: "v1@x", Compression: "zstd"}},
+		{`butterd-receive {"volume":"v1","name":"v1@x","compression":"gzip"}`, nil},
 		{`butterd-send {"volume":"v1","name":"v1@x@hostb"}`, &SendRequest{Volume: "v1", Name: "v1@x@hostb"}},
 		{`butterd-sync {"volume":"v1"}`, &SyncRequest{Volume: "v1"}},
 		{`butterd-sync {"volume":"v1","parent_uuid":"` + uuid + `"}`, &SyncRequest{"v1", uuid}},

@@ -268,8 +268,21 @@ func (s *Server) exec(ctx context.Context, log *slog.Logger, peer Peer, ch ssh.C
 		}
 	case *ReceiveRequest:
 		fr := &frameReader{r: ch}
+		var in io.Reader = fr
+		var z *zstdReader
+		if r.Compression == CompressZstd {
+			if z, err = decompressing(fr); err != nil {
+				break
+			}
+			in = z
+		}
 		var res Result
-		res, err = s.Handler.Receive(ctx, peer, *r, fr)
+		res, err = s.Handler.Receive(ctx, peer, *r, in)
+		if z != nil {
+			if zerr := z.end(); err == nil {
+				err = zerr
+			}
+		}
 		if err == nil {
 			err = checkEnd(fr)
 		}

@@ -230,6 +230,13 @@ func (s *Client) Restart(unit string) error {
 	return s.job("restart", unit, func(c *sd.Conn) jobFunc { return c.RestartUnitContext })
 }
 
+func (s *Client) QueueRestart(unit string) error {
+	return s.call("restart --no-block "+unit, callTimeout, func(ctx context.Context, c *sd.Conn) error {
+		_, err := c.RestartUnitContext(ctx, unit, "replace", nil)
+		return err
+	})
+}
+
 func (s *Client) ResetFailed(unit string) error {
 	return s.call("reset-failed "+unit, callTimeout, func(ctx context.Context, c *sd.Conn) error {
 		return c.ResetFailedUnitContext(ctx, unit)

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"butterd/service"
+	"butterd/service/remote"
+	"butterd/units"
+)
+
+// restartGrace is how long butterd stays up without activity after it
+// enabled butterd-ssh.socket before it asks systemd to restart it: systemd
+// refuses to start a socket while its service runs, and starts it, then
+// hands it over, when butterd starts again.
+const restartGrace = 2 * time.Second
+
+// sshEndpoint is butterd's replication endpoint (DESIGN.md
+// "Replication"), disabled until the first peer is added. Under systemd
+// it is butterd-ssh.socket, which systemd passes; otherwise butterd binds
+// SSH_ADDRESS:SSH_PORT itself once a peer exists.
+type sshEndpoint struct {
+	ctx   context.Context
+	store *service.Store
+	log   *slog.Logger // butterd's; the endpoint adds its subsystem
+	act   *activity
+	addr  string        // SSH_ADDRESS:SSH_PORT
+	sd    units.Manager // nil when systemd is not reachable
+	// managed: systemd runs butterd (it passed the plugin socket), so the
+	// endpoint is butterd-ssh.socket, never a socket of butterd's own.
+	managed bool
+
+	mu      sync.Mutex
+	serving bool
+	handing atomic.Bool // butterd-ssh.socket is enabled: restart when idle
+	wg      sync.WaitGroup
+}
+
+// start serves the socket systemd passed, or binds the endpoint when a
+// peer exists and systemd does not run butterd.
+func (e *sshEndpoint) start(passed net.Listener) error {
+	if passed != nil {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.serveLocked(passed)
+	}
+	peers, err := e.store.Peers().List()
+	if err != nil {
+		e.logger().Error("replication endpoint off: the peers file is unreadable", "error", err)
+		return nil
+	}
+	switch {
+	case len(peers) == 0:
+		e.logger().Info("replication endpoint off until the first peer is added (butterctl remote add)")
+		return nil
+	case e.managed:
+		e.logger().Warn("replication peers exist but systemd passed no replication socket: enable it with systemctl enable " + units.SSHSocket + " && systemctl restart " + units.ServiceName)
+		return nil
+	}
+	return e.peerAdded()
+}
+
+// peerAdded makes the endpoint listen, once a peer exists: under systemd
+// it enables butterd-ssh.socket, and butterd restarts when idle so that
+// systemd starts the socket and hands it over; otherwise it binds the
+// address.
+func (e *sshEndpoint) peerAdded() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.serving {
+		return nil
+	}
+	if e.managed && e.sd != nil {
+		if err := e.sd.Enable([]string{units.SSHSocket}); err != nil {
+			return fmt.Errorf("enable %s: %w", units.SSHSocket, err)
+		}
+		if err := e.sd.Reload(); err != nil {
+			return fmt.Errorf("enable %s: %w", units.SSHSocket, err)
+		}
+		e.logger().Info("replication endpoint enabled: butterd restarts when idle, and systemd hands it the socket", "socket", units.SSHSocket)
+		e.handing.Store(true)
+		e.act.exitWhenIdle(restartGrace)
+		return nil
+	}
+	l, err := net.Listen("tcp", e.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (SSH_ADDRESS:SSH_PORT): %w", e.addr, err)
+	}
+	return e.serveLocked(l)
+}
+
+func (e *sshEndpoint) serveLocked(l net.Listener) error {
+	hostKey, err := e.store.HostKey()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	srv := &remote.Server{HostKey: hostKey, Peers: e.store.Peers(), Handler: e.store.RemoteHandler(), Log: e.log}
+	e.serving = true
+	e.wg.Go(func() {
+		if err := srv.Serve(e.ctx, &trackedListener{Listener: l, act: e.act}); err != nil {
+			e.logger().Error("replication endpoint stopped", "error", err)
+		}
+	})
+	e.logger().Info("serving the replication endpoint", "address", l.Addr().String(), "host_key", remote.Fingerprint(hostKey.PublicKey()))
+	return nil
+}
+
+// handOver is what butterd does when idle after peerAdded enabled the
+// socket: it asks systemd to restart it, and reports whether it did (the
+// restart stops butterd as systemctl stop does).
+func (e *sshEndpoint) handOver() bool {
+	if !e.handing.Load() {
+		return false
+	}
+	e.logger().Info("idle: restarting, for systemd to hand over " + units.SSHSocket)
+	if err := e.sd.QueueRestart(units.ServiceName); err != nil {
+		e.logger().Error("restart for the replication socket refused: exiting instead; the next start passes it", "error", err)
+		return false
+	}
+	return true
+}
+
+func (e *sshEndpoint) logger() *slog.Logger { return e.log.With("subsystem", "ssh") }
+
+// wait waits for the endpoint to stop (its context ended).
+func (e *sshEndpoint) wait() { e.wg.Wait() }
+
+// trackedListener counts each connection as activity until it closes.
+type trackedListener struct {
+	net.Listener
+	act *activity
+}
+
+func (l *trackedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.act.track(c), nil
+}

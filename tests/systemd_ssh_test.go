@@ -1,0 +1,101 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"butterd/service/remote"
+	"butterd/tests/testenv"
+)
+
+// Under a real systemd, the replication endpoint is butterd-ssh.socket,
+// disabled until the first peer is added: adding it enables and starts the
+// socket, butterd exits when idle, and the next connection starts butterd
+// again with the socket, where butterd's own SSH server answers.
+func TestSystemdSSHSocketEnabledByFirstPeer(t *testing.T) {
+	testenv.Root(t)
+	busctl := testenv.Command(t, "busctl")
+	testenv.Command(t, "bash")
+	bin := testenv.BuildButterd(t)
+	root := filepath.Join(testenv.ModuleRoot(t), "packaging")
+	data := testenv.Btrfs(t)
+	m := testenv.BootSystemd(t,
+		testenv.Bind{Src: bin, Dst: "/usr/bin/butterd", ReadOnly: true},
+		testenv.Bind{Src: data},
+	)
+	for src, dst := range map[string]string{
+		"systemd/butterd.service":          "/etc/systemd/system/butterd.service",
+		"systemd/butterd.socket":           "/etc/systemd/system/butterd.socket",
+		"systemd/butterd-ssh.socket":       "/etc/systemd/system/butterd-ssh.socket",
+		"dbus/io.butterd.volumes1.conf":    "/usr/share/dbus-1/system.d/io.butterd.volumes1.conf",
+		"dbus/io.butterd.volumes1.service": "/usr/share/dbus-1/system-services/io.butterd.volumes1.service",
+	} {
+		b, err := os.ReadFile(filepath.Join(root, src))
+		must(t, err)
+		m.WriteFile(dst, b, 0o644)
+	}
+	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte(fmt.Sprintf(
+		"[Service]\nEnvironment=%s BUTTERD_LOG_LEVEL=debug\n", systemdQuote("BUTTERD_DATA_ROOT="+data))), 0o644)
+	if out, err := m.Run("systemd-analyze", "verify", "--man=no", "/etc/systemd/system/butterd-ssh.socket"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("systemd-analyze verify butterd-ssh.socket: %v\n%s", err, out)
+	}
+	m.MustRun("busctl", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ReloadConfig")
+	m.MustRun("systemctl", "daemon-reload")
+	m.MustRun("systemctl", "start", "butterd.socket")
+	if out, _ := m.Run("systemctl", "is-enabled", "butterd-ssh.socket"); strings.TrimSpace(out) != "disabled" {
+		t.Fatalf("butterd-ssh.socket before any peer: %q, want disabled", out)
+	}
+
+	// The first peer, added over D-Bus (bus activation starts butterd).
+	key, err := remote.LoadOrCreateKey(filepath.Join(t.TempDir(), "client_key"))
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, busctl, "--address="+m.BusAddress(), "--timeout=20",
+		"call", "io.butterd.volumes1", "/io/butterd/volumes1", "io.butterd.volumes1.Manager",
+		"AddRemote", "sssast", "hosta", "", remote.AuthorizedKey(key.PublicKey()), "0", "1")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SYSTEMD_PAGER="}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("busctl AddRemote: %v\n%s", err, out)
+	}
+	first := waitActivated(t, m, "")
+	if out, _ := m.Run("systemctl", "is-enabled", "butterd-ssh.socket"); strings.TrimSpace(out) != "enabled" {
+		t.Errorf("butterd-ssh.socket after the first peer: %q, want enabled", out)
+	}
+
+	// When idle, butterd has systemd restart it: systemd starts the socket
+	// first and hands it over.
+	second := waitActivated(t, m, first["InvocationID"])
+	if st := unitState(t, m, "butterd-ssh.socket"); st["ActiveState"] != "active" || st["SubState"] != "running" && st["SubState"] != "listening" {
+		t.Fatalf("butterd-ssh.socket after the restart: %v; journal:\n%s", st, unitJournal(m))
+	}
+	banner, err := m.Run("timeout", "20", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/1122 && head -c 15 <&3")
+	if err != nil || banner != "SSH-2.0-butterd" {
+		t.Fatalf("connection to butterd-ssh.socket: %q (%v), want butterd's SSH banner; journal:\n%s", banner, err, unitJournal(m))
+	}
+	if st := unitState(t, m, "butterd.service"); st["InvocationID"] != second["InvocationID"] || st["ActiveState"] != "active" {
+		t.Errorf("butterd.service after the connection: %v, want still invocation %s", st, second["InvocationID"])
+	}
+	journal := m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd.service")
+	for _, want := range []string{"restarting, for systemd to hand over butterd-ssh.socket", "serving the replication endpoint"} {
+		if !strings.Contains(journal, want) {
+			t.Errorf("butterd.service's journal lacks %q:\n%s", want, journal)
+		}
+	}
+
+	// Disabled by hand, the socket is no longer passed: butterd says how
+	// to turn it on again, and binds nothing of its own.
+	m.MustRun("systemctl", "disable", "--now", "butterd-ssh.socket")
+	m.MustRun("systemctl", "restart", "butterd.service")
+	waitActivated(t, m, second["InvocationID"])
+	journal = m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd.service")
+	if !strings.Contains(journal, "systemd passed no replication socket") {
+		t.Errorf("butterd.service's journal does not say the socket is off:\n%s", journal)
+	}
+}
