@@ -62,10 +62,24 @@ bench: deps build
 	  echo $$((a | b)) >$(BIN)/bench.status; } | tee $(BIN)/bench.txt | $(GO) run ./tests/benchreport
 	@status=$$(cat $(BIN)/bench.status); rm -f $(BIN)/bench.status; exit $$status
 
+# Fuzzes every target of the module (each func FuzzX of a _test.go file) for
+# FUZZTIME, one after the other, and prints each one's result; logs go to
+# bin/fuzz/. A crash is saved under the package's testdata/fuzz/FuzzX/:
+# commit it as a regression seed (plain `go test` runs it) and fix the bug.
+FUZZTIME ?= 30s
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 60s ./service/
-	$(GO) test -run '^$$' -fuzz FuzzParsePattern -fuzztime 60s ./service/retention/
-	$(GO) test -run '^$$' -fuzz FuzzReadStreamHeader -fuzztime 60s ./btrfs/
+	@mkdir -p $(BIN)/fuzz; fail=0; \
+	for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$pkg/*_test.go); do \
+	    log=$(BIN)/fuzz/$$fn.log; \
+	    if $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1; then \
+	      printf 'ok    %-22s %-22s %s\n' $$pkg $$fn "$$(grep -o 'execs: [0-9]*' $$log | tail -1)"; \
+	    else \
+	      printf 'FAIL  %-22s %-22s %s\n' $$pkg $$fn "$$(grep -m1 -o 'testdata/fuzz/[^ ]*' $$log || echo see $$log)"; fail=1; \
+	    fi; \
+	  done; \
+	done; exit $$fail
 
 # Packages: bin/butterd_VERSION-1_amd64.deb and bin/butterd-VERSION-1.x86_64.rpm,
 # built by nfpm (as a library: packaging/nfpm) from binaries stamped with
