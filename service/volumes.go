@@ -262,6 +262,9 @@ func (s *Store) Mount(name, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if !isSubvolume(v.Path) {
+		return "", fmt.Errorf("volume %q cannot be mounted: %q is no longer its subvolume (moved or replaced behind butterd's back); put it back", name, v.Path)
+	}
 	if err := honourNoCOWFile(v.Path); err != nil {
 		return "", fmt.Errorf("volume %q has .nocow: %w", name, err)
 	}
@@ -274,10 +277,11 @@ func (s *Store) Mount(name, id string) (string, error) {
 	return v.Path, s.noSpace(fmt.Sprintf("mount of volume %q", name), err)
 }
 
-// honourNoCOWFile sets NOCOW on a volume root holding a .nocow file, so
-// files created from now on are NOCOW.
+// honourNoCOWFile sets NOCOW on a volume root holding a .nocow entry, so
+// files created from now on are NOCOW. The entry is not followed: what it
+// may point to is not looked at.
 func honourNoCOWFile(root string) error {
-	if _, err := os.Stat(root + "/.nocow"); err != nil {
+	if _, err := os.Lstat(root + "/.nocow"); err != nil {
 		return nil
 	}
 	if on, err := btrfs.NoCOW(root); err == nil && on {
