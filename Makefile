@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 kmod rpm lintian
 GOTEST  := $(GO) test -count=1
 
-.PHONY: all deps build run bus test unit integration bench fuzz vet clean pkgbin man completions deb rpm
+.PHONY: all deps build run bus test unit integration bench fuzz load vet clean pkgbin man completions deb rpm
 
 all: build
 
@@ -61,6 +61,17 @@ bench: deps build
 	  $(GO) test -run '^$$' -bench Plan100k -benchtime 20x ./service/retention/ 2>&1; b=$$?; \
 	  echo $$((a | b)) >$(BIN)/bench.status; } | tee $(BIN)/bench.txt | $(GO) run ./tests/benchreport
 	@status=$$(cat $(BIN)/bench.status); rm -f $(BIN)/bench.status; exit $$status
+
+# Load: 64 clients mixing plugin and D-Bus calls on one butterd on a loop
+# BTRFS for LOAD_TIME, then checks that nothing leaked; prints the latency
+# percentiles of each call kind (the whole output stays in bin/load.txt).
+LOAD_TIME ?= 20s
+
+load: deps build
+	@mkdir -p $(BIN); { CI=true BUTTERD_LOAD_TIME=$(LOAD_TIME) $(GOTEST) -timeout 30m -run '^TestLoad$$' -v ./tests/ 2>&1; \
+	  echo $$? >$(BIN)/load.status; } | tee $(BIN)/load.txt | \
+	  sed -n -e 's/^    load_test.go:[0-9]*: //p' -e '/^        time=/d' -e '/^        [^ ]/p' -e '/^--- /p'
+	@status=$$(cat $(BIN)/load.status); rm -f $(BIN)/load.status; exit $$status
 
 # Fuzzes every target of the module (each func FuzzX of a _test.go file) for
 # FUZZTIME, one after the other, and prints each one's result; logs go to
