@@ -136,13 +136,16 @@ func TestAccessNobodyChangesNothing(t *testing.T) {
 			e.ok(asRoot, "CreateVolume", "sa{ss}", "v1", "0")
 			snap := jsonString(t, e.ok(asRoot, "CreateSnapshot", "s", "v1")[0])
 			e.mount("v1", "m")
-			jobStr := strconv.FormatUint(jsonUint(t, e.ok(asRoot, "Purge", "sstt", "v1", "1h", "0", "0")[0]), 10)
-			for i := 0; jsonString(t, e.prop(asRoot, rootPath+"/job/"+jobStr, busName+".Job", "State")) != "done"; i++ {
-				if i == 500 {
-					t.Fatalf("purge job %s did not finish", jobStr)
-				}
-				time.Sleep(10 * time.Millisecond)
+			job := jsonUint(t, e.ok(asRoot, "Purge", "sstt", "v1", "1h", "0", "0")[0])
+			conn, err := dbus.Connect(e.bus.Address)
+			if err != nil {
+				t.Fatal(err)
 			}
+			defer conn.Close()
+			if j, err := dbusapi.NewClient(conn).WaitJob(uint32(job), time.Second, nil); err != nil || j.Result != "done" {
+				t.Fatalf("purge job %d: %+v, %v", job, j, err)
+			}
+			jobStr := strconv.FormatUint(job, 10)
 			args := map[string][]string{
 				"CreateVolume":       {"evil", "0"},
 				"RemoveVolume":       {"v1", "1"},

@@ -290,22 +290,15 @@ func TestLoad(t *testing.T) {
 	}
 
 	// Wait for the purges still running, then check what is left.
-	for {
-		jobs, err := e.c.ListJobs()
-		if err != nil {
-			t.Fatal(err)
+	jobs, err := e.c.ListJobs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		info, err := e.c.WaitJob(j.ID, time.Second, nil)
+		if err != nil || info.Result != "done" {
+			t.Errorf("job %d (%s %s): %s %s %v", j.ID, j.Kind, j.Target, info.Result, info.Error, err)
 		}
-		running := slices.ContainsFunc(jobs, func(j dbusapi.JobRow) bool { return j.State != "done" && j.State != "failed" && j.State != "canceled" })
-		if !running {
-			for _, j := range jobs {
-				if j.State != "done" {
-					info, _ := e.c.Job(j.ID)
-					t.Errorf("job %d (%s %s) %s: %s", j.ID, j.Kind, j.Target, j.State, info.Error)
-				}
-			}
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	st := e.consistent("after the load")
 	for vol, n := range st.Mounts {
