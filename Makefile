@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 openssh-client openssh-server kmod rpm lintian rsync
 GOTEST  := $(GO) test -count=1
 
-.PHONY: all deps build run bus test unit integration bench fuzz vet clean pkgbin man completions deb rpm
+.PHONY: all deps build run bus test unit integration bench fuzz load vet clean pkgbin man completions deb rpm
 
 all: build
 
@@ -67,10 +67,35 @@ bench: deps build
 	  echo $$((a | r | b | c)) >$(BIN)/bench.status; } | tee $(BIN)/bench.txt | $(GO) run ./tests/benchreport
 	@status=$$(cat $(BIN)/bench.status); rm -f $(BIN)/bench.status; exit $$status
 
+# Load: 64 clients mixing plugin and D-Bus calls on one butterd on a loop
+# BTRFS for LOAD_TIME, then checks that nothing leaked; prints the latency
+# percentiles of each call kind (the whole output stays in bin/load.txt).
+LOAD_TIME ?= 20s
+
+load: deps build
+	@mkdir -p $(BIN); { CI=true BUTTERD_LOAD_TIME=$(LOAD_TIME) $(GOTEST) -timeout 30m -run '^TestLoad$$' -v ./tests/ 2>&1; \
+	  echo $$? >$(BIN)/load.status; } | tee $(BIN)/load.txt | \
+	  sed -n -e 's/^    load_test.go:[0-9]*: //p' -e '/^        time=/d' -e '/^        [^ ]/p' -e '/^--- /p'
+	@status=$$(cat $(BIN)/load.status); rm -f $(BIN)/load.status; exit $$status
+
+# Fuzzes every target of the module (each func FuzzX of a _test.go file) for
+# FUZZTIME, one after the other, and prints each one's result; logs go to
+# bin/fuzz/. A crash is saved under the package's testdata/fuzz/FuzzX/:
+# commit it as a regression seed (plain `go test` runs it) and fix the bug.
+FUZZTIME ?= 30s
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 60s ./service/
-	$(GO) test -run '^$$' -fuzz FuzzParsePattern -fuzztime 60s ./service/retention/
-	$(GO) test -run '^$$' -fuzz FuzzReadStreamHeader -fuzztime 60s ./btrfs/
+	@mkdir -p $(BIN)/fuzz; fail=0; \
+	for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$pkg/*_test.go); do \
+	    log=$(BIN)/fuzz/$$fn.log; \
+	    if $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1; then \
+	      printf 'ok    %-22s %-22s %s\n' $$pkg $$fn "$$(grep -o 'execs: [0-9]*' $$log | tail -1)"; \
+	    else \
+	      printf 'FAIL  %-22s %-22s %s\n' $$pkg $$fn "$$(grep -m1 -o 'testdata/fuzz/[^ ]*' $$log || echo see $$log)"; fail=1; \
+	    fi; \
+	  done; \
+	done; exit $$fail
 
 # Packages: bin/butterd_VERSION-1_amd64.deb and bin/butterd-VERSION-1.x86_64.rpm,
 # built by nfpm (as a library: packaging/nfpm) from binaries stamped with

@@ -2,6 +2,7 @@ package btrfs
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -30,12 +31,16 @@ func IsSubvolume(path string) (bool, error) {
 	}
 }
 
-// checkPath says why path is not the root of a subvolume, or nil.
+// checkPath says why path is not the root of a subvolume, or nil. A
+// symbolic link is not one, whatever it points to.
 func checkPath(path string) error {
 	var st unix.Stat_t
 	var fs unix.Statfs_t
-	if err := unix.Stat(path, &st); err != nil {
+	if err := unix.Lstat(path, &st); err != nil {
 		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return ErrNotSubvolume
 	}
 	if err := unix.Statfs(path, &fs); err != nil {
 		return err
@@ -59,11 +64,18 @@ func checkSubvolume(st *unix.Stat_t, fs *unix.Statfs_t) error {
 }
 
 // openSubvolume opens the root directory of the subvolume at path for
-// ioctls, refusing anything else with ErrNotSubvolume or ErrNotBtrfs.
+// ioctls, refusing anything else with ErrNotSubvolume or ErrNotBtrfs: a
+// symbolic link is not followed, so that nothing planted in the data root
+// leads an ioctl outside it.
 func openSubvolume(op, path string) (int, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err == unix.ENOTDIR {
-		err = ErrNotSubvolume
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ENOTDIR || err == unix.ELOOP {
+		var st unix.Stat_t
+		if unix.Lstat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			err = fmt.Errorf("%w: it is a symbolic link", ErrNotSubvolume)
+		} else {
+			err = ErrNotSubvolume
+		}
 	}
 	if err != nil {
 		return -1, &Error{op, path, err}

@@ -65,10 +65,11 @@ func NoCOW(path string) (bool, error) {
 }
 
 // openAttr opens a regular file or a directory for FS_IOC_*FLAGS; other
-// kinds (devices, fifos) would route the ioctl elsewhere and are refused.
+// kinds (devices, fifos) would route the ioctl elsewhere and are refused,
+// and a symbolic link is not followed (ELOOP).
 func openAttr(op, path string) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, st, &Error{op, path, err}
 	}

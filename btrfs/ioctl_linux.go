@@ -15,6 +15,18 @@ type volArgs struct {
 	Name [4088]byte
 }
 
+// struct btrfs_ioctl_vol_args_v2 { __s64 fd; __u64 transid; __u64 flags;
+// union { struct { __u64 size; struct btrfs_qgroup_inherit *qgroup_inherit; };
+// __u64 unused[4]; }; union { char name[BTRFS_SUBVOL_NAME_MAX + 1]; ... }; };
+// (4096 bytes)
+type volArgsV2 struct {
+	Fd      int64
+	TransID uint64
+	Flags   uint64
+	Unused  [4]uint64
+	Name    [4040]byte
+}
+
 // struct btrfs_ioctl_send_args { __s64 send_fd; __u64 clone_sources_count;
 // __u64 *clone_sources; __u64 parent_root; __u64 flags; __u32 version;
 // __u8 reserved[28]; }; (72 bytes)
@@ -112,6 +124,7 @@ func ioc(dir, nr, size uintptr) uintptr {
 
 var (
 	iocSnapDestroy      = ioc(iocWrite, 15, unsafe.Sizeof(volArgs{}))                   // _IOW(0x94, 15, struct btrfs_ioctl_vol_args)
+	iocSnapCreateV2     = ioc(iocWrite, 23, unsafe.Sizeof(volArgsV2{}))                 // _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2)
 	iocSubvolGetflags   = ioc(iocRead, 25, 8)                                           // _IOR(0x94, 25, __u64)
 	iocSubvolSetflags   = ioc(iocWrite, 26, 8)                                          // _IOW(0x94, 26, __u64)
 	iocGetSubvolInfo    = ioc(iocRead, 60, unsafe.Sizeof(subvolInfoArgs{}))             // _IOR(0x94, 60, ...)
@@ -127,6 +140,8 @@ func ioctlName(req uintptr) string {
 	switch req {
 	case iocSnapDestroy:
 		return "BTRFS_IOC_SNAP_DESTROY"
+	case iocSnapCreateV2:
+		return "BTRFS_IOC_SNAP_CREATE_V2"
 	case iocSubvolGetflags:
 		return "BTRFS_IOC_SUBVOL_GETFLAGS"
 	case iocSubvolSetflags:

@@ -16,6 +16,8 @@ func TestStructSizes(t *testing.T) {
 		got, want uintptr
 	}{
 		{"btrfs_ioctl_vol_args", unsafe.Sizeof(volArgs{}), 4096},
+		{"btrfs_ioctl_vol_args_v2", unsafe.Sizeof(volArgsV2{}), 4096},
+		{"btrfs_ioctl_vol_args_v2.name", unsafe.Offsetof(volArgsV2{}.Name), 56},
 		{"btrfs_ioctl_send_args", unsafe.Sizeof(sendArgs{}), 72},
 		{"btrfs_ioctl_timespec", unsafe.Sizeof(ioctlTimespec{}), 16},
 		{"btrfs_ioctl_get_subvol_info_args", unsafe.Sizeof(subvolInfoArgs{}), 504},
@@ -39,6 +41,7 @@ func TestIoctlNumbers(t *testing.T) {
 		got, want uintptr
 	}{
 		{iocSnapDestroy, 0x5000940f},
+		{iocSnapCreateV2, 0x50009417},
 		{iocSubvolGetflags, 0x80089419},
 		{iocSubvolSetflags, 0x4008941a},
 		{iocGetSubvolInfo, 0x81f8943c},

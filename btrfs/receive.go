@@ -2,6 +2,7 @@ package btrfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -53,10 +54,24 @@ func Receive(ctx context.Context, dir string, r io.Reader) error {
 		return &Error{op, dir, fmt.Errorf("btrfs receive stopped: %w", ctx.Err())}
 	}
 	if err != nil {
-		return &Error{op, dir, fmt.Errorf("%v: %s", err, receiveErrors(out.String()))}
+		msg := fmt.Sprintf("%v: %s", err, receiveErrors(out.String()))
+		if strings.Contains(out.String(), "No space left on device") {
+			return &Error{op, dir, &progsError{msg, syscall.ENOSPC}}
+		}
+		return &Error{op, dir, errors.New(msg)}
 	}
 	return nil
 }
+
+// progsError is a failure of a btrfs-progs command whose output names an
+// errno, which errors.Is finds.
+type progsError struct {
+	msg   string
+	errno syscall.Errno
+}
+
+func (e *progsError) Error() string { return e.msg }
+func (e *progsError) Unwrap() error { return e.errno }
 
 // receiveErrors keeps the ERROR lines of btrfs receive's output (all of it
 // when there are none) on one line.

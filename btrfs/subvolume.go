@@ -28,21 +28,31 @@ func Create(path string) error {
 }
 
 // Snapshot makes dst a snapshot of the subvolume src, read-only if asked
-// (BTRFS_IOC_SNAP_CREATE_V2). It commits a transaction: milliseconds.
+// (BTRFS_IOC_SNAP_CREATE_V2). It commits a transaction: milliseconds. src
+// must be the root of a subvolume, not a symbolic link to one: given a
+// plain directory, the kernel would snapshot the subvolume holding it.
 func Snapshot(src, dst string, readonly bool) error {
 	const op = "snapshot"
 	dir, name, err := split(dst)
 	if err != nil {
 		return &Error{op, dst, err}
 	}
-	// Given a plain directory, the kernel would snapshot the subvolume holding it.
-	if err := checkPath(src); err != nil {
-		return &Error{op, src, err}
-	}
-	start := debugStart()
-	err = cbtrfs.SubvolSnapshot(filepath.Join(dir, name), src, readonly)
-	debugDone(op, "BTRFS_IOC_SNAP_CREATE_V2", dst, start, err)
+	sfd, err := openSubvolume(op, src)
 	if err != nil {
+		return err
+	}
+	defer unix.Close(sfd)
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &Error{op, dst, fmt.Errorf("from %q: %w", src, err)}
+	}
+	defer unix.Close(dfd)
+	args := volArgsV2{Fd: int64(sfd)}
+	if readonly {
+		args.Flags = subvolRdonly
+	}
+	copy(args.Name[:], name)
+	if err := ioctl(op, dst, dfd, iocSnapCreateV2, unsafe.Pointer(&args)); err != nil {
 		return &Error{op, dst, fmt.Errorf("from %q: %w", src, reason(dir, err))}
 	}
 	return nil

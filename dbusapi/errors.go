@@ -18,6 +18,7 @@ const (
 	ErrInUse           = errorPrefix + "InUse"
 	ErrExists          = errorPrefix + "Exists"
 	ErrAccessDenied    = errorPrefix + "AccessDenied"
+	ErrNoSpace         = errorPrefix + "NoSpace"
 	ErrFailed          = errorPrefix + "Failed"
 )
 

@@ -58,8 +58,13 @@ func EscapePath(s string) string {
 }
 
 // UnescapePath reverses EscapePath; ok is false for anything EscapePath
-// cannot have produced.
+// cannot have produced (so that each name has one object path).
 func UnescapePath(s string) (string, bool) {
+	name, ok := unescapePath(s)
+	return name, ok && EscapePath(name) == s
+}
+
+func unescapePath(s string) (string, bool) {
 	if s == "_" {
 		return "", true
 	}

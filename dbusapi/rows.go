@@ -58,7 +58,7 @@ func ParseJobPath(path dbus.ObjectPath) (uint32, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(rest, 10, 32)
-	return uint32(n), err == nil
+	return uint32(n), err == nil && strconv.FormatUint(n, 10) == rest // one path per job
 }
 
 // PurgeDryRun asks Purge for its plan only.

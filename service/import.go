@@ -98,14 +98,15 @@ func (s *Store) importStream(ctx context.Context, p *JobProgress, r io.Reader) e
 			return fmt.Errorf("import: %q is in the way (left over by an earlier job?): %v", path, err)
 		}
 	}
+	what := fmt.Sprintf("import of %q", name)
 	if err := s.saveIntent(in); err != nil {
-		return err
+		return s.noSpace(what, err)
 	}
 	err = s.importSteps(ctx, in, hdr, stream)
 	if rerr := s.resolve(in); rerr != nil && err == nil && !s.hasSnapshot(name) {
 		err = rerr
 	}
-	return err
+	return s.noSpace(what, err)
 }
 
 // checkImport refuses a stream whose name is not a valid VOLUME@TIMESTAMP

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -36,6 +37,25 @@ func ValidateName(name string) error {
 		}
 	}
 	return nil
+}
+
+// stampForm reports whether stamp is laid out as TimestampLayout: digits
+// where it has digits, its separators elsewhere.
+func stampForm(stamp string) bool {
+	if len(stamp) != len(TimestampLayout) {
+		return false
+	}
+	for i := 0; i < len(stamp); i++ {
+		c, l := stamp[i], TimestampLayout[i]
+		if l >= '0' && l <= '9' {
+			if c < '0' || c > '9' {
+				return false
+			}
+		} else if c != l {
+			return false
+		}
+	}
+	return true
 }
 
 func nameByte(c byte) bool {
@@ -94,7 +114,12 @@ func ValidateSnapshotName(name string) error {
 
 // parseLocal reads a buttervolume timestamp in local time. When clocks went
 // back and the local time happened twice, it means the earlier instant.
+// Only the exact form is read (time.Parse alone also takes one-digit hours
+// and a comma before the microseconds).
 func parseLocal(stamp string) (time.Time, error) {
+	if !stampForm(stamp) {
+		return time.Time{}, fmt.Errorf("timestamp %q is not of the form %s", stamp, TimestampLayout)
+	}
 	t, err := time.ParseInLocation(TimestampLayout, stamp, time.Local)
 	if err != nil {
 		return t, err

@@ -2,6 +2,8 @@ package service
 
 import (
 	"errors"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +57,8 @@ func TestSnapshotNameRoundTrip(t *testing.T) {
 	if err != nil || vol != "v1" || !got.Equal(at) {
 		t.Fatalf("ParseSnapshotName(%q) = %q, %v, %v", name, vol, got, err)
 	}
-	for _, bad := range []string{"v1", "v1@", "v1@yesterday", "../x@2026-11-22T20:57:08.947340", "v1@2026-11-22 20:57:08"} {
+	for _, bad := range []string{"v1", "v1@", "v1@yesterday", "../x@2026-11-22T20:57:08.947340", "v1@2026-11-22 20:57:08",
+		"v1@2026-11-22T20:57:08,947340", "v1@2026-11-22T0:57:08.947340", "v1@2026-11-22T20:57:08.9473400"} {
 		if _, _, err := ParseSnapshotName(bad); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("ParseSnapshotName(%q) = %v, want ErrInvalidName", bad, err)
 		}
@@ -110,16 +113,67 @@ func TestSnapshotTime(t *testing.T) {
 	}
 }
 
+// nameRule is DESIGN.md's name rule, written as a regular expression.
+var nameRule = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,95}$`)
+
+// FuzzValidateName: ValidateName accepts exactly DESIGN.md's rule, and an
+// accepted name is one path element under volumes/.
 func FuzzValidateName(f *testing.F) {
-	for _, s := range []string{"ab", "../x", "a/b", "x@y", "", ".a", "a..b", "é"} {
+	for _, s := range []string{"ab", "../x", "a/b", "x@y", "", ".a", "a..b", "é", "a\x00", strings.Repeat("a", 97)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if ValidateName(s) != nil {
+		err := ValidateName(s)
+		want := nameRule.MatchString(s) && !strings.Contains(s, "..")
+		if (err == nil) != want {
+			t.Fatalf("ValidateName(%q) = %v, the rule says %v", s, err, want)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalidName) {
+				t.Fatalf("ValidateName(%q) = %v, not ErrInvalidName", s, err)
+			}
 			return
 		}
-		if strings.ContainsAny(s, "/@\x00 ") || strings.Contains(s, "..") || s[0] == '.' || len(s) > maxNameLen {
-			t.Fatalf("ValidateName accepted %q", s)
+		if p := "/data/volumes/" + s; filepath.Clean(p) != p || filepath.Dir(p) != "/data/volumes" {
+			t.Fatalf("ValidateName accepted %q, which is not one path element", s)
+		}
+	})
+}
+
+// FuzzSnapshotName: an accepted snapshot name is one path element under
+// snapshots/ whose volume part is a valid name; ParseSnapshotName accepts
+// only what ValidateSnapshotName accepts, and SnapshotName of what it
+// reads gives the same volume and moment back.
+func FuzzSnapshotName(f *testing.F) {
+	for _, s := range []string{"v1@2026-11-22T20:57:08.947340", "v1@2026-11-22T20:57:08.947340@host2", "v1@..", "v1@a/b",
+		"x/y@1", "v1@", "@x", "v1@2026-10-25T02:30:00.000000", "v1@9999-12-31T23:59:59.999999", "v1@0000-01-01T00:00:00.000000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		verr := ValidateSnapshotName(s)
+		volume, at, perr := ParseSnapshotName(s)
+		if perr == nil && verr != nil {
+			t.Fatalf("ParseSnapshotName(%q) accepts what ValidateSnapshotName refuses: %v", s, verr)
+		}
+		for _, err := range []error{verr, perr} {
+			if err != nil && !errors.Is(err, ErrInvalidName) {
+				t.Fatalf("%q: %v is not ErrInvalidName", s, err)
+			}
+		}
+		if verr != nil {
+			return
+		}
+		v, _, _ := strings.Cut(s, "@")
+		if p := "/data/snapshots/" + s; len(s) > 255 || filepath.Clean(p) != p || filepath.Dir(p) != "/data/snapshots" || ValidateName(v) != nil {
+			t.Fatalf("ValidateSnapshotName accepted %q", s)
+		}
+		if perr != nil {
+			return
+		}
+		back := SnapshotName(volume, at)
+		v2, at2, err := ParseSnapshotName(back)
+		if err != nil || v2 != volume || !at2.Equal(at) {
+			t.Fatalf("ParseSnapshotName(%q) = %q, %v; SnapshotName of it %q reads %q, %v, %v", s, volume, at, back, v2, at2, err)
 		}
 	})
 }

@@ -48,8 +48,9 @@ func (s *Store) Restore(source, target string, force bool) (Restored, error) {
 	if existed {
 		in.Safety = s.newSnapshotName(target)
 	}
+	what := fmt.Sprintf("restore of %q into volume %q", snap, target)
 	if err := s.beginIntent(in); err != nil {
-		return res, err
+		return res, s.noSpace(what, err)
 	}
 	err = s.restoreSteps(in)
 	rerr := s.resolve(in)
@@ -62,7 +63,7 @@ func (s *Store) Restore(source, target string, force bool) (Restored, error) {
 	if err == nil {
 		err = rerr
 	}
-	return res, err
+	return res, s.noSpace(what, err)
 }
 
 func (s *Store) restoreSteps(in *intent) error {
@@ -173,7 +174,7 @@ func (s *Store) Clone(volume, newName string) (Volume, error) {
 		if isExist(err) {
 			return Volume{}, errorf(ErrExists, "%q already exists on disk: pick another name", s.volumePath(newName))
 		}
-		return Volume{}, err
+		return Volume{}, s.noSpace(fmt.Sprintf("clone of volume %q into %q", volume, newName), err)
 	}
 	s.log.Info("volume cloned", "volume", volume, "clone", newName)
 	v := s.addVolume(newName)

@@ -26,16 +26,17 @@ func (s *Store) CreateSnapshot(volume string) (Snapshot, error) {
 // could pass for the latest.
 func (s *Store) snapshotLocked(volume string, safety bool) (Snapshot, error) {
 	name := s.newSnapshotName(volume)
+	what := fmt.Sprintf("snapshot of volume %q", volume)
 	if safety {
 		if err := s.meta.update(func(d *metaData) { setFlag(&d.Safety, name, true) }); err != nil {
-			return Snapshot{}, err
+			return Snapshot{}, s.noSpace(what, err)
 		}
 	}
 	if err := s.snapshotSubvolume(s.volumePath(volume), s.snapshotPath(name), true); err != nil {
 		if safety {
 			s.meta.update(func(d *metaData) { setFlag(&d.Safety, name, false) })
 		}
-		return Snapshot{}, err
+		return Snapshot{}, s.noSpace(what, err)
 	}
 	return s.addSnapshot(name), nil
 }

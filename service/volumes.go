@@ -55,6 +55,7 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 	} else {
 		err = s.makeVolume(src, s.volumePath(name))
 	}
+	err = s.noSpace(fmt.Sprintf("create volume %q", name), err)
 	var timers []string
 	if err == nil && len(scheds) > 0 {
 		if timers, err = s.setVolumeSchedules(scheds); err != nil {
@@ -215,6 +216,9 @@ func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolu
 	final := ""
 	if !opts.NoFinalSnapshot && s.meta.finalSnapshot(name) {
 		snap, err := s.snapshotLocked(name, false)
+		if errors.Is(err, ErrNoSpace) {
+			return RemovedVolume{}, fmt.Errorf("%w; or remove volume %q without its final snapshot", err, name)
+		}
 		if err != nil {
 			return RemovedVolume{}, fmt.Errorf("final snapshot before removing volume %q: %w", name, err)
 		}
@@ -258,22 +262,26 @@ func (s *Store) Mount(name, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if !isSubvolume(v.Path) {
+		return "", fmt.Errorf("volume %q cannot be mounted: %q is no longer its subvolume (moved or replaced behind butterd's back); put it back", name, v.Path)
+	}
 	if err := honourNoCOWFile(v.Path); err != nil {
 		return "", fmt.Errorf("volume %q has .nocow: %w", name, err)
 	}
-	err = s.changeMounts(func(m map[string]map[string]int) {
+	err = s.changeMounts(false, func(m map[string]map[string]int) {
 		if m[name] == nil {
 			m[name] = map[string]int{}
 		}
 		m[name][id]++
 	})
-	return v.Path, err
+	return v.Path, s.noSpace(fmt.Sprintf("mount of volume %q", name), err)
 }
 
-// honourNoCOWFile sets NOCOW on a volume root holding a .nocow file, so
-// files created from now on are NOCOW.
+// honourNoCOWFile sets NOCOW on a volume root holding a .nocow entry, so
+// files created from now on are NOCOW. The entry is not followed: what it
+// may point to is not looked at.
 func honourNoCOWFile(root string) error {
-	if _, err := os.Stat(root + "/.nocow"); err != nil {
+	if _, err := os.Lstat(root + "/.nocow"); err != nil {
 		return nil
 	}
 	if on, err := btrfs.NoCOW(root); err == nil && on {
@@ -288,7 +296,7 @@ func (s *Store) Unmount(name, id string) error {
 		return err
 	}
 	defer s.locks.lock(name)()
-	return s.changeMounts(func(m map[string]map[string]int) {
+	return s.changeMounts(true, func(m map[string]map[string]int) {
 		if m[name][id] > 1 {
 			m[name][id]--
 			return
@@ -308,7 +316,7 @@ func (s *Store) ForgetMounts(name string) (int, error) {
 	}
 	defer s.locks.lock(name)()
 	n := 0
-	err := s.changeMounts(func(m map[string]map[string]int) {
+	err := s.changeMounts(true, func(m map[string]map[string]int) {
 		for _, c := range m[name] {
 			n += c
 		}
@@ -319,8 +327,12 @@ func (s *Store) ForgetMounts(name string) (int, error) {
 
 // changeMounts applies fn to the mount table and persists it. The write
 // happens outside s.mu so readers never wait for the disk; mountWrite keeps
-// writes in order.
-func (s *Store) changeMounts(fn func(map[string]map[string]int)) error {
+// writes in order. When the table cannot be written (a full pool), a change
+// that takes references is undone and fails: a restart would lose them. A
+// change that releases references (release) stays in memory and is only
+// logged: the table on disk then holds more references than there are,
+// which errs on the safe side, and the next write records it.
+func (s *Store) changeMounts(release bool, fn func(map[string]map[string]int)) error {
 	s.mountWrite.Lock()
 	defer s.mountWrite.Unlock()
 	s.mu.Lock()
@@ -329,6 +341,10 @@ func (s *Store) changeMounts(fn func(map[string]map[string]int)) error {
 	data := mountData{BootID: s.mounts.data.BootID, Mounts: cloneMounts(s.mounts.data.Mounts)}
 	s.mu.Unlock()
 	if err := writeJSON(s.mounts.path, data); err != nil {
+		if release {
+			s.log.Warn("released mount references not recorded yet; they are the next time the mount table is written", "error", err)
+			return nil
+		}
 		s.mu.Lock()
 		s.mounts.data.Mounts = old
 		s.mu.Unlock()

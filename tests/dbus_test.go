@@ -156,13 +156,19 @@ type reply struct {
 // message from the bus monitor (busctl prints only the message).
 func (e *dbusEnv) call(as []string, method, sig string, args ...string) reply {
 	e.t.Helper()
+	return e.callAt(as, rootPath, managerIface, method, sig, args...)
+}
+
+// callAt is call for a method of any interface of any of butterd's objects.
+func (e *dbusEnv) callAt(as []string, path, iface, method, sig string, args ...string) reply {
+	e.t.Helper()
 	from := e.mon.mark()
-	argv := []string{"--json=short", "call", busName, rootPath, managerIface, method}
+	argv := []string{"--json=short", "call", busName, path, iface, method}
 	if sig != "" {
 		argv = append(append(argv, sig), args...)
 	}
 	out, stderr, err := e.busctl(as, argv...)
-	callMsg, ans := e.mon.answerTo(from, busName, managerIface, method)
+	callMsg, ans := e.mon.answerTo(from, busName, iface, method)
 	var r reply
 	r.Stderr = stderr
 	switch ans.Type {

@@ -8,8 +8,12 @@ import (
 
 // TestMain lets the test binary act as a crashing butterd: with
 // BUTTERD_CRASH_ROOT set it runs one operation and kills itself at the
-// named step (see crash_test.go).
+// named step (see crash_test.go); with BUTTERD_ACCESS_CHILD set it is a
+// client running as another user (see access_test.go).
 func TestMain(m *testing.M) {
+	if req := os.Getenv("BUTTERD_ACCESS_CHILD"); req != "" {
+		os.Exit(accessChild(req))
+	}
 	if os.Getenv("BUTTERD_CRASH_ROOT") != "" {
 		err := crashChild(os.Getenv("BUTTERD_CRASH_ROOT"), os.Getenv("BUTTERD_CRASH_OP"), os.Getenv("BUTTERD_CRASH_STEP"))
 		fmt.Fprintf(os.Stderr, "step %q not reached: %v\n", os.Getenv("BUTTERD_CRASH_STEP"), err)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -75,36 +77,62 @@ func readConfigFile(path string) (map[string]string, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseConfig(f, path)
+}
+
+// parseConfig is readConfigFile on the text of file name.
+func parseConfig(r io.Reader, name string) (map[string]string, error) {
 	known := map[string]bool{}
 	for _, k := range configKeys {
 		known[k.name] = true
 	}
 	out := map[string]string{}
 	section := ""
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
-			continue
-		}
+	err := eachLine(r, name, func(n int, line string) error {
 		if strings.HasPrefix(line, "[") {
 			section = line
-			continue
+			return nil
 		}
 		if section != "" {
-			continue
+			return nil
 		}
 		key, val, ok := strings.Cut(line, "=")
 		key, val = strings.ToUpper(strings.TrimSpace(key)), strings.TrimSpace(val)
 		if !ok || key == "" {
-			return nil, fmt.Errorf("%s:%d: expected KEY = value, got %q", path, n, line)
+			return fmt.Errorf("%s:%d: expected KEY = value, got %q", name, n, line)
 		}
 		if !known[key] {
-			return nil, fmt.Errorf("%s:%d: unknown key %q: known keys are %s", path, n, key, strings.Join(keyNames(), ", "))
+			return fmt.Errorf("%s:%d: unknown key %q: known keys are %s", name, n, key, strings.Join(keyNames(), ", "))
 		}
 		out[key] = strings.Trim(val, `"`)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
+	return out, nil
+}
+
+// eachLine calls fn with each line of r that is neither blank nor a comment
+// ('#' or ';'), stripped of surrounding spaces, and its number.
+func eachLine(r io.Reader, name string, fn func(n int, line string) error) error {
+	sc := bufio.NewScanner(r)
+	n := 0
+	for n = 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
+			continue
+		}
+		if err := fn(n, line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("%s:%d: line longer than %d bytes", name, n, bufio.MaxScanTokenSize)
+	} else if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 func keyNames() []string {
@@ -126,40 +154,44 @@ func readPolicies(path string) (map[string]map[string]string, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parsePolicies(f, path)
+}
+
+// parsePolicies is readPolicies on the text of file name.
+func parsePolicies(r io.Reader, name string) (map[string]map[string]string, error) {
 	policies := map[string]map[string]string{}
 	var current map[string]string
-	name := ""
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
-			continue
-		}
+	policy := ""
+	err := eachLine(r, name, func(n int, line string) error {
 		if strings.HasPrefix(line, "[") {
 			fields := strings.Fields(strings.TrimSuffix(strings.TrimPrefix(line, "["), "]"))
 			if !strings.HasSuffix(line, "]") || len(fields) != 2 || fields[0] != "policy" {
-				return nil, fmt.Errorf("%s:%d: section %s: the only sections are [policy NAME]", path, n, line)
+				return fmt.Errorf("%s:%d: section %s: the only sections are [policy NAME]", name, n, line)
 			}
-			name = fields[1]
-			if _, dup := policies[name]; dup {
-				return nil, fmt.Errorf("%s:%d: policy %q is given twice", path, n, name)
+			policy = fields[1]
+			if _, dup := policies[policy]; dup {
+				return fmt.Errorf("%s:%d: policy %q is given twice", name, n, policy)
 			}
 			current = map[string]string{}
-			policies[name] = current
-			continue
+			policies[policy] = current
+			return nil
 		}
 		if current == nil {
-			continue // a top-level key: loadConfig reads those
+			return nil // a top-level key: loadConfig reads those
 		}
 		key, val, ok := strings.Cut(line, "=")
 		key, val = strings.ToLower(strings.TrimSpace(key)), strings.Trim(strings.TrimSpace(val), `"`)
 		if !ok || key == "" {
-			return nil, fmt.Errorf("%s:%d: expected option = value in [policy %s], got %q", path, n, name, line)
+			return fmt.Errorf("%s:%d: expected option = value in [policy %s], got %q", name, n, policy, line)
 		}
 		if _, dup := current[key]; dup {
-			return nil, fmt.Errorf("%s:%d: option %q is given twice in [policy %s]", path, n, key, name)
+			return fmt.Errorf("%s:%d: option %q is given twice in [policy %s]", name, n, key, policy)
 		}
 		current[key] = val
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return policies, sc.Err()
+	return policies, nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"golang.org/x/sys/unix"
 )
 
 // passed are the sockets systemd passed (LISTEN_FDS), picked by their
@@ -68,12 +69,14 @@ func pluginListener(p passed, path string) (net.Listener, error) {
 		}
 		os.Remove(path) // stale: nobody listens
 	}
+	// Mode 0600 from the start, as butterd.socket makes it (SocketMode=):
+	// only root talks to the plugin, and no one connects before a chmod.
+	// The umask is the process's: nothing else of butterd creates files
+	// while it binds (the store is open, no job or server runs yet).
+	old := unix.Umask(0o177)
 	l, err := net.Listen("unix", path)
+	unix.Umask(old)
 	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		l.Close()
 		return nil, err
 	}
 	return l, nil

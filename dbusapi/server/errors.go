@@ -37,6 +37,8 @@ func toDBus(err error) *dbus.Error {
 		name = dbusapi.ErrExists
 	case errors.Is(err, service.ErrAccessDenied):
 		name = dbusapi.ErrAccessDenied
+	case errors.Is(err, service.ErrNoSpace):
+		name = dbusapi.ErrNoSpace
 	}
 	return dbus.NewError(name, []any{err.Error()})
 }

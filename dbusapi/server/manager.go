@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -206,6 +207,25 @@ func (m *Manager) SyncVolume(sender dbus.Sender, volume string, hosts []string, 
 	return j.ID, dbusapi.JobPath(j.ID), nil
 }
 
+// moment reads a time argument (µs since the epoch); 0 means now.
+func moment(usec uint64, now time.Time) (time.Time, *dbus.Error) {
+	switch {
+	case usec == 0:
+		return now, nil
+	case usec > math.MaxInt64:
+		return time.Time{}, invalidArg(fmt.Sprintf("time %d is out of range: give microseconds since 1970-01-01 UTC, or 0 for now", usec))
+	}
+	return time.UnixMicro(int64(usec)), nil
+}
+
+// span reads a duration argument in µs.
+func span(name string, usec uint64) (time.Duration, *dbus.Error) {
+	if usec > math.MaxInt64/uint64(time.Microsecond) {
+		return 0, invalidArg(fmt.Sprintf("%s %d is too long", name, usec))
+	}
+	return time.Duration(usec) * time.Microsecond, nil
+}
+
 func checkFlags(flags, known uint64) *dbus.Error {
 	if flags&^known != 0 {
 		return invalidArg(fmt.Sprintf("unknown flag bits %#x (known: %#x)", flags&^known, known))
@@ -233,9 +253,9 @@ func (m *Manager) Purge(sender dbus.Sender, volume, pattern string, flags, at ui
 		}
 		return j.ID, dbusapi.JobPath(j.ID), []dbusapi.PurgeRow{}, []dbusapi.PurgeRow{}, nil
 	}
-	when := time.Now()
-	if at != 0 {
-		when = time.UnixMicro(int64(at))
+	when, derr := moment(at, time.Now())
+	if derr != nil {
+		return 0, "/", nil, nil, derr
 	}
 	plan, err := m.store.PlanPurge(volume, pattern, when)
 	if err != nil {

@@ -29,8 +29,9 @@ type objects struct {
 	manager *Manager
 }
 
-// resolve turns an object path into (interface spec, name).
-func (o *objects) resolve(path dbus.ObjectPath) (*ifaceSpec, string, bool) {
+// resolvePath turns an object path into (interface spec, name): a volume,
+// snapshot or schedule object, the name escaped as EscapePath does.
+func resolvePath(path dbus.ObjectPath) (*ifaceSpec, string, bool) {
 	p := string(path)
 	for _, k := range []struct {
 		prefix dbus.ObjectPath
@@ -53,7 +54,7 @@ func (o *objects) props(path dbus.ObjectPath) (string, map[string]dbus.Variant, 
 		}
 		return dbusapi.JobIface, jobProps(j), nil
 	}
-	spec, name, ok := o.resolve(path)
+	spec, name, ok := resolvePath(path)
 	if !ok {
 		return "", nil, noObject(path)
 	}
@@ -153,7 +154,7 @@ func (o *objects) Introspect(msg dbus.Message) (string, *dbus.Error) {
 		}
 		return introspect([]ifaceSpec{propertiesIface, jobSpec}, nil), nil
 	}
-	spec, _, ok := o.resolve(path)
+	spec, _, ok := resolvePath(path)
 	if !ok {
 		return "", noObject(path)
 	}

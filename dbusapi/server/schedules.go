@@ -1,10 +1,6 @@
 package server
 
 import (
-	"fmt"
-	"math"
-	"time"
-
 	"github.com/godbus/dbus/v5"
 
 	"butterd/dbusapi"
@@ -60,11 +56,12 @@ func (m *Manager) SetSchedule(sender dbus.Sender, action, volume, arg string, ev
 	if err := checkFlags(flags, 0); err != nil {
 		return "", err
 	}
-	if everyUsec > math.MaxInt64/uint64(time.Microsecond) {
-		return "", invalidArg(fmt.Sprintf("every_usec %d is too long", everyUsec))
+	every, derr := span("every_usec", everyUsec)
+	if derr != nil {
+		return "", derr
 	}
 	unit, err := m.store.SetSchedule(units.Schedule{Action: action, Volume: volume, Arg: arg,
-		Every: time.Duration(everyUsec) * time.Microsecond, OnCalendar: onCalendar})
+		Every: every, OnCalendar: onCalendar})
 	return unit, toDBus(err)
 }
 

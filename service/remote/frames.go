@@ -3,6 +3,7 @@ package remote
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -123,6 +124,6 @@ func (fr *frameReader) fail(err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		err = io.ErrUnexpectedEOF
 	}
-	fr.err = connError(err, "%v: %v", errCut, err)
+	fr.err = connError(fmt.Errorf("%w: %w", errCut, err), "%v: %v", errCut, err)
 	return fr.err
 }

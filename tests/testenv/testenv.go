@@ -53,6 +53,14 @@ func Btrfs(t testing.TB) string {
 // BtrfsSize is Btrfs with a chosen size (a truncate size such as "1G").
 func BtrfsSize(t testing.TB, size string) string {
 	t.Helper()
+	return BtrfsWith(t, size)
+}
+
+// BtrfsWith is BtrfsSize with more mkfs.btrfs arguments (such as --mixed,
+// where data and metadata share one pool of space, so that filling it
+// with a file leaves no room for anything).
+func BtrfsWith(t testing.TB, size string, mkfsArgs ...string) string {
+	t.Helper()
 	Root(t)
 	mkfs := Command(t, "mkfs.btrfs")
 	dir := t.TempDir()
@@ -62,7 +70,7 @@ func BtrfsSize(t testing.TB, size string) string {
 		t.Fatal(err)
 	}
 	run(t, "truncate", "-s", size, img)
-	run(t, mkfs, "-q", img)
+	run(t, mkfs, append(append([]string{"-q"}, mkfsArgs...), img)...)
 	run(t, "mount", "-o", "loop", img, mnt)
 	t.Cleanup(func() {
 		if t.Failed() && os.Getenv("BUTTERD_KEEP_FS") == "1" {
