@@ -23,6 +23,7 @@ var packageFiles = map[string]string{ // path: mode
 	"/usr/bin/butterd":                                              "-rwxr-xr-x",
 	"/usr/bin/butterctl":                                            "-rwxr-xr-x",
 	"/lib/systemd/system/butterd.service":                           "-rw-r--r--",
+	"/lib/systemd/system/butterd-pool.service":                      "-rw-r--r--",
 	"/lib/systemd/system/butterd.socket":                            "-rw-r--r--",
 	"/lib/systemd/system/butterd-ssh.socket":                        "-rw-r--r--",
 	"/lib/systemd/system/butterd-schedules.target":                  "-rw-r--r--",
@@ -318,16 +319,27 @@ func TestPackageInstallSystemd(t *testing.T) {
 }
 
 // bootForPackage boots a systemd container for installing the packages
-// debs: it binds copies of them (their paths inside are returned) and a
-// btrfs data root, and writes butterd.service's drop-in with that data root
-// (and the environment assignments extraEnv) before any package starts
-// butterd.
+// debs (their paths inside are returned) with a btrfs filesystem bound as
+// the default data root /var/lib/butterd (data is its path on the host),
+// and writes butterd.service's drop-in with the environment assignments
+// extraEnv before any package starts butterd.
 func bootForPackage(t *testing.T, extraEnv string, debs ...string) (m *testenv.Machine, data string, debPaths []string) {
 	t.Helper()
-	// The container sees the host's /tmp as a tmpfs: bind what it needs.
-	debDir := t.TempDir()
+	debDir, debPaths := copyDebs(t, debs...)
+	data = testenv.Btrfs(t)
+	m = testenv.BootSystemd(t, testenv.Bind{Src: debDir, ReadOnly: true}, testenv.Bind{Src: data, Dst: "/var/lib/butterd"})
+	prepareForPackage(m, extraEnv)
+	return m, data, debPaths
+}
+
+// copyDebs copies the packages debs into a directory of their own, to be
+// bound in a container (which sees the host's /tmp as a tmpfs), and
+// returns it and their paths.
+func copyDebs(t *testing.T, debs ...string) (dir string, paths []string) {
+	t.Helper()
+	dir = t.TempDir()
 	for _, deb := range debs {
-		p := filepath.Join(debDir, filepath.Base(deb))
+		p := filepath.Join(dir, filepath.Base(deb))
 		b, err := os.ReadFile(deb)
 		if err != nil {
 			t.Fatal(err)
@@ -335,23 +347,25 @@ func bootForPackage(t *testing.T, extraEnv string, debs ...string) (m *testenv.M
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		debPaths = append(debPaths, p)
+		paths = append(paths, p)
 	}
-	data = testenv.Btrfs(t)
-	m = testenv.BootSystemd(t, testenv.Bind{Src: debDir, ReadOnly: true}, testenv.Bind{Src: data})
-	writeTestDropIn(m, data, extraEnv)
+	return dir, paths
+}
 
+// prepareForPackage writes butterd.service's drop-in and lets packages
+// start services in the container.
+func prepareForPackage(m *testenv.Machine, extraEnv string) {
+	writeTestDropIn(m, extraEnv)
 	// A host image built by docker build carries a policy-rc.d that forbids
 	// starting services (the package honours it, as Debian's do); a real
 	// host has none. Removed in the container's overlay only.
 	m.MustRun("rm", "-f", "/usr/sbin/policy-rc.d")
-	return m, data, debPaths
 }
 
-// writeTestDropIn writes butterd.service's drop-in with the test's data
-// root, debug logging and extraEnv (more Environment= assignments).
-func writeTestDropIn(m *testenv.Machine, data, extraEnv string) {
-	env := systemdQuote("BUTTERD_DATA_ROOT="+data) + " BUTTERD_LOG_LEVEL=debug"
+// writeTestDropIn writes butterd.service's drop-in with debug logging and
+// extraEnv (more Environment= assignments).
+func writeTestDropIn(m *testenv.Machine, extraEnv string) {
+	env := "BUTTERD_LOG_LEVEL=debug"
 	if extraEnv != "" {
 		env += " " + extraEnv
 	}
@@ -468,7 +482,7 @@ func TestPackageUpgradeSystemd(t *testing.T) {
 	m.MustRun("butterctl", "schedule", "--every", "1h", "snapshot", "up-vol")
 	timer := scheduleTimer(t, m, "up-vol")
 	t.Logf("schedule timer %s", timer)
-	writeTestDropIn(m, data, "")
+	writeTestDropIn(m, "")
 	m.MustRun("systemctl", "daemon-reload")
 	m.MustRun("systemctl", "restart", "butterd.service")
 	before := waitActivated(t, m, third["InvocationID"])
@@ -579,3 +593,4 @@ func scheduleTimer(t *testing.T, m *testenv.Machine, volume string) string {
 	t.Fatalf("ListSchedules has no snapshot schedule of %s: %s", volume, out)
 	return ""
 }
+

@@ -92,7 +92,7 @@ func manPages(version, outDir, butterd, butterctl string) error {
 	d.section("FILES")
 	d.item("/etc/butterd/butterd.conf", "the configuration file (KEY = value lines, [policy NAME] sections)")
 	d.item("/var/lib/butterd", "the data root: volumes/, snapshots/, received/ and butterd's state")
-	d.item("butterd.service, butterd.socket, butterd-ssh.socket, butterd-schedules.target", "the systemd units; schedules are butterd-sched-*.timer and .service units in /etc/systemd/system")
+	d.item("butterd.service, butterd-pool.service, butterd.socket, butterd-ssh.socket, butterd-schedules.target", "the systemd units (butterd-pool.service runs butterd pool before butterd.service); schedules are butterd-sched-*.timer and .service units in /etc/systemd/system")
 	d.seeAlso("butterctl(8), systemd.socket(5), systemd.timer(5)")
 
 	c := &page{name: "butterctl", summary: "manage butterd's volumes, snapshots, schedules and jobs", version: version}
