@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -594,3 +595,177 @@ func scheduleTimer(t *testing.T, m *testenv.Machine, volume string) string {
 	return ""
 }
 
+// The hardened butterd.service with Docker, as an operator runs them: the
+// .deb installed under a real systemd whose data root /var/lib/butterd is
+// not on BTRFS, with Docker's own units running in the same container.
+// butterd-pool.service mounts the pool image in the host's mount namespace
+// before butterd starts in its private, read-only one; a file a Docker
+// container writes in a btrfs volume is in the subvolume as the host sees
+// it, as butterd sees it, and in the snapshot butterd takes; a mount made
+// on the host while butterd runs shows in butterd's namespace; the README
+// reports the exposure systemd-analyze security gives.
+func TestPackageDockerHardened(t *testing.T) {
+	testenv.Root(t)
+	deb, _ := buildPackages(t)
+	debDir, debPaths := copyDebs(t, deb)
+	// Registered before the container: checked after it powered off.
+	loopsBefore := loopsBackedBy(poolImage)
+	t.Cleanup(func() { checkNoLoop(t, poolImage, loopsBefore) })
+	m := testenv.BootSystemdWith(t, testenv.MachineOptions{
+		Binds:       []testenv.Bind{{Src: debDir, ReadOnly: true}},
+		LoopDevices: true,
+		Docker:      true,
+	})
+	prepareForPackage(m, "")
+	// Docker, butterd and the pool mount go before the container does.
+	t.Cleanup(func() {
+		m.Run("systemctl", "stop", "docker.service", "docker.socket", "containerd.service", "butterd.service")
+		if out, err := m.Run("umount", poolRoot); err != nil {
+			t.Errorf("umount %s in the container: %v\n%s", poolRoot, err, out)
+		}
+	})
+	if fstype := strings.TrimSpace(m.MustRun("stat", "-f", "-c", "%T", "/var/lib")); fstype == "btrfs" {
+		t.Fatalf("/var/lib in the container is on %s: the pool would not be needed", fstype)
+	}
+
+	m.MustRun("dpkg", "-i", debPaths[0])
+	m.ImportBusybox()
+	docker := func(args ...string) string {
+		return strings.TrimSpace(m.MustRun(append([]string{"/usr/bin/docker"}, args...)...))
+	}
+
+	// The first plugin call starts butterd, and butterd-pool.service first.
+	docker("volume", "create", "-d", "btrfs", "hv")
+	st := waitActivated(t, m, "")
+	if pool := unitState(t, m, "butterd-pool.service"); pool["ActiveState"] != "active" || pool["Result"] != "success" {
+		t.Fatalf("butterd-pool.service: %v", pool)
+	}
+	poolLog := m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd-pool.service")
+	if !strings.Contains(poolLog, "created pool image") || !strings.Contains(poolLog, "mounted butterd's pool image") {
+		t.Errorf("butterd-pool.service's journal does not say it made and mounted the pool:\n%s", poolLog)
+	}
+	// The pool is mounted in the container's host namespace (PID 1's,
+	// dockerd's).
+	if got := strings.Fields(m.MustRun("findmnt", "-n", "-o", "FSTYPE,SOURCE", "--mountpoint", poolRoot)); len(got) != 2 || got[0] != "btrfs" || !strings.HasPrefix(got[1], "/dev/loop") {
+		t.Fatalf("findmnt %s in the host namespace: %q, want btrfs on a loop device", poolRoot, got)
+	}
+	dockerd := unitState(t, m, "docker.service")["MainPID"]
+	butterd := st["MainPID"]
+	ns := func(pid string) string { return strings.TrimSpace(m.MustRun("readlink", "/proc/"+pid+"/ns/mnt")) }
+	if ns(butterd) == ns("1") {
+		t.Errorf("butterd runs in the host's mount namespace %s", ns("1"))
+	}
+	if ns(dockerd) != ns("1") {
+		t.Errorf("dockerd runs in mount namespace %s, not the host's %s", ns(dockerd), ns("1"))
+	}
+	// In butterd's namespace: / is read-only, the pool and the unit
+	// directory are writable.
+	for mp, want := range map[string]string{"/": "ro", poolRoot: "rw", "/etc/systemd/system": "rw"} {
+		// The last of the mounts on mp is the one butterd sees.
+		lines := strings.Split(strings.TrimSpace(m.MustRun("findmnt", "--task", butterd, "-n", "-o", "FSTYPE,OPTIONS", "--mountpoint", mp)), "\n")
+		out := strings.Fields(lines[len(lines)-1])
+		if len(out) != 2 || !strings.HasPrefix(out[1], want+",") || mp == poolRoot && out[0] != "btrfs" {
+			t.Errorf("findmnt --task %s %s: %q, want %s", butterd, mp, lines, want)
+		}
+	}
+
+	// A container writes in the volume: a file and a setgid directory.
+	const content = "written in a container"
+	docker("run", "--rm", "--network", "none", "-v", "hv:/data", testenv.Image, "sh", "-c",
+		"echo '"+content+"' >/data/f && mkdir /data/shared && chmod 2775 /data/shared")
+	file := poolRoot + "/volumes/hv/f"
+	if got := strings.TrimSpace(m.MustRun("cat", file)); got != content {
+		t.Errorf("in the host namespace, %s holds %q, want %q", file, got, content)
+	}
+	if got := strings.TrimSpace(m.MustRun("nsenter", "-t", butterd, "-m", "cat", file)); got != content {
+		t.Errorf("in butterd's namespace, %s holds %q, want %q", file, got, content)
+	}
+	snap := strings.TrimSpace(m.MustRun("butterctl", "snapshot", "hv"))
+	if got := strings.TrimSpace(m.MustRun("cat", poolRoot+"/snapshots/"+snap+"/f")); got != content {
+		t.Errorf("butterd's snapshot %s holds %q in f, want %q", snap, got, content)
+	}
+	if got := docker("run", "--rm", "--network", "none", "-v", "hv:/data", testenv.Image, "cat", "/data/f"); got != content {
+		t.Errorf("a second container reads %q, want %q", got, content)
+	}
+	// btrfs receive works in butterd's namespace, with its capabilities
+	// and syscall filter: the snapshot exported, removed and imported
+	// again is whole, modes included.
+	m.MustRun("butterctl", "export", snap, "/var/tmp/hv.stream")
+	m.MustRun("butterctl", "rm", snap)
+	// The job's progress goes to stderr, the name last to stdout.
+	imported := strings.Split(strings.TrimSpace(m.MustRun("butterctl", "import", "/var/tmp/hv.stream")), "\n")
+	if got := imported[len(imported)-1]; got != snap {
+		t.Errorf("butterctl import printed %q, want %s last", imported, snap)
+	}
+	if got := m.MustRun("stat", "-c", "%a %s", poolRoot+"/snapshots/"+snap+"/shared", poolRoot+"/snapshots/"+snap+"/f"); got != fmt.Sprintf("2775 %d\n644 %d\n", 0, len(content)+1) {
+		t.Errorf("the imported snapshot's shared and f: %q, want modes 2775 and 644, f of %d bytes", got, len(content)+1)
+	}
+
+	// A mount made on the host while butterd runs propagates into its
+	// namespace (as the pool would if butterd-pool.service ran later).
+	m.MustRun("mkdir", "-p", "/mnt/propagated")
+	m.MustRun("mount", "-t", "tmpfs", "probe", "/mnt/propagated")
+	out, err := m.Run("findmnt", "--task", butterd, "-n", "-o", "SOURCE", "--mountpoint", "/mnt/propagated")
+	if strings.TrimSpace(out) != "probe" {
+		t.Errorf("a host mount made while butterd runs is not in its namespace: %v %q", err, out)
+	}
+	m.MustRun("umount", "/mnt/propagated")
+
+	// butterd pool again, by hand or by the unit, changes nothing.
+	if out := m.MustRun("butterd", "pool"); !strings.Contains(out, "data root is on BTRFS") {
+		t.Errorf("butterd pool on the mounted pool says:\n%s", out)
+	}
+	m.MustRun("systemctl", "restart", "butterd-pool.service")
+	if n := strings.Count(m.MustRun("losetup", "-n", "-O", "NAME", "-j", poolImage), "/dev/loop"); n != 1 {
+		t.Errorf("after butterd-pool.service ran again, %s is on %d loop devices, want 1", poolImage, n)
+	}
+
+	// The README's figure is what systemd-analyze says.
+	sec, _ := m.Run("systemd-analyze", "security", "--no-pager", "butterd.service")
+	got := regexp.MustCompile(`Overall exposure level for butterd.service: ([0-9.]+ [A-Z]+)`).FindStringSubmatch(sec)
+	if got == nil {
+		t.Fatalf("systemd-analyze security butterd.service:\n%s", sec)
+	}
+	t.Logf("systemd-analyze security butterd.service: %s", got[1])
+	readme, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported := regexp.MustCompile(`rates the packaged service\s+\*\*([0-9.]+ [A-Z]+)\*\*`).FindSubmatch(readme)
+	if reported == nil || string(reported[1]) != got[1] {
+		t.Errorf("README.md reports the exposure as %q, systemd-analyze says %s", reported, got[1])
+	}
+}
+
+const (
+	poolRoot  = "/var/lib/butterd"
+	poolImage = poolRoot + ".img"
+)
+
+// loopsBackedBy maps the loop devices backed by a file named image (as
+// the process that set them up named it) to their backing file.
+func loopsBackedBy(image string) map[string]string {
+	loops := map[string]string{}
+	out, _ := exec.Command("losetup", "-n", "-O", "NAME,BACK-FILE").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if name, file, ok := strings.Cut(strings.TrimSpace(l), " "); ok && strings.HasPrefix(strings.TrimSpace(file), image) {
+			loops[name] = strings.TrimSpace(file)
+		}
+	}
+	return loops
+}
+
+// checkNoLoop fails the test when a loop device other than those of
+// before is backed by image, and detaches it when its file is deleted (the
+// container's, gone with its overlay).
+func checkNoLoop(t *testing.T, image string, before map[string]string) {
+	for name, file := range loopsBackedBy(image) {
+		if _, ok := before[name]; ok {
+			continue
+		}
+		t.Errorf("loop device %s is still backed by %s", name, file)
+		if strings.HasSuffix(file, "(deleted)") {
+			exec.Command("losetup", "-d", name).Run()
+		}
+	}
+}
