@@ -57,42 +57,72 @@ func rpmPath(p string) string {
 	return p
 }
 
-var pkgBuild struct {
+// A build of both packages by make, done once per test binary.
+type pkgBuild struct {
 	once     sync.Once
 	deb, rpm string
 	err      string
 }
 
+var (
+	defaultBuild pkgBuild // the Makefile's VERSION
+	newerBuild   pkgBuild // upgradeVersion
+)
+
+// upgradeVersion is the VERSION of the newer build an upgrade installs
+// over the default one.
+const upgradeVersion = "0.1.1"
+
 // buildPackages runs make deb rpm once per test binary and returns the
 // packages' paths.
 func buildPackages(t *testing.T) (deb, rpm string) {
 	t.Helper()
+	return defaultBuild.make(t, "")
+}
+
+// buildNewer runs make deb rpm VERSION=upgradeVersion once per test binary
+// (after buildPackages: bin/ keeps both builds, named by their versions)
+// and returns the packages' paths.
+func buildNewer(t *testing.T) (deb, rpm string) {
+	t.Helper()
+	buildPackages(t)
+	return newerBuild.make(t, upgradeVersion)
+}
+
+// make runs make deb rpm [VERSION=version] once and returns the packages
+// it names.
+func (b *pkgBuild) make(t *testing.T, version string) (deb, rpm string) {
+	t.Helper()
 	testenv.Command(t, "make")
 	root := testenv.ModuleRoot(t)
-	pkgBuild.once.Do(func() {
-		cmd := exec.Command("make", "-s", "deb", "rpm")
+	b.once.Do(func() {
+		args := []string{"-s", "deb", "rpm"}
+		if version != "" {
+			args = append(args, "VERSION="+version)
+		}
+		cmd := exec.Command("make", args...)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			pkgBuild.err = fmt.Sprintf("make deb rpm: %v\n%s", err, out)
+			b.err = fmt.Sprintf("make %s: %v\n%s", strings.Join(args, " "), err, out)
 			return
 		}
 		for _, l := range strings.Split(string(out), "\n") {
 			switch l = strings.TrimSpace(l); {
 			case strings.HasSuffix(l, ".deb"):
-				pkgBuild.deb = filepath.Join(root, l)
+				b.deb = filepath.Join(root, l)
 			case strings.HasSuffix(l, ".rpm"):
-				pkgBuild.rpm = filepath.Join(root, l)
+				b.rpm = filepath.Join(root, l)
 			}
 		}
-		if pkgBuild.deb == "" || pkgBuild.rpm == "" {
-			pkgBuild.err = fmt.Sprintf("make deb rpm named no .deb and .rpm:\n%s", out)
+		if b.deb == "" || b.rpm == "" || version != "" && (!strings.Contains(filepath.Base(b.deb), "_"+version+"-") || !strings.Contains(filepath.Base(b.rpm), "-"+version+"-")) {
+			b.err = fmt.Sprintf("make %s named no .deb and .rpm of that version:\n%s", strings.Join(args, " "), out)
 		}
 	})
-	if pkgBuild.err != "" {
-		t.Fatal(pkgBuild.err)
+	if b.err != "" {
+		t.Fatal(b.err)
 	}
-	return pkgBuild.deb, pkgBuild.rpm
+	return b.deb, b.rpm
 }
 
 func mustCmd(t *testing.T, name string, args ...string) string {
@@ -146,8 +176,10 @@ func TestPackageContents(t *testing.T) {
 		"prerm":    {"deb-systemd-invoke stop butterd-schedules.target butterd.service", "butterd.socket butterd-ssh.socket"},
 		"postrm":   {"deb-systemd-helper disable", "rm -rf /etc/butterd", "daemon-reload"},
 	}
+	debScripts := map[string]string{}
 	for name, wants := range scripts {
 		s := mustCmd(t, dpkgDeb, "-I", deb, name)
+		debScripts[name] = s
 		for _, w := range wants {
 			if !strings.Contains(s, w) {
 				t.Errorf("%s lacks %q:\n%s", name, w, s)
@@ -178,26 +210,41 @@ func TestPackageContents(t *testing.T) {
 		}
 	}
 
-	// The rpm: the same files, the four scriptlets, glibc >= 2.34.
-	var want []string
-	for p := range packageFiles {
+	// The rpm: the deb's files (with rpmPath's naming differences), modes
+	// and owners; scriptlets that act on the same units in the same ways as
+	// the deb's maintainer scripts; glibc >= 2.34; the distributions.
+	var want, wantNames []string
+	for p, mode := range listed {
 		if r := rpmPath(p); r != "" {
-			want = append(want, r)
+			want = append(want, mode+" "+r)
+			wantNames = append(wantNames, r)
 		}
 	}
 	sort.Strings(want)
+	sort.Strings(wantNames)
 	got := strings.Fields(mustCmd(t, rpmTool, "-qpl", rpm))
 	sort.Strings(got)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("rpm -qpl:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if strings.Join(got, "\n") != strings.Join(wantNames, "\n") {
+		t.Errorf("rpm -qpl:\n%s\nwant (dpkg-deb -c):\n%s", strings.Join(got, "\n"), strings.Join(wantNames, "\n"))
 	}
-	rs := mustCmd(t, rpmTool, "-qp", "--scripts", rpm)
-	for _, w := range []string{"preinstall scriptlet", "postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet",
-		"getent group butterd", "enable butterd.socket butterd-schedules.target", "disable butterd.service butterd.socket butterd-ssh.socket",
-		"try-restart butterd.service", "daemon-reload"} {
-		if !strings.Contains(rs, w) {
-			t.Errorf("rpm -qp --scripts lacks %q:\n%s", w, rs)
+	got = strings.Split(strings.TrimSpace(mustCmd(t, rpmTool, "-qp", "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME}/%{FILEGROUPNAME} %{FILENAMES}\\n]", rpm)), "\n")
+	sort.Strings(got)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rpm files with modes and owners:\n%s\nwant (dpkg-deb -c):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	rpmScripts := rpmScriptlets(mustCmd(t, rpmTool, "-qp", "--scripts", rpm))
+	var debAll, rpmAll string
+	for deb, rpm := range map[string]string{"preinst": "preinstall", "postinst": "postinstall", "prerm": "preuninstall", "postrm": "postuninstall"} {
+		if strings.TrimSpace(rpmScripts[rpm]) == "" {
+			t.Errorf("the rpm has no %s scriptlet for the deb's %s", rpm, deb)
 		}
+		debAll += debScripts[deb]
+		rpmAll += rpmScripts[rpm]
+	}
+	if d, r := scriptFacts(debAll), scriptFacts(rpmAll); strings.Join(d, ", ") != strings.Join(r, ", ") {
+		t.Errorf("the maintainer scripts and the rpm's scriptlets differ:\ndeb: %s\nrpm: %s", strings.Join(d, ", "), strings.Join(r, ", "))
+	} else {
+		t.Logf("both packages' scripts: %s", strings.Join(d, ", "))
 	}
 	if req := mustCmd(t, rpmTool, "-qpR", rpm); !strings.Contains(req, "glibc >= 2.34") {
 		t.Errorf("rpm -qpR does not require glibc >= 2.34:\n%s", req)
@@ -220,6 +267,50 @@ func TestPackageContents(t *testing.T) {
 			t.Logf("lintian: %s", l)
 		}
 	}
+}
+
+// rpmScriptlets splits the output of rpm -qp --scripts by scriptlet:
+// preinstall, postinstall, preuninstall, postuninstall.
+func rpmScriptlets(out string) map[string]string {
+	scriptlets := map[string]string{}
+	name := ""
+	for _, l := range strings.SplitAfter(out, "\n") {
+		if n, _, ok := strings.Cut(l, " scriptlet (using "); ok && !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "#") {
+			name = n
+			continue
+		}
+		scriptlets[name] += l
+	}
+	return scriptlets
+}
+
+// scriptFacts is what maintainer scripts do, as a sorted list: the units
+// they name and their actions. Differences by design, not listed: the deb
+// removes /etc/butterd on purge (rpm removes its unchanged config files
+// itself), the rpm also stops butterd-sched-* by pattern (the deb's
+// schedule timers stop with butterd-schedules.target, which they are
+// PartOf=), and the deb restarts butterd in postinst, the rpm in the old
+// package's %postun.
+func scriptFacts(script string) []string {
+	facts := map[string]bool{}
+	for _, u := range regexp.MustCompile(`butterd[a-z-]*\.(?:service|socket|target)`).FindAllString(script, -1) {
+		facts["unit "+u] = true
+	}
+	for action, re := range map[string]string{
+		"add group butterd": `getent group butterd`, "sysusers": `systemd-sysusers`,
+		"enable": `\benable\b`, "disable": `\bdisable\b`, "start": `\bstart\b`, "stop": `\bstop\b`,
+		"restart": `\b(?:try-)?restart\b`, "daemon-reload": `\bdaemon-reload\b`, "reload the bus policy": `\bReloadConfig\b`,
+	} {
+		if regexp.MustCompile(re).MatchString(script) {
+			facts[action] = true
+		}
+	}
+	var out []string
+	for f := range facts {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // The .deb installed with dpkg -i under a real systemd (systemd-nspawn):
@@ -373,45 +464,6 @@ func writeTestDropIn(m *testenv.Machine, extraEnv string) {
 	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte("[Service]\nEnvironment="+env+"\n"), 0o644)
 }
 
-// upgradeVersion is the VERSION of the newer build an upgrade installs
-// over buildPackages' (the Makefile's default).
-const upgradeVersion = "0.1.1"
-
-var newerBuild struct {
-	once     sync.Once
-	deb, err string
-}
-
-// buildNewerDeb runs make deb VERSION=upgradeVersion once per test binary
-// (after buildPackages: bin/ keeps both .debs, named by their versions)
-// and returns its path.
-func buildNewerDeb(t *testing.T) string {
-	t.Helper()
-	buildPackages(t)
-	root := testenv.ModuleRoot(t)
-	newerBuild.once.Do(func() {
-		cmd := exec.Command("make", "-s", "deb", "VERSION="+upgradeVersion)
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			newerBuild.err = fmt.Sprintf("make deb VERSION=%s: %v\n%s", upgradeVersion, err, out)
-			return
-		}
-		for _, l := range strings.Split(string(out), "\n") {
-			if l = strings.TrimSpace(l); strings.HasSuffix(l, ".deb") {
-				newerBuild.deb = filepath.Join(root, l)
-			}
-		}
-		if !strings.Contains(filepath.Base(newerBuild.deb), "_"+upgradeVersion+"-") {
-			newerBuild.err = fmt.Sprintf("make deb VERSION=%s named no .deb of that version:\n%s", upgradeVersion, out)
-		}
-	})
-	if newerBuild.err != "" {
-		t.Fatal(newerBuild.err)
-	}
-	return newerBuild.deb
-}
-
 // The installed package's life after dpkg -i, as an operator sees it: with
 // EXIT_IDLE set by a drop-in, butterd exits by itself when idle and a
 // plugin call (socket) or a busctl call (bus activation) starts it again
@@ -421,7 +473,7 @@ func buildNewerDeb(t *testing.T) string {
 func TestPackageUpgradeSystemd(t *testing.T) {
 	testenv.Root(t)
 	oldDeb, _ := buildPackages(t)
-	newDeb := buildNewerDeb(t)
+	newDeb, _ := buildNewer(t)
 	const idle = 2 * time.Second
 	exitIdle := fmt.Sprintf("BUTTERD_EXIT_IDLE=%ds", int(idle/time.Second))
 	m, data, debs := bootForPackage(t, exitIdle, oldDeb, newDeb)
@@ -593,6 +645,99 @@ func scheduleTimer(t *testing.T, m *testenv.Machine, volume string) string {
 	}
 	t.Fatalf("ListSchedules has no snapshot schedule of %s: %s", volume, out)
 	return ""
+}
+
+// The .rpm installed with rpm under a real systemd: its scriptlets do
+// what the .deb's maintainer scripts do. This Debian's rpm installs it
+// with --nodeps (its dependencies are Debian packages here) and
+// --force-debian. rpm -i enables and starts the plugin socket and the
+// schedules' target, and a plugin request starts butterd; rpm -U of a
+// newer build restarts butterd, which keeps volumes, snapshots and
+// schedules; rpm -e stops and disables everything, leaves no timer and
+// keeps the data.
+func TestPackageRPMSystemd(t *testing.T) {
+	testenv.Root(t)
+	testenv.Command(t, "rpm")
+	_, oldRPM := buildPackages(t)
+	_, newRPM := buildNewer(t)
+	m, data, paths := bootForPackage(t, "", oldRPM, newRPM)
+	rpmInstall := func(args ...string) string {
+		return m.MustRun(append([]string{"rpm", "--nodeps", "--force-debian"}, args...)...)
+	}
+
+	t.Logf("rpm -i:\n%s", rpmInstall("-i", paths[0]))
+	if v := strings.TrimSpace(m.MustRun("rpm", "-q", "butterd")); v != "butterd-0.1.0-1.x86_64" {
+		t.Fatalf("rpm -q butterd: %q", v)
+	}
+	for unit, want := range map[string]string{"butterd.socket": "enabled", "butterd-schedules.target": "enabled", "butterd-ssh.socket": "disabled", "butterd-pool.service": "static"} {
+		if got, _ := m.Run("systemctl", "is-enabled", unit); strings.TrimSpace(got) != want {
+			t.Errorf("after rpm -i: %s is %q, want %s", unit, strings.TrimSpace(got), want)
+		}
+	}
+	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
+		t.Fatalf("butterd.socket after rpm -i: %v", st)
+	}
+	if st := unitState(t, m, "butterd-schedules.target"); st["ActiveState"] != "active" {
+		t.Errorf("butterd-schedules.target after rpm -i: %v", st)
+	}
+	if st := unitState(t, m, "butterd.service"); st["ActiveState"] != "inactive" || st["InvocationID"] != "" {
+		t.Errorf("butterd.service runs before any request: %v", st)
+	}
+	m.MustRun("getent", "group", "butterd")
+
+	sock := m.Path(testenv.PluginSocket)
+	if r := systemdPluginCall(t, sock, "/VolumeDriver.Create", map[string]any{"Name": "rpm-vol"}); r["Err"] != nil {
+		t.Fatalf("Create: %v", r)
+	}
+	before := waitActivated(t, m, "")
+	snap := strings.TrimSpace(m.MustRun("butterctl", "snapshot", "rpm-vol"))
+	if !strings.HasPrefix(snap, "rpm-vol@") {
+		t.Fatalf("butterctl snapshot printed %q", snap)
+	}
+	m.MustRun("butterctl", "schedule", "--every", "1h", "snapshot", "rpm-vol")
+	timer := scheduleTimer(t, m, "rpm-vol")
+
+	// rpm -U: the old package's %postun restarts butterd.
+	t.Logf("rpm -U:\n%s", rpmInstall("-U", paths[1]))
+	if v := strings.TrimSpace(m.MustRun("rpm", "-q", "butterd")); v != "butterd-"+upgradeVersion+"-1.x86_64" {
+		t.Errorf("rpm -q butterd after the upgrade: %q", v)
+	}
+	after := waitActivated(t, m, before["InvocationID"])
+	if after["MainPID"] == before["MainPID"] {
+		t.Errorf("butterd's MainPID %s did not change with the upgrade", after["MainPID"])
+	}
+	if v := m.MustRun("butterd", "version"); !strings.Contains(v, upgradeVersion) {
+		t.Errorf("butterd version after the upgrade: %q", v)
+	}
+	if out := m.MustRun("butterctl", "snapshots", "rpm-vol"); !strings.Contains(out, snap) {
+		t.Errorf("after the upgrade, butterctl snapshots rpm-vol lacks %s:\n%s", snap, out)
+	}
+	if timers := m.MustRun("systemctl", "list-timers", "--no-pager", "butterd-sched-*"); !strings.Contains(timers, timer) {
+		t.Errorf("after the upgrade, systemctl list-timers lacks %s:\n%s", timer, timers)
+	}
+
+	// rpm -e: nothing of butterd runs, is enabled or fires; the data stays.
+	t.Logf("rpm -e:\n%s", m.MustRun("rpm", "-e", "butterd"))
+	active := m.MustRun("systemctl", "list-units", "--no-legend", "--plain", "--all", "--state=active,activating,reloading", "butterd*")
+	if strings.TrimSpace(active) != "" {
+		t.Errorf("after rpm -e, butterd units still run:\n%s", active)
+	}
+	if timers := m.MustRun("systemctl", "list-timers", "--no-pager", "--no-legend", "--all"); strings.Contains(timers, "butterd") {
+		t.Errorf("after rpm -e, a butterd timer is still listed:\n%s", timers)
+	}
+	for _, unit := range []string{"sockets.target.wants/butterd.socket", "timers.target.wants/butterd-schedules.target"} {
+		if _, err := os.Lstat(m.Path("/etc/systemd/system/" + unit)); err == nil {
+			t.Errorf("after rpm -e, /etc/systemd/system/%s is still there", unit)
+		}
+	}
+	if _, err := os.Stat(m.Path("/usr/bin/butterd")); !os.IsNotExist(err) {
+		t.Errorf("after rpm -e, /usr/bin/butterd: %v", err)
+	}
+	for _, p := range []string{"volumes/rpm-vol", "snapshots/" + snap} {
+		if _, err := os.Stat(filepath.Join(data, p)); err != nil {
+			t.Errorf("after rpm -e: %v", err)
+		}
+	}
 }
 
 // The hardened butterd.service with Docker, as an operator runs them: the
