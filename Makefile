@@ -1,7 +1,7 @@
 # butterd: build, run and test. Targets that touch the machine need root.
 GO      ?= go
 BIN     := bin
-PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 kmod rpm lintian
+PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 kmod rpm lintian bash zsh fish groff-base
 GOTEST  := $(GO) test -count=1
 
 .PHONY: all deps build run bus test unit integration bench fuzz vet clean pkgbin man completions deb rpm
