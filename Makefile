@@ -1,7 +1,7 @@
 # butterd: build, run and test. Targets that touch the machine need root.
 GO      ?= go
 BIN     := bin
-PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 openssh-client openssh-server kmod rpm lintian rsync
+PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 openssh-client openssh-server kmod rpm lintian rsync bash zsh fish groff-base
 GOTEST  := $(GO) test -count=1
 
 .PHONY: all deps build run bus test unit integration bench fuzz load vet clean pkgbin man completions deb rpm

@@ -19,13 +19,16 @@ import (
 // uses its own pool: a sparse image ROOT.img beside it, made once (under a
 // temporary name, renamed when formatted) and loop-mounted on the data
 // root. It formats nothing but its own image and mounts only on a missing
-// or empty directory.
+// or empty directory. It logs what it found or did.
 func EnsurePool(root, size string, log *slog.Logger) error {
 	root = filepath.Clean(root)
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return err
 	}
 	if ok, err := btrfs.IsBtrfs(root); err != nil || ok {
+		if ok {
+			log.Info("data root is on BTRFS: no pool image to mount", "data_root", root)
+		}
 		return err
 	}
 	// Two butterds starting at once must not both make and mount a pool.
@@ -35,6 +38,9 @@ func EnsurePool(root, size string, log *slog.Logger) error {
 	}
 	defer unlock()
 	if ok, err := btrfs.IsBtrfs(root); err != nil || ok {
+		if ok {
+			log.Info("data root is on BTRFS (mounted meanwhile): no pool image to mount", "data_root", root)
+		}
 		return err
 	}
 	if err := requireEmptyDir(root); err != nil {
@@ -58,6 +64,16 @@ func EnsurePool(root, size string, log *slog.Logger) error {
 	log.Info("data root is not on BTRFS: mounted butterd's pool image there", "image", image, "data_root", root,
 		"grow", "truncate -s +10G "+image+" && losetup -c $(losetup -j "+image+" -O NAME -n) && btrfs filesystem resize max "+root)
 	return nil
+}
+
+// OnBtrfs reports whether the data root is on BTRFS (a missing data root
+// is not).
+func OnBtrfs(root string) (bool, error) {
+	ok, err := btrfs.IsBtrfs(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return ok, err
 }
 
 func requireEmptyDir(dir string) error {

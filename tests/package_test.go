@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ var packageFiles = map[string]string{ // path: mode
 	"/usr/bin/butterd":                                              "-rwxr-xr-x",
 	"/usr/bin/butterctl":                                            "-rwxr-xr-x",
 	"/lib/systemd/system/butterd.service":                           "-rw-r--r--",
+	"/lib/systemd/system/butterd-pool.service":                      "-rw-r--r--",
 	"/lib/systemd/system/butterd.socket":                            "-rw-r--r--",
 	"/lib/systemd/system/butterd-ssh.socket":                        "-rw-r--r--",
 	"/lib/systemd/system/butterd-schedules.target":                  "-rw-r--r--",
@@ -55,42 +57,72 @@ func rpmPath(p string) string {
 	return p
 }
 
-var pkgBuild struct {
+// A build of both packages by make, done once per test binary.
+type pkgBuild struct {
 	once     sync.Once
 	deb, rpm string
 	err      string
 }
 
+var (
+	defaultBuild pkgBuild // the Makefile's VERSION
+	newerBuild   pkgBuild // upgradeVersion
+)
+
+// upgradeVersion is the VERSION of the newer build an upgrade installs
+// over the default one.
+const upgradeVersion = "0.1.1"
+
 // buildPackages runs make deb rpm once per test binary and returns the
 // packages' paths.
 func buildPackages(t *testing.T) (deb, rpm string) {
 	t.Helper()
+	return defaultBuild.make(t, "")
+}
+
+// buildNewer runs make deb rpm VERSION=upgradeVersion once per test binary
+// (after buildPackages: bin/ keeps both builds, named by their versions)
+// and returns the packages' paths.
+func buildNewer(t *testing.T) (deb, rpm string) {
+	t.Helper()
+	buildPackages(t)
+	return newerBuild.make(t, upgradeVersion)
+}
+
+// make runs make deb rpm [VERSION=version] once and returns the packages
+// it names.
+func (b *pkgBuild) make(t *testing.T, version string) (deb, rpm string) {
+	t.Helper()
 	testenv.Command(t, "make")
 	root := testenv.ModuleRoot(t)
-	pkgBuild.once.Do(func() {
-		cmd := exec.Command("make", "-s", "deb", "rpm")
+	b.once.Do(func() {
+		args := []string{"-s", "deb", "rpm"}
+		if version != "" {
+			args = append(args, "VERSION="+version)
+		}
+		cmd := exec.Command("make", args...)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			pkgBuild.err = fmt.Sprintf("make deb rpm: %v\n%s", err, out)
+			b.err = fmt.Sprintf("make %s: %v\n%s", strings.Join(args, " "), err, out)
 			return
 		}
 		for _, l := range strings.Split(string(out), "\n") {
 			switch l = strings.TrimSpace(l); {
 			case strings.HasSuffix(l, ".deb"):
-				pkgBuild.deb = filepath.Join(root, l)
+				b.deb = filepath.Join(root, l)
 			case strings.HasSuffix(l, ".rpm"):
-				pkgBuild.rpm = filepath.Join(root, l)
+				b.rpm = filepath.Join(root, l)
 			}
 		}
-		if pkgBuild.deb == "" || pkgBuild.rpm == "" {
-			pkgBuild.err = fmt.Sprintf("make deb rpm named no .deb and .rpm:\n%s", out)
+		if b.deb == "" || b.rpm == "" || version != "" && (!strings.Contains(filepath.Base(b.deb), "_"+version+"-") || !strings.Contains(filepath.Base(b.rpm), "-"+version+"-")) {
+			b.err = fmt.Sprintf("make %s named no .deb and .rpm of that version:\n%s", strings.Join(args, " "), out)
 		}
 	})
-	if pkgBuild.err != "" {
-		t.Fatal(pkgBuild.err)
+	if b.err != "" {
+		t.Fatal(b.err)
 	}
-	return pkgBuild.deb, pkgBuild.rpm
+	return b.deb, b.rpm
 }
 
 func mustCmd(t *testing.T, name string, args ...string) string {
@@ -144,8 +176,10 @@ func TestPackageContents(t *testing.T) {
 		"prerm":    {"deb-systemd-invoke stop butterd-schedules.target butterd.service", "butterd.socket butterd-ssh.socket"},
 		"postrm":   {"deb-systemd-helper disable", "rm -rf /etc/butterd", "daemon-reload"},
 	}
+	debScripts := map[string]string{}
 	for name, wants := range scripts {
 		s := mustCmd(t, dpkgDeb, "-I", deb, name)
+		debScripts[name] = s
 		for _, w := range wants {
 			if !strings.Contains(s, w) {
 				t.Errorf("%s lacks %q:\n%s", name, w, s)
@@ -176,26 +210,41 @@ func TestPackageContents(t *testing.T) {
 		}
 	}
 
-	// The rpm: the same files, the four scriptlets, glibc >= 2.34.
-	var want []string
-	for p := range packageFiles {
+	// The rpm: the deb's files (with rpmPath's naming differences), modes
+	// and owners; scriptlets that act on the same units in the same ways as
+	// the deb's maintainer scripts; glibc >= 2.34; the distributions.
+	var want, wantNames []string
+	for p, mode := range listed {
 		if r := rpmPath(p); r != "" {
-			want = append(want, r)
+			want = append(want, mode+" "+r)
+			wantNames = append(wantNames, r)
 		}
 	}
 	sort.Strings(want)
+	sort.Strings(wantNames)
 	got := strings.Fields(mustCmd(t, rpmTool, "-qpl", rpm))
 	sort.Strings(got)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("rpm -qpl:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if strings.Join(got, "\n") != strings.Join(wantNames, "\n") {
+		t.Errorf("rpm -qpl:\n%s\nwant (dpkg-deb -c):\n%s", strings.Join(got, "\n"), strings.Join(wantNames, "\n"))
 	}
-	rs := mustCmd(t, rpmTool, "-qp", "--scripts", rpm)
-	for _, w := range []string{"preinstall scriptlet", "postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet",
-		"getent group butterd", "enable butterd.socket butterd-schedules.target", "disable butterd.service butterd.socket butterd-ssh.socket",
-		"try-restart butterd.service", "daemon-reload"} {
-		if !strings.Contains(rs, w) {
-			t.Errorf("rpm -qp --scripts lacks %q:\n%s", w, rs)
+	got = strings.Split(strings.TrimSpace(mustCmd(t, rpmTool, "-qp", "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME}/%{FILEGROUPNAME} %{FILENAMES}\\n]", rpm)), "\n")
+	sort.Strings(got)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rpm files with modes and owners:\n%s\nwant (dpkg-deb -c):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	rpmScripts := rpmScriptlets(mustCmd(t, rpmTool, "-qp", "--scripts", rpm))
+	var debAll, rpmAll string
+	for deb, rpm := range map[string]string{"preinst": "preinstall", "postinst": "postinstall", "prerm": "preuninstall", "postrm": "postuninstall"} {
+		if strings.TrimSpace(rpmScripts[rpm]) == "" {
+			t.Errorf("the rpm has no %s scriptlet for the deb's %s", rpm, deb)
 		}
+		debAll += debScripts[deb]
+		rpmAll += rpmScripts[rpm]
+	}
+	if d, r := scriptFacts(debAll), scriptFacts(rpmAll); strings.Join(d, ", ") != strings.Join(r, ", ") {
+		t.Errorf("the maintainer scripts and the rpm's scriptlets differ:\ndeb: %s\nrpm: %s", strings.Join(d, ", "), strings.Join(r, ", "))
+	} else {
+		t.Logf("both packages' scripts: %s", strings.Join(d, ", "))
 	}
 	if req := mustCmd(t, rpmTool, "-qpR", rpm); !strings.Contains(req, "glibc >= 2.34") {
 		t.Errorf("rpm -qpR does not require glibc >= 2.34:\n%s", req)
@@ -218,6 +267,50 @@ func TestPackageContents(t *testing.T) {
 			t.Logf("lintian: %s", l)
 		}
 	}
+}
+
+// rpmScriptlets splits the output of rpm -qp --scripts by scriptlet:
+// preinstall, postinstall, preuninstall, postuninstall.
+func rpmScriptlets(out string) map[string]string {
+	scriptlets := map[string]string{}
+	name := ""
+	for _, l := range strings.SplitAfter(out, "\n") {
+		if n, _, ok := strings.Cut(l, " scriptlet (using "); ok && !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "#") {
+			name = n
+			continue
+		}
+		scriptlets[name] += l
+	}
+	return scriptlets
+}
+
+// scriptFacts is what maintainer scripts do, as a sorted list: the units
+// they name and their actions. Differences by design, not listed: the deb
+// removes /etc/butterd on purge (rpm removes its unchanged config files
+// itself), the rpm also stops butterd-sched-* by pattern (the deb's
+// schedule timers stop with butterd-schedules.target, which they are
+// PartOf=), and the deb restarts butterd in postinst, the rpm in the old
+// package's %postun.
+func scriptFacts(script string) []string {
+	facts := map[string]bool{}
+	for _, u := range regexp.MustCompile(`butterd[a-z-]*\.(?:service|socket|target)`).FindAllString(script, -1) {
+		facts["unit "+u] = true
+	}
+	for action, re := range map[string]string{
+		"add group butterd": `getent group butterd`, "sysusers": `systemd-sysusers`,
+		"enable": `\benable\b`, "disable": `\bdisable\b`, "start": `\bstart\b`, "stop": `\bstop\b`,
+		"restart": `\b(?:try-)?restart\b`, "daemon-reload": `\bdaemon-reload\b`, "reload the bus policy": `\bReloadConfig\b`,
+	} {
+		if regexp.MustCompile(re).MatchString(script) {
+			facts[action] = true
+		}
+	}
+	var out []string
+	for f := range facts {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // The .deb installed with dpkg -i under a real systemd (systemd-nspawn):
@@ -318,16 +411,27 @@ func TestPackageInstallSystemd(t *testing.T) {
 }
 
 // bootForPackage boots a systemd container for installing the packages
-// debs: it binds copies of them (their paths inside are returned) and a
-// btrfs data root, and writes butterd.service's drop-in with that data root
-// (and the environment assignments extraEnv) before any package starts
-// butterd.
+// debs (their paths inside are returned) with a btrfs filesystem bound as
+// the default data root /var/lib/butterd (data is its path on the host),
+// and writes butterd.service's drop-in with the environment assignments
+// extraEnv before any package starts butterd.
 func bootForPackage(t *testing.T, extraEnv string, debs ...string) (m *testenv.Machine, data string, debPaths []string) {
 	t.Helper()
-	// The container sees the host's /tmp as a tmpfs: bind what it needs.
-	debDir := t.TempDir()
+	debDir, debPaths := copyDebs(t, debs...)
+	data = testenv.Btrfs(t)
+	m = testenv.BootSystemd(t, testenv.Bind{Src: debDir, ReadOnly: true}, testenv.Bind{Src: data, Dst: "/var/lib/butterd"})
+	prepareForPackage(m, extraEnv)
+	return m, data, debPaths
+}
+
+// copyDebs copies the packages debs into a directory of their own, to be
+// bound in a container (which sees the host's /tmp as a tmpfs), and
+// returns it and their paths.
+func copyDebs(t *testing.T, debs ...string) (dir string, paths []string) {
+	t.Helper()
+	dir = t.TempDir()
 	for _, deb := range debs {
-		p := filepath.Join(debDir, filepath.Base(deb))
+		p := filepath.Join(dir, filepath.Base(deb))
 		b, err := os.ReadFile(deb)
 		if err != nil {
 			t.Fatal(err)
@@ -335,66 +439,29 @@ func bootForPackage(t *testing.T, extraEnv string, debs ...string) (m *testenv.M
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		debPaths = append(debPaths, p)
+		paths = append(paths, p)
 	}
-	data = testenv.Btrfs(t)
-	m = testenv.BootSystemd(t, testenv.Bind{Src: debDir, ReadOnly: true}, testenv.Bind{Src: data})
-	writeTestDropIn(m, data, extraEnv)
+	return dir, paths
+}
 
+// prepareForPackage writes butterd.service's drop-in and lets packages
+// start services in the container.
+func prepareForPackage(m *testenv.Machine, extraEnv string) {
+	writeTestDropIn(m, extraEnv)
 	// A host image built by docker build carries a policy-rc.d that forbids
 	// starting services (the package honours it, as Debian's do); a real
 	// host has none. Removed in the container's overlay only.
 	m.MustRun("rm", "-f", "/usr/sbin/policy-rc.d")
-	return m, data, debPaths
 }
 
-// writeTestDropIn writes butterd.service's drop-in with the test's data
-// root, debug logging and extraEnv (more Environment= assignments).
-func writeTestDropIn(m *testenv.Machine, data, extraEnv string) {
-	env := systemdQuote("BUTTERD_DATA_ROOT="+data) + " BUTTERD_LOG_LEVEL=debug"
+// writeTestDropIn writes butterd.service's drop-in with debug logging and
+// extraEnv (more Environment= assignments).
+func writeTestDropIn(m *testenv.Machine, extraEnv string) {
+	env := "BUTTERD_LOG_LEVEL=debug"
 	if extraEnv != "" {
 		env += " " + extraEnv
 	}
 	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte("[Service]\nEnvironment="+env+"\n"), 0o644)
-}
-
-// upgradeVersion is the VERSION of the newer build an upgrade installs
-// over buildPackages' (the Makefile's default).
-const upgradeVersion = "0.1.1"
-
-var newerBuild struct {
-	once     sync.Once
-	deb, err string
-}
-
-// buildNewerDeb runs make deb VERSION=upgradeVersion once per test binary
-// (after buildPackages: bin/ keeps both .debs, named by their versions)
-// and returns its path.
-func buildNewerDeb(t *testing.T) string {
-	t.Helper()
-	buildPackages(t)
-	root := testenv.ModuleRoot(t)
-	newerBuild.once.Do(func() {
-		cmd := exec.Command("make", "-s", "deb", "VERSION="+upgradeVersion)
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			newerBuild.err = fmt.Sprintf("make deb VERSION=%s: %v\n%s", upgradeVersion, err, out)
-			return
-		}
-		for _, l := range strings.Split(string(out), "\n") {
-			if l = strings.TrimSpace(l); strings.HasSuffix(l, ".deb") {
-				newerBuild.deb = filepath.Join(root, l)
-			}
-		}
-		if !strings.Contains(filepath.Base(newerBuild.deb), "_"+upgradeVersion+"-") {
-			newerBuild.err = fmt.Sprintf("make deb VERSION=%s named no .deb of that version:\n%s", upgradeVersion, out)
-		}
-	})
-	if newerBuild.err != "" {
-		t.Fatal(newerBuild.err)
-	}
-	return newerBuild.deb
 }
 
 // The installed package's life after dpkg -i, as an operator sees it: with
@@ -406,7 +473,7 @@ func buildNewerDeb(t *testing.T) string {
 func TestPackageUpgradeSystemd(t *testing.T) {
 	testenv.Root(t)
 	oldDeb, _ := buildPackages(t)
-	newDeb := buildNewerDeb(t)
+	newDeb, _ := buildNewer(t)
 	const idle = 2 * time.Second
 	exitIdle := fmt.Sprintf("BUTTERD_EXIT_IDLE=%ds", int(idle/time.Second))
 	m, data, debs := bootForPackage(t, exitIdle, oldDeb, newDeb)
@@ -468,7 +535,7 @@ func TestPackageUpgradeSystemd(t *testing.T) {
 	m.MustRun("butterctl", "schedule", "--every", "1h", "snapshot", "up-vol")
 	timer := scheduleTimer(t, m, "up-vol")
 	t.Logf("schedule timer %s", timer)
-	writeTestDropIn(m, data, "")
+	writeTestDropIn(m, "")
 	m.MustRun("systemctl", "daemon-reload")
 	m.MustRun("systemctl", "restart", "butterd.service")
 	before := waitActivated(t, m, third["InvocationID"])
@@ -578,4 +645,272 @@ func scheduleTimer(t *testing.T, m *testenv.Machine, volume string) string {
 	}
 	t.Fatalf("ListSchedules has no snapshot schedule of %s: %s", volume, out)
 	return ""
+}
+
+// The .rpm installed with rpm under a real systemd: its scriptlets do
+// what the .deb's maintainer scripts do. This Debian's rpm installs it
+// with --nodeps (its dependencies are Debian packages here) and
+// --force-debian. rpm -i enables and starts the plugin socket and the
+// schedules' target, and a plugin request starts butterd; rpm -U of a
+// newer build restarts butterd, which keeps volumes, snapshots and
+// schedules; rpm -e stops and disables everything, leaves no timer and
+// keeps the data.
+func TestPackageRPMSystemd(t *testing.T) {
+	testenv.Root(t)
+	testenv.Command(t, "rpm")
+	_, oldRPM := buildPackages(t)
+	_, newRPM := buildNewer(t)
+	m, data, paths := bootForPackage(t, "", oldRPM, newRPM)
+	rpmInstall := func(args ...string) string {
+		return m.MustRun(append([]string{"rpm", "--nodeps", "--force-debian"}, args...)...)
+	}
+
+	t.Logf("rpm -i:\n%s", rpmInstall("-i", paths[0]))
+	if v := strings.TrimSpace(m.MustRun("rpm", "-q", "butterd")); v != "butterd-0.1.0-1.x86_64" {
+		t.Fatalf("rpm -q butterd: %q", v)
+	}
+	for unit, want := range map[string]string{"butterd.socket": "enabled", "butterd-schedules.target": "enabled", "butterd-ssh.socket": "disabled", "butterd-pool.service": "static"} {
+		if got, _ := m.Run("systemctl", "is-enabled", unit); strings.TrimSpace(got) != want {
+			t.Errorf("after rpm -i: %s is %q, want %s", unit, strings.TrimSpace(got), want)
+		}
+	}
+	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
+		t.Fatalf("butterd.socket after rpm -i: %v", st)
+	}
+	if st := unitState(t, m, "butterd-schedules.target"); st["ActiveState"] != "active" {
+		t.Errorf("butterd-schedules.target after rpm -i: %v", st)
+	}
+	if st := unitState(t, m, "butterd.service"); st["ActiveState"] != "inactive" || st["InvocationID"] != "" {
+		t.Errorf("butterd.service runs before any request: %v", st)
+	}
+	m.MustRun("getent", "group", "butterd")
+
+	sock := m.Path(testenv.PluginSocket)
+	if r := systemdPluginCall(t, sock, "/VolumeDriver.Create", map[string]any{"Name": "rpm-vol"}); r["Err"] != nil {
+		t.Fatalf("Create: %v", r)
+	}
+	before := waitActivated(t, m, "")
+	snap := strings.TrimSpace(m.MustRun("butterctl", "snapshot", "rpm-vol"))
+	if !strings.HasPrefix(snap, "rpm-vol@") {
+		t.Fatalf("butterctl snapshot printed %q", snap)
+	}
+	m.MustRun("butterctl", "schedule", "--every", "1h", "snapshot", "rpm-vol")
+	timer := scheduleTimer(t, m, "rpm-vol")
+
+	// rpm -U: the old package's %postun restarts butterd.
+	t.Logf("rpm -U:\n%s", rpmInstall("-U", paths[1]))
+	if v := strings.TrimSpace(m.MustRun("rpm", "-q", "butterd")); v != "butterd-"+upgradeVersion+"-1.x86_64" {
+		t.Errorf("rpm -q butterd after the upgrade: %q", v)
+	}
+	after := waitActivated(t, m, before["InvocationID"])
+	if after["MainPID"] == before["MainPID"] {
+		t.Errorf("butterd's MainPID %s did not change with the upgrade", after["MainPID"])
+	}
+	if v := m.MustRun("butterd", "version"); !strings.Contains(v, upgradeVersion) {
+		t.Errorf("butterd version after the upgrade: %q", v)
+	}
+	if out := m.MustRun("butterctl", "snapshots", "rpm-vol"); !strings.Contains(out, snap) {
+		t.Errorf("after the upgrade, butterctl snapshots rpm-vol lacks %s:\n%s", snap, out)
+	}
+	if timers := m.MustRun("systemctl", "list-timers", "--no-pager", "butterd-sched-*"); !strings.Contains(timers, timer) {
+		t.Errorf("after the upgrade, systemctl list-timers lacks %s:\n%s", timer, timers)
+	}
+
+	// rpm -e: nothing of butterd runs, is enabled or fires; the data stays.
+	t.Logf("rpm -e:\n%s", m.MustRun("rpm", "-e", "butterd"))
+	active := m.MustRun("systemctl", "list-units", "--no-legend", "--plain", "--all", "--state=active,activating,reloading", "butterd*")
+	if strings.TrimSpace(active) != "" {
+		t.Errorf("after rpm -e, butterd units still run:\n%s", active)
+	}
+	if timers := m.MustRun("systemctl", "list-timers", "--no-pager", "--no-legend", "--all"); strings.Contains(timers, "butterd") {
+		t.Errorf("after rpm -e, a butterd timer is still listed:\n%s", timers)
+	}
+	for _, unit := range []string{"sockets.target.wants/butterd.socket", "timers.target.wants/butterd-schedules.target"} {
+		if _, err := os.Lstat(m.Path("/etc/systemd/system/" + unit)); err == nil {
+			t.Errorf("after rpm -e, /etc/systemd/system/%s is still there", unit)
+		}
+	}
+	if _, err := os.Stat(m.Path("/usr/bin/butterd")); !os.IsNotExist(err) {
+		t.Errorf("after rpm -e, /usr/bin/butterd: %v", err)
+	}
+	for _, p := range []string{"volumes/rpm-vol", "snapshots/" + snap} {
+		if _, err := os.Stat(filepath.Join(data, p)); err != nil {
+			t.Errorf("after rpm -e: %v", err)
+		}
+	}
+}
+
+// The hardened butterd.service with Docker, as an operator runs them: the
+// .deb installed under a real systemd whose data root /var/lib/butterd is
+// not on BTRFS, with Docker's own units running in the same container.
+// butterd-pool.service mounts the pool image in the host's mount namespace
+// before butterd starts in its private, read-only one; a file a Docker
+// container writes in a btrfs volume is in the subvolume as the host sees
+// it, as butterd sees it, and in the snapshot butterd takes; a mount made
+// on the host while butterd runs shows in butterd's namespace; the README
+// reports the exposure systemd-analyze security gives.
+func TestPackageDockerHardened(t *testing.T) {
+	testenv.Root(t)
+	deb, _ := buildPackages(t)
+	debDir, debPaths := copyDebs(t, deb)
+	// Registered before the container: checked after it powered off.
+	loopsBefore := loopsBackedBy(poolImage)
+	t.Cleanup(func() { checkNoLoop(t, poolImage, loopsBefore) })
+	m := testenv.BootSystemdWith(t, testenv.MachineOptions{
+		Binds:       []testenv.Bind{{Src: debDir, ReadOnly: true}},
+		LoopDevices: true,
+		Docker:      true,
+	})
+	prepareForPackage(m, "")
+	// Docker, butterd and the pool mount go before the container does.
+	t.Cleanup(func() {
+		m.Run("systemctl", "stop", "docker.service", "docker.socket", "containerd.service", "butterd.service")
+		if out, err := m.Run("umount", poolRoot); err != nil {
+			t.Errorf("umount %s in the container: %v\n%s", poolRoot, err, out)
+		}
+	})
+	if fstype := strings.TrimSpace(m.MustRun("stat", "-f", "-c", "%T", "/var/lib")); fstype == "btrfs" {
+		t.Fatalf("/var/lib in the container is on %s: the pool would not be needed", fstype)
+	}
+
+	m.MustRun("dpkg", "-i", debPaths[0])
+	m.ImportBusybox()
+	docker := func(args ...string) string {
+		return strings.TrimSpace(m.MustRun(append([]string{"/usr/bin/docker"}, args...)...))
+	}
+
+	// The first plugin call starts butterd, and butterd-pool.service first.
+	docker("volume", "create", "-d", "btrfs", "hv")
+	st := waitActivated(t, m, "")
+	if pool := unitState(t, m, "butterd-pool.service"); pool["ActiveState"] != "active" || pool["Result"] != "success" {
+		t.Fatalf("butterd-pool.service: %v", pool)
+	}
+	poolLog := m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd-pool.service")
+	if !strings.Contains(poolLog, "created pool image") || !strings.Contains(poolLog, "mounted butterd's pool image") {
+		t.Errorf("butterd-pool.service's journal does not say it made and mounted the pool:\n%s", poolLog)
+	}
+	// The pool is mounted in the container's host namespace (PID 1's,
+	// dockerd's).
+	if got := strings.Fields(m.MustRun("findmnt", "-n", "-o", "FSTYPE,SOURCE", "--mountpoint", poolRoot)); len(got) != 2 || got[0] != "btrfs" || !strings.HasPrefix(got[1], "/dev/loop") {
+		t.Fatalf("findmnt %s in the host namespace: %q, want btrfs on a loop device", poolRoot, got)
+	}
+	dockerd := unitState(t, m, "docker.service")["MainPID"]
+	butterd := st["MainPID"]
+	ns := func(pid string) string { return strings.TrimSpace(m.MustRun("readlink", "/proc/"+pid+"/ns/mnt")) }
+	if ns(butterd) == ns("1") {
+		t.Errorf("butterd runs in the host's mount namespace %s", ns("1"))
+	}
+	if ns(dockerd) != ns("1") {
+		t.Errorf("dockerd runs in mount namespace %s, not the host's %s", ns(dockerd), ns("1"))
+	}
+	// In butterd's namespace: / is read-only, the pool and the unit
+	// directory are writable.
+	for mp, want := range map[string]string{"/": "ro", poolRoot: "rw", "/etc/systemd/system": "rw"} {
+		// The last of the mounts on mp is the one butterd sees.
+		lines := strings.Split(strings.TrimSpace(m.MustRun("findmnt", "--task", butterd, "-n", "-o", "FSTYPE,OPTIONS", "--mountpoint", mp)), "\n")
+		out := strings.Fields(lines[len(lines)-1])
+		if len(out) != 2 || !strings.HasPrefix(out[1], want+",") || mp == poolRoot && out[0] != "btrfs" {
+			t.Errorf("findmnt --task %s %s: %q, want %s", butterd, mp, lines, want)
+		}
+	}
+
+	// A container writes in the volume: a file and a setgid directory.
+	const content = "written in a container"
+	docker("run", "--rm", "--network", "none", "-v", "hv:/data", testenv.Image, "sh", "-c",
+		"echo '"+content+"' >/data/f && mkdir /data/shared && chmod 2775 /data/shared")
+	file := poolRoot + "/volumes/hv/f"
+	if got := strings.TrimSpace(m.MustRun("cat", file)); got != content {
+		t.Errorf("in the host namespace, %s holds %q, want %q", file, got, content)
+	}
+	if got := strings.TrimSpace(m.MustRun("nsenter", "-t", butterd, "-m", "cat", file)); got != content {
+		t.Errorf("in butterd's namespace, %s holds %q, want %q", file, got, content)
+	}
+	snap := strings.TrimSpace(m.MustRun("butterctl", "snapshot", "hv"))
+	if got := strings.TrimSpace(m.MustRun("cat", poolRoot+"/snapshots/"+snap+"/f")); got != content {
+		t.Errorf("butterd's snapshot %s holds %q in f, want %q", snap, got, content)
+	}
+	if got := docker("run", "--rm", "--network", "none", "-v", "hv:/data", testenv.Image, "cat", "/data/f"); got != content {
+		t.Errorf("a second container reads %q, want %q", got, content)
+	}
+	// btrfs receive works in butterd's namespace, with its capabilities
+	// and syscall filter: the snapshot exported, removed and imported
+	// again is whole, modes included.
+	m.MustRun("butterctl", "export", snap, "/var/tmp/hv.stream")
+	m.MustRun("butterctl", "rm", snap)
+	// The job's progress goes to stderr, the name last to stdout.
+	imported := strings.Split(strings.TrimSpace(m.MustRun("butterctl", "import", "/var/tmp/hv.stream")), "\n")
+	if got := imported[len(imported)-1]; got != snap {
+		t.Errorf("butterctl import printed %q, want %s last", imported, snap)
+	}
+	if got := m.MustRun("stat", "-c", "%a %s", poolRoot+"/snapshots/"+snap+"/shared", poolRoot+"/snapshots/"+snap+"/f"); got != fmt.Sprintf("2775 %d\n644 %d\n", 0, len(content)+1) {
+		t.Errorf("the imported snapshot's shared and f: %q, want modes 2775 and 644, f of %d bytes", got, len(content)+1)
+	}
+
+	// A mount made on the host while butterd runs propagates into its
+	// namespace (as the pool would if butterd-pool.service ran later).
+	m.MustRun("mkdir", "-p", "/mnt/propagated")
+	m.MustRun("mount", "-t", "tmpfs", "probe", "/mnt/propagated")
+	out, err := m.Run("findmnt", "--task", butterd, "-n", "-o", "SOURCE", "--mountpoint", "/mnt/propagated")
+	if strings.TrimSpace(out) != "probe" {
+		t.Errorf("a host mount made while butterd runs is not in its namespace: %v %q", err, out)
+	}
+	m.MustRun("umount", "/mnt/propagated")
+
+	// butterd pool again, by hand or by the unit, changes nothing.
+	if out := m.MustRun("butterd", "pool"); !strings.Contains(out, "data root is on BTRFS") {
+		t.Errorf("butterd pool on the mounted pool says:\n%s", out)
+	}
+	m.MustRun("systemctl", "restart", "butterd-pool.service")
+	if n := strings.Count(m.MustRun("losetup", "-n", "-O", "NAME", "-j", poolImage), "/dev/loop"); n != 1 {
+		t.Errorf("after butterd-pool.service ran again, %s is on %d loop devices, want 1", poolImage, n)
+	}
+
+	// The README's figure is what systemd-analyze says.
+	sec, _ := m.Run("systemd-analyze", "security", "--no-pager", "butterd.service")
+	got := regexp.MustCompile(`Overall exposure level for butterd.service: ([0-9.]+ [A-Z]+)`).FindStringSubmatch(sec)
+	if got == nil {
+		t.Fatalf("systemd-analyze security butterd.service:\n%s", sec)
+	}
+	t.Logf("systemd-analyze security butterd.service: %s", got[1])
+	readme, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported := regexp.MustCompile(`rates the packaged service\s+\*\*([0-9.]+ [A-Z]+)\*\*`).FindSubmatch(readme)
+	if reported == nil || string(reported[1]) != got[1] {
+		t.Errorf("README.md reports the exposure as %q, systemd-analyze says %s", reported, got[1])
+	}
+}
+
+const (
+	poolRoot  = "/var/lib/butterd"
+	poolImage = poolRoot + ".img"
+)
+
+// loopsBackedBy maps the loop devices backed by a file named image (as
+// the process that set them up named it) to their backing file.
+func loopsBackedBy(image string) map[string]string {
+	loops := map[string]string{}
+	out, _ := exec.Command("losetup", "-n", "-O", "NAME,BACK-FILE").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if name, file, ok := strings.Cut(strings.TrimSpace(l), " "); ok && strings.HasPrefix(strings.TrimSpace(file), image) {
+			loops[name] = strings.TrimSpace(file)
+		}
+	}
+	return loops
+}
+
+// checkNoLoop fails the test when a loop device other than those of
+// before is backed by image, and detaches it when its file is deleted (the
+// container's, gone with its overlay).
+func checkNoLoop(t *testing.T, image string, before map[string]string) {
+	for name, file := range loopsBackedBy(image) {
+		if _, ok := before[name]; ok {
+			continue
+		}
+		t.Errorf("loop device %s is still backed by %s", name, file)
+		if strings.HasSuffix(file, "(deleted)") {
+			exec.Command("losetup", "-d", name).Run()
+		}
+	}
 }

@@ -50,8 +50,8 @@ func TestSchedulesTimers(t *testing.T) {
 	bin := testenv.BuildButterd(t)
 	ctl := testenv.BuildButterctl(t)
 	pkg := filepath.Join(testenv.ModuleRoot(t), "packaging")
-	mnt := testenv.Btrfs(t) // under the test's temp dir in /tmp: bound in at the same path
-	root := filepath.Join(mnt, "root")
+	mnt := testenv.Btrfs(t)
+	root := filepath.Join(mnt, "root") // bound in as the default data root
 	const every = 3 * time.Second
 
 	// Volume pv with hand-made snapshots at old times (as received or
@@ -89,18 +89,17 @@ func TestSchedulesTimers(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", "/etc/systemd/system", unitDir).CombinedOutput(); err != nil {
 		t.Fatalf("copy /etc/systemd/system: %v: %s", err, out)
 	}
-	for _, u := range []string{"butterd.service", "butterd.socket"} {
+	for _, u := range []string{"butterd.service", "butterd-pool.service", "butterd.socket"} {
 		copyFile(t, filepath.Join(pkg, "systemd", u), filepath.Join(unitDir, u))
 	}
 	must(t, os.MkdirAll(filepath.Join(unitDir, "butterd.service.d"), 0o755))
-	must(t, os.WriteFile(filepath.Join(unitDir, "butterd.service.d", "test.conf"), []byte(fmt.Sprintf(
-		"[Service]\nEnvironment=%s BUTTERD_UNIT_DIR=/etc/systemd/system BUTTERD_BUTTERCTL=/usr/bin/butterctl BUTTERD_LOG_LEVEL=debug\n",
-		systemdQuote("BUTTERD_DATA_ROOT="+root))), 0o644))
+	must(t, os.WriteFile(filepath.Join(unitDir, "butterd.service.d", "test.conf"), []byte(
+		"[Service]\nEnvironment=BUTTERD_UNIT_DIR=/etc/systemd/system BUTTERD_BUTTERCTL=/usr/bin/butterctl BUTTERD_LOG_LEVEL=debug\n"), 0o644))
 
 	binds := []testenv.Bind{
 		{Src: bin, Dst: "/usr/bin/butterd", ReadOnly: true},
 		{Src: ctl, Dst: "/usr/bin/butterctl", ReadOnly: true},
-		{Src: mnt},
+		{Src: root, Dst: "/var/lib/butterd"},
 		{Src: unitDir, Dst: "/etc/systemd/system"},
 		// Bound, not written into the overlay, so that they are there from
 		// the first moment of every boot: a timer firing after a reboot

@@ -27,15 +27,17 @@ func TestSystemdActivation(t *testing.T) {
 	busctl := testenv.Command(t, "busctl")
 	bin := testenv.BuildButterd(t)
 	root := filepath.Join(testenv.ModuleRoot(t), "packaging")
-	data := testenv.Btrfs(t) // under the test's temp dir in /tmp: bound in at the same path
+	data := testenv.Btrfs(t)
+	// The default data root: butterd.service sees no /tmp of the host.
 	m := testenv.BootSystemd(t,
 		testenv.Bind{Src: bin, Dst: "/usr/bin/butterd", ReadOnly: true},
-		testenv.Bind{Src: data},
+		testenv.Bind{Src: data, Dst: "/var/lib/butterd"},
 	)
 
 	// Install as a package would, plus a drop-in with the test's settings.
 	for src, dst := range map[string]string{
 		"systemd/butterd.service":          "/etc/systemd/system/butterd.service",
+		"systemd/butterd-pool.service":     "/etc/systemd/system/butterd-pool.service",
 		"systemd/butterd.socket":           "/etc/systemd/system/butterd.socket",
 		"dbus/io.butterd.volumes1.conf":    "/usr/share/dbus-1/system.d/io.butterd.volumes1.conf",
 		"dbus/io.butterd.volumes1.service": "/usr/share/dbus-1/system-services/io.butterd.volumes1.service",
@@ -48,11 +50,10 @@ func TestSystemdActivation(t *testing.T) {
 	}
 	const idle = 2 * time.Second
 	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte(fmt.Sprintf(
-		"[Service]\nEnvironment=%s BUTTERD_EXIT_IDLE=%ds BUTTERD_LOG_LEVEL=debug\n",
-		systemdQuote("BUTTERD_DATA_ROOT="+data), int(idle/time.Second))), 0o644)
+		"[Service]\nEnvironment=BUTTERD_EXIT_IDLE=%ds BUTTERD_LOG_LEVEL=debug\n", int(idle/time.Second))), 0o644)
 
 	if out, err := m.Run("systemd-analyze", "verify", "--man=no",
-		"/etc/systemd/system/butterd.service", "/etc/systemd/system/butterd.socket"); err != nil || strings.TrimSpace(out) != "" {
+		"/etc/systemd/system/butterd.service", "/etc/systemd/system/butterd-pool.service", "/etc/systemd/system/butterd.socket"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify of the packaged units: %v\n%s", err, out)
 	}
 	m.MustRun("busctl", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ReloadConfig")
@@ -72,7 +73,7 @@ func TestSystemdActivation(t *testing.T) {
 		t.Fatalf("Create: %v", r)
 	}
 	r := systemdPluginCall(t, sock, "/VolumeDriver.Mount", map[string]any{"Name": "sysd-vol", "ID": "ctr-1"})
-	if mp, _ := r["Mountpoint"].(string); r["Err"] != nil || mp != filepath.Join(data, "volumes", "sysd-vol") {
+	if mp, _ := r["Mountpoint"].(string); r["Err"] != nil || mp != "/var/lib/butterd/volumes/sysd-vol" {
 		t.Fatalf("Mount: %v", r)
 	}
 	lastRequest := time.Now()

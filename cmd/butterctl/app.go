@@ -137,6 +137,9 @@ func (a *app) runCommand(ctx context.Context, c *command, args []string) error {
 
 // help answers `butterctl help [VERB...]`.
 func (a *app) help(args []string) error {
+	if len(args) == 0 && a.json {
+		return a.helpJSON()
+	}
 	if len(args) == 0 {
 		a.out.WriteString(mainUsage())
 		return nil

@@ -165,6 +165,9 @@ func TestHelp(t *testing.T) {
 		if r.code != 0 || r.stderr != "" || r.dialed {
 			t.Fatalf("%q: exit %d, stderr %q", args, r.code, r.stderr)
 		}
+		if args[0] == "--json" {
+			r.stdout = checkHelpJSON(t, r.stdout)
+		}
 		for _, c := range commandTable() {
 			if !strings.Contains(r.stdout, "  "+c.synopsis()+"  ") {
 				t.Errorf("%q: verb list lacks %q:\n%s", args, c.synopsis(), r.stdout)
@@ -241,4 +244,34 @@ func TestJSONFlagPlacement(t *testing.T) {
 	if !slices.Equal(f.calls, []string{`CreateSnapshot("--json")`}) {
 		t.Errorf(`snapshot -- --json: calls %q, stdout %q, stderr %q`, f.calls, r.stdout, r.stderr)
 	}
+}
+
+// checkHelpJSON checks that butterctl --json help lists every verb of the
+// command table with the flags its help shows, and returns its help text.
+func checkHelpJSON(t *testing.T, out string) string {
+	t.Helper()
+	var doc helpDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("--json help: %v:\n%s", err, out)
+	}
+	table := commandTable()
+	if len(doc.Verbs) != len(table) {
+		t.Errorf("--json help lists %d verbs, the command table has %d", len(doc.Verbs), len(table))
+	}
+	for i, v := range doc.Verbs {
+		if i >= len(table) || v.Name != table[i].name || v.Synopsis != table[i].synopsis() {
+			t.Errorf("--json help verb %d: %q %q", i, v.Name, v.Synopsis)
+			continue
+		}
+		verbOut := runWith(t, &fake{}, append([]string{"help"}, strings.Fields(v.Name)...)...).stdout
+		for _, f := range v.Flags {
+			if f.Usage == "" || !strings.Contains(verbOut, "  "+f.Name) {
+				t.Errorf("--json help: flag %s of %s is not in its help:\n%s", f.Name, v.Name, verbOut)
+			}
+		}
+		if n := strings.Count(verbOut, "\n  -") - 2; n != len(v.Flags) { // less --json and -h, --help
+			t.Errorf("--json help: %s has %d flags, its help shows %d:\n%s", v.Name, len(v.Flags), n, verbOut)
+		}
+	}
+	return doc.Help
 }

@@ -15,9 +15,11 @@ const usage = `usage: butterd COMMAND [FLAGS]
 
 Commands:
   run       serve the Docker volume plugin (socket-activated or on PLUGIN_SOCKET)
+  pool      mount butterd's pool image on DATA_ROOT when it is not on BTRFS
   version   print the version
 
-Run 'butterd run --help' for the flags and configuration keys.
+Run 'butterd run --help' for the flags and configuration keys,
+'butterd pool --help' for the pool's.
 `
 
 var version = "dev"
@@ -33,6 +35,8 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		err = runCommand(ctx, os.Args[2:])
+	case "pool":
+		err = poolCommand(os.Args[2:])
 	case "version", "--version":
 		fmt.Println("butterd", version)
 	case "help", "-h", "--help":

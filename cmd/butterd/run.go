@@ -26,6 +26,7 @@ import (
 func runCommand(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("butterd run", flag.ContinueOnError)
 	configFile := fs.String("config", defaultConfigFile, "config file (KEY = value lines)")
+	mountPool := fs.Bool("mount-pool", true, "make and mount the pool image when DATA_ROOT is not on BTRFS, as butterd pool does; false: refuse to start then (butterd.service, whose mount namespace is private)")
 	for _, k := range configKeys {
 		fs.String(flagName(k.name), k.def, fmt.Sprintf("%s (env BUTTERD_%s, file key %s)", k.help, k.name, k.name))
 	}
@@ -33,15 +34,7 @@ func runCommand(ctx context.Context, args []string) error {
 		fmt.Fprintf(fs.Output(), "usage: butterd run [FLAGS]\n\nServes the Docker volume plugin %q. Each setting is a flag, an env variable\nor a line of the config file; flags win over env, env over the file.\n\n", plugin.DriverName)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see butterd run --help)", fs.Arg(0))
-	}
-	fileGiven := false
-	fs.Visit(func(f *flag.Flag) { fileGiven = fileGiven || f.Name == "config" })
-	cfg, err := loadConfig(fs, *configFile, fileGiven, os.Getenv)
+	cfg, fileGiven, err := parseCommandLine(fs, args, configFile)
 	if err != nil {
 		return err
 	}
@@ -62,7 +55,11 @@ func runCommand(ctx context.Context, args []string) error {
 	defer stop()
 	act := newActivity()
 
-	if err := service.EnsurePool(cfg["DATA_ROOT"], cfg["POOL_SIZE"], log); err != nil {
+	ensurePool := func() error { return service.EnsurePool(cfg["DATA_ROOT"], cfg["POOL_SIZE"], log) }
+	if !*mountPool {
+		ensurePool = func() error { return requirePool(cfg["DATA_ROOT"]) }
+	}
+	if err := ensurePool(); err != nil {
 		return err
 	}
 	sockets, err := passedListeners()

@@ -102,7 +102,7 @@ func build(format, version, release, binDir, outDir, arch string) (string, error
 		{Source: "packaging/butterd.conf", Destination: "/etc/butterd/butterd.conf", Type: files.TypeConfigNoReplace,
 			FileInfo: &files.ContentFileInfo{Mode: 0o644}},
 	}
-	for _, u := range []string{"butterd.service", "butterd.socket", "butterd-ssh.socket", "butterd-schedules.target"} {
+	for _, u := range []string{"butterd.service", "butterd-pool.service", "butterd.socket", "butterd-ssh.socket", "butterd-schedules.target"} {
 		contents = append(contents, file(filepath.Join("packaging/systemd", u), unitDir+"/"+u, 0o644))
 	}
 

@@ -130,15 +130,21 @@ func (d *Docker) waitReady(limit time.Duration) {
 // a symlink per applet.
 func (d *Docker) importBusybox(busybox string) {
 	d.t.Helper()
+	tarPath := filepath.Join(d.Dir, "rootfs.tar")
+	busyboxRootfs(d.t, busybox, tarPath)
+	d.MustRun("import", "-c", "ENV PATH=/bin", tarPath, Image)
+}
+
+// busyboxRootfs writes the image's rootfs tar at path.
+func busyboxRootfs(t testing.TB, busybox, path string) {
+	t.Helper()
 	out, err := exec.Command(busybox, "--list").Output()
 	if err != nil {
-		d.t.Fatalf("busybox --list: %v", err)
+		t.Fatalf("busybox --list: %v", err)
 	}
-	tarPath := filepath.Join(d.Dir, "rootfs.tar")
-	if err := writeRootfs(tarPath, busybox, strings.Fields(string(out))); err != nil {
-		d.t.Fatalf("busybox rootfs: %v", err)
+	if err := writeRootfs(path, busybox, strings.Fields(string(out))); err != nil {
+		t.Fatalf("busybox rootfs: %v", err)
 	}
-	d.MustRun("import", "-c", "ENV PATH=/bin", tarPath, Image)
 }
 
 func writeRootfs(path, busybox string, applets []string) error {

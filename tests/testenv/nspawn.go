@@ -48,6 +48,24 @@ type Machine struct {
 	cgroups []string // the cgroup directories made for nspawn
 	binds   []Bind
 	stop    sync.Once // cleanup runs once: at PowerOff or at the end of the test
+	opts    MachineOptions
+	// dockerCgroups are the cgroup v1 directories the container's dockerd
+	// puts its containers under.
+	dockerCgroups []string
+}
+
+// MachineOptions say what a container booted by BootSystemdWith gets.
+type MachineOptions struct {
+	Binds []Bind
+	// LoopDevices makes /dev/loop-control and /dev/loop0 to /dev/loop255
+	// inside (no udev makes them there), so that mount -o loop works.
+	LoopDevices bool
+	// Docker lets Docker's own units run inside (docker.socket is listening
+	// after boot; docker.service starts on its first use), with a drop-in
+	// that gives dockerd flags that work in the container (no iptables, no
+	// bridge, the vfs storage driver) and its containers a cgroup of their
+	// own; see Docker. Run the client as /usr/bin/docker.
+	Docker bool
 }
 
 // Units the host may enable that must not start in a test container even
@@ -64,6 +82,13 @@ var nspawnMasked = []string{"docker.socket", "docker.service", "containerd.servi
 // container's journal and console are logged first.
 func BootSystemd(t testing.TB, binds ...Bind) *Machine {
 	t.Helper()
+	return BootSystemdWith(t, MachineOptions{Binds: binds})
+}
+
+// BootSystemdWith is BootSystemd with options.
+func BootSystemdWith(t testing.TB, o MachineOptions) *Machine {
+	t.Helper()
+	binds := o.Binds
 	Root(t)
 	nspawn := Command(t, "systemd-nspawn")
 	Command(t, "nsenter")
@@ -81,7 +106,7 @@ func BootSystemd(t testing.TB, binds ...Bind) *Machine {
 		t:       t,
 		done:    make(chan struct{}),
 		LogPath: filepath.Join(t.TempDir(), "nspawn.log"),
-		binds:   append([]Bind(nil), binds...),
+		opts:    o,
 	}
 	// R and its directory are only ever rmdir'ed, never removed
 	// recursively: R holds the host's root while mounted. nspawn keeps a
@@ -106,6 +131,10 @@ func BootSystemd(t testing.TB, binds ...Bind) *Machine {
 
 	args := []string{"-q", "-D", m.Root, "-b", "--volatile=overlay", "--register=no", "--keep-unit",
 		"--private-network", "--console=pipe", "-M", m.Name}
+	if o.Docker {
+		// runc gives every container a session keyring.
+		args = append(args, "--system-call-filter=@keyring")
+	}
 	for _, b := range binds {
 		dst := b.Dst
 		if dst == "" {
@@ -121,7 +150,9 @@ func BootSystemd(t testing.TB, binds ...Bind) *Machine {
 	// reads them as its kernel command line.
 	args = append(args, "--", "systemd.unit=basic.target")
 	for _, u := range nspawnMasked {
-		args = append(args, "systemd.mask="+u)
+		if !o.Docker {
+			args = append(args, "systemd.mask="+u)
+		}
 	}
 
 	logf, err := os.Create(m.LogPath)
@@ -154,6 +185,12 @@ exec "$@"`
 	}()
 	m.waitBooted(60 * time.Second)
 	t.Logf("container %s booted in %v (nspawn pid %d, systemd pid %d)", m.Name, time.Since(start).Round(time.Millisecond), m.Pid, m.Leader)
+	if o.LoopDevices {
+		m.makeLoopDevices()
+	}
+	if o.Docker {
+		m.setUpDocker()
+	}
 	return m
 }
 
@@ -380,7 +417,7 @@ func (m *Machine) PowerOff() { m.stop.Do(m.cleanup) }
 func (m *Machine) Reboot() *Machine {
 	m.t.Helper()
 	m.PowerOff()
-	return BootSystemd(m.t, m.binds...)
+	return BootSystemdWith(m.t, m.opts)
 }
 
 func (m *Machine) cleanup() {
@@ -413,6 +450,7 @@ func (m *Machine) cleanup() {
 		}
 	}
 	m.removeCgroups()
+	m.removeDockerCgroups()
 	for _, dir := range []string{"/run/systemd/nspawn/propagate/" + m.Name, "/run/systemd/nspawn/unix-export/" + m.Name} {
 		removeLeftover(t, dir)
 	}
