@@ -317,6 +317,19 @@ func (c *Client) SendSnapshot(host, snapshot string, bwlimit uint64, compress bo
 	return id, p, err
 }
 
+// ReplicateVolume starts a job taking a fresh snapshot of volume and
+// sending it to host, as SendSnapshot does.
+func (c *Client) ReplicateVolume(volume, host string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error) {
+	var flags uint64
+	if compress {
+		flags |= SendCompress
+	}
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call("ReplicateVolume", volume, host, bwlimit, flags).Store(&id, &p)
+	return id, p, err
+}
+
 // AddRemote adds a replication peer; flags are RemotePush and RemotePull.
 func (c *Client) AddRemote(name, address, publicKey string, volumes []string, flags uint64) error {
 	if volumes == nil {

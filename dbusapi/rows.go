@@ -93,7 +93,7 @@ func SchedulePath(unit string) dbus.ObjectPath {
 // SchedulePrefix is the parent of schedule objects.
 const SchedulePrefix = RootPath + "/schedule/"
 
-// Flags of SendSnapshot.
+// Flags of SendSnapshot and ReplicateVolume.
 const SendCompress uint64 = 1 << 0 // compress the stream with zstd on the wire
 
 // Flags of AddRemote: the peer's rights on this host.

@@ -47,6 +47,7 @@ type manager interface {
 	PauseAllSchedules() error
 	ResumeAllSchedules() error
 	SendSnapshot(host, snapshot string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error)
+	ReplicateVolume(volume, host string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error)
 	AddRemote(name, address, publicKey string, volumes []string, flags uint64) error
 	ListRemotes() ([]dbusapi.RemoteRow, error)
 	RemoveRemote(name string) error

@@ -265,6 +265,10 @@ func (f *fake) SendSnapshot(host, snapshot string, bwlimit uint64, compress bool
 	return f.sendID, dbusapi.JobPath(f.sendID), f.record("SendSnapshot(%q, %q, %d, %v)", host, snapshot, bwlimit, compress)
 }
 
+func (f *fake) ReplicateVolume(volume, host string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error) {
+	return f.sendID, dbusapi.JobPath(f.sendID), f.record("ReplicateVolume(%q, %q, %d, %v)", volume, host, bwlimit, compress)
+}
+
 func (f *fake) AddRemote(name, address, publicKey string, volumes []string, flags uint64) error {
 	return f.record("AddRemote(%q, %q, %q, %q, %d)", name, address, publicKey, volumes, flags)
 }

@@ -285,7 +285,7 @@ func pathErr(err error) error {
 	return err
 }
 
-const jobsHelp = `Long operations (export, purge, and later send, sync, import) run as
+const jobsHelp = `Long operations (export, import, purge, send, replicate, sync) run as
 butterd jobs: queued, running, then done, failed or canceled. Finished
 jobs stay listed (butterd keeps a history) with their bytes and error.
 PROGRESS is "-" while butterd cannot tell how far a job is.`
