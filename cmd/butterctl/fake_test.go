@@ -91,8 +91,12 @@ func (f *fake) GetSnapshot(name string) (dbus.ObjectPath, error) {
 
 // ExportSnapshot writes f.written into the descriptor at once, as if the
 // job had run, so that the caller may close its copy.
-func (f *fake) ExportSnapshot(snapshot, parent string, out *os.File) (uint32, dbus.ObjectPath, error) {
-	if err := f.record("ExportSnapshot(%q, %q)", snapshot, parent); err != nil {
+func (f *fake) ExportSnapshot(snapshot, parent string, out *os.File, compress bool) (uint32, dbus.ObjectPath, error) {
+	how := ""
+	if compress {
+		how = ", compressed"
+	}
+	if err := f.record("ExportSnapshot(%q, %q%s)", snapshot, parent, how); err != nil {
 		return 0, "", err
 	}
 	if f.exportErr != nil {
