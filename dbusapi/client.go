@@ -109,11 +109,16 @@ func (c *Client) Properties(path dbus.ObjectPath, iface string) (map[string]dbus
 }
 
 // ExportSnapshot starts a job writing the snapshot's send stream into f
-// (which the caller opened with its own rights; it may close its copy).
-func (c *Client) ExportSnapshot(snapshot, parent string, f *os.File) (uint32, dbus.ObjectPath, error) {
+// (which the caller opened with its own rights; it may close its copy),
+// compressed with zstd when compress is set.
+func (c *Client) ExportSnapshot(snapshot, parent string, f *os.File, compress bool) (uint32, dbus.ObjectPath, error) {
+	var flags uint64
+	if compress {
+		flags |= ExportCompress
+	}
 	var id uint32
 	var p dbus.ObjectPath
-	err := c.call("ExportSnapshot", snapshot, parent, dbus.UnixFD(f.Fd()), uint64(0)).Store(&id, &p)
+	err := c.call("ExportSnapshot", snapshot, parent, dbus.UnixFD(f.Fd()), flags).Store(&id, &p)
 	return id, p, err
 }
 
@@ -314,6 +319,19 @@ func (c *Client) SendSnapshot(host, snapshot string, bwlimit uint64, compress bo
 	var id uint32
 	var p dbus.ObjectPath
 	err := c.call("SendSnapshot", host, snapshot, bwlimit, flags).Store(&id, &p)
+	return id, p, err
+}
+
+// ReplicateVolume starts a job taking a fresh snapshot of volume and
+// sending it to host, as SendSnapshot does.
+func (c *Client) ReplicateVolume(volume, host string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error) {
+	var flags uint64
+	if compress {
+		flags |= SendCompress
+	}
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call("ReplicateVolume", volume, host, bwlimit, flags).Store(&id, &p)
 	return id, p, err
 }
 

@@ -93,7 +93,10 @@ func SchedulePath(unit string) dbus.ObjectPath {
 // SchedulePrefix is the parent of schedule objects.
 const SchedulePrefix = RootPath + "/schedule/"
 
-// Flags of SendSnapshot.
+// Flags of ExportSnapshot.
+const ExportCompress uint64 = 1 << 0 // write the stream compressed with zstd
+
+// Flags of SendSnapshot and ReplicateVolume.
 const SendCompress uint64 = 1 << 0 // compress the stream with zstd on the wire
 
 // Flags of AddRemote: the peer's rights on this host.

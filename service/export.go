@@ -7,12 +7,26 @@ import (
 	"io"
 	"os"
 
+	"github.com/klauspost/compress/zstd"
+
 	"butterd/btrfs"
 )
 
+// ExportOptions tune an export.
+type ExportOptions struct {
+	// Compress writes the stream compressed with zstd (ImportSnapshot
+	// takes either).
+	Compress bool
+}
+
 // ExportSnapshot writes a snapshot's send stream (incremental against parent
-// when given) into out as a job. The job owns out and closes it.
-func (s *Store) ExportSnapshot(name, parent string, out *os.File) (Job, error) {
+// when given) into out as a job. The job owns out and closes it. At most
+// one ExportOptions is taken.
+func (s *Store) ExportSnapshot(name, parent string, out *os.File, opts ...ExportOptions) (Job, error) {
+	var o ExportOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	if _, err := s.GetSnapshot(name); err != nil {
 		out.Close()
 		return Job{}, err
@@ -37,7 +51,18 @@ func (s *Store) ExportSnapshot(name, parent string, out *os.File) (Job, error) {
 		// returns at once.
 		stop := context.AfterFunc(ctx, func() { out.Close() })
 		defer stop()
-		return sendTo(ctx, path, parentPath, out, p)
+		if !o.Compress {
+			return sendTo(ctx, path, parentPath, out, p)
+		}
+		enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedDefault))
+		if err != nil {
+			return err
+		}
+		err = sendTo(ctx, path, parentPath, enc, p)
+		if cerr := enc.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write stream: %w", cerr)
+		}
+		return err
 	})
 	if err != nil {
 		out.Close()

@@ -50,7 +50,7 @@ func (s *Store) ImportSnapshot(in *os.File) (Job, error) {
 		// A read blocked on a stalled pipe returns at once when in is closed.
 		stop := context.AfterFunc(ctx, func() { in.Close() })
 		defer stop()
-		err := s.importStream(ctx, p, &countingReader{r: in, p: p, size: size})
+		err := s.importFile(ctx, p, &countingReader{r: in, p: p, size: size})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -62,7 +62,24 @@ func (s *Store) ImportSnapshot(in *os.File) (Job, error) {
 	return job, err
 }
 
-func (s *Store) importStream(ctx context.Context, p *JobProgress, r io.Reader) error {
+// importFile imports a send stream file, plain or compressed with zstd
+// (told by its first bytes); the header checks run on the decompressed
+// stream.
+func (s *Store) importFile(ctx context.Context, p *JobProgress, r io.Reader) error {
+	r, z, err := decompressed(r)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	defer z.close()
+	err = s.importStream(ctx, p, r, z)
+	if zerr := z.failed(); err != nil && zerr != nil {
+		return zerr
+	}
+	return err
+}
+
+// importStream imports the send stream r; z is its decompressor, if any.
+func (s *Store) importStream(ctx context.Context, p *JobProgress, r io.Reader, z *zstdStream) error {
 	hdr, stream, err := btrfs.ReadStreamHeader(r)
 	if err != nil {
 		if errors.Is(err, btrfs.ErrBadStream) {
@@ -102,7 +119,7 @@ func (s *Store) importStream(ctx context.Context, p *JobProgress, r io.Reader) e
 	if err := s.saveIntent(in); err != nil {
 		return s.noSpace(what, err)
 	}
-	err = s.importSteps(ctx, in, hdr, stream)
+	err = s.importSteps(ctx, in, hdr, stream, z)
 	if rerr := s.resolve(in); rerr != nil && err == nil && !s.hasSnapshot(name) {
 		err = rerr
 	}
@@ -166,9 +183,10 @@ func (s *Store) findImportParent(volume string, hdr btrfs.StreamHeader) (string,
 		hdr.Name, hdr.ParentUUID, hdr.ParentCTransID, volume)}
 }
 
-// importSteps receives the stream into received/<job>/ and snapshots it into
+// importSteps receives the stream into received/<job>/ and, once the rest
+// of a compressed stream z passed its checks, snapshots it into
 // snapshots/NAME. It leaves received/<job>/ to the caller's resolve.
-func (s *Store) importSteps(ctx context.Context, in *intent, hdr btrfs.StreamHeader, stream io.Reader) error {
+func (s *Store) importSteps(ctx context.Context, in *intent, hdr btrfs.StreamHeader, stream io.Reader, z *zstdStream) error {
 	name := in.Source
 	dir := in.receivedPath(s)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -182,6 +200,9 @@ func (s *Store) importSteps(ctx context.Context, in *intent, hdr btrfs.StreamHea
 			return ctx.Err()
 		}
 		return fmt.Errorf("import of %q failed: %w", name, err)
+	}
+	if err := z.finish(); err != nil {
+		return err
 	}
 	received := filepath.Join(dir, name)
 	if err := checkReceived(dir, name, hdr); err != nil {

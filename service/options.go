@@ -23,12 +23,23 @@ type CreateOptions struct {
 	// Purge is the pattern of the volume's purge schedule (purge=PATTERN),
 	// run every PurgeEvery; "": none.
 	Purge string
+	// Replicate is the host of the volume's replicate schedule
+	// (replicate=HOST: a peer's name or host[:port]), run every
+	// ReplicateEvery; "": none.
+	Replicate string
+	// Synchronize are the hosts of the volume's synchronize schedule
+	// (synchronize=HOST[,HOST...]), run every ReplicateEvery; "": none.
+	Synchronize string
 
 	given optionSet // options given explicitly (a policy fills the others)
 }
 
 // PurgeEvery is how often the purge schedule of a purge=PATTERN option runs.
 const PurgeEvery = time.Hour
+
+// ReplicateEvery is how often the schedules of the replicate=HOST and
+// synchronize=HOST[,HOST...] options run.
+const ReplicateEvery = time.Hour
 
 // optionSet records which options were given.
 type optionSet uint8
@@ -39,6 +50,8 @@ const (
 	optFrom
 	optSnapshot
 	optPurge
+	optReplicate
+	optSynchronize
 )
 
 var createOptionNames = []string{"copyonwrite", "finalsnapshot", "from", "policy", "purge", "replicate", "snapshot", "synchronize"}
@@ -91,8 +104,8 @@ func ParseCreateOptions(opts map[string]string) (CreateOptions, error) {
 			o.Snapshot = d
 			o.given |= optSnapshot
 		case "purge":
-			switch strings.ToLower(v) {
-			case "", "0", "none":
+			switch {
+			case none(v):
 				o.Purge = ""
 			default:
 				if _, _, err := retention.ParsePattern(v); err != nil {
@@ -102,7 +115,17 @@ func ParseCreateOptions(opts map[string]string) (CreateOptions, error) {
 			}
 			o.given |= optPurge
 		case "replicate", "synchronize":
-			return o, errorf(ErrInvalidArg, "option %s=%q: replication is not available yet", k, v)
+			l := strings.ToLower(k)
+			if none(v) {
+				v = ""
+			} else if err := hostsOption(l, v); err != nil {
+				return o, err
+			}
+			if l == "replicate" {
+				o.Replicate, o.given = v, o.given|optReplicate
+			} else {
+				o.Synchronize, o.given = v, o.given|optSynchronize
+			}
 		default:
 			return o, errorf(ErrInvalidArg, "unknown option %q: allowed options are %s", k, strings.Join(createOptionNames, ", "))
 		}
@@ -162,6 +185,12 @@ func (s *Store) withPolicy(o CreateOptions) (CreateOptions, error) {
 	if fill&optPurge != 0 {
 		o.Purge = p.Purge
 	}
+	if fill&optReplicate != 0 {
+		o.Replicate = p.Replicate
+	}
+	if fill&optSynchronize != 0 {
+		o.Synchronize = p.Synchronize
+	}
 	o.given |= fill
 	return o, nil
 }
@@ -175,7 +204,37 @@ func (o CreateOptions) schedules(volume string) []units.Schedule {
 	if o.Purge != "" {
 		out = append(out, units.Schedule{Action: units.ActionPurge, Volume: volume, Arg: o.Purge, Every: PurgeEvery})
 	}
+	if o.Replicate != "" {
+		out = append(out, units.Schedule{Action: units.ActionReplicate, Volume: volume, Arg: o.Replicate, Every: ReplicateEvery})
+	}
+	if o.Synchronize != "" {
+		out = append(out, units.Schedule{Action: units.ActionSynchronize, Volume: volume, Arg: o.Synchronize, Every: ReplicateEvery})
+	}
 	return out
+}
+
+// none says whether an option's value means no schedule.
+func none(v string) bool {
+	switch strings.ToLower(v) {
+	case "", "0", "none":
+		return true
+	}
+	return false
+}
+
+// hostsOption checks the syntax of replicate=HOST or
+// synchronize=HOST[,HOST...]; whether each host is a peer's name or an
+// address is checked with the schedule.
+func hostsOption(key, v string) error {
+	action := units.ActionReplicate
+	if key == "synchronize" {
+		action = units.ActionSynchronize
+	}
+	sc := units.Schedule{Action: action, Volume: "probe", Arg: v, Every: ReplicateEvery}
+	if err := sc.Validate(); err != nil {
+		return errorf(ErrInvalidArg, "option %s=%q: %v (none for no %s schedule)", key, v, err, action)
+	}
+	return nil
 }
 
 func parseBool(key, v string) (bool, error) {

@@ -68,7 +68,7 @@ func (h remoteHandler) Receive(ctx context.Context, peer remote.Peer, req remote
 
 	counted := &byteCounter{r: r}
 	err = s.runAndWait(ctx, "receive", hdr.Name, nil, func(ctx context.Context, p *JobProgress) error {
-		return s.importStream(ctx, p, &countingReader{r: counted, p: p})
+		return s.importStream(ctx, p, &countingReader{r: counted, p: p}, nil)
 	})
 	if err != nil {
 		return remote.Result{}, toRemoteErr(err)

@@ -39,8 +39,9 @@ import (
 //   - Files butterd cannot read back (hand-made or broken timers, a name that
 //     is not the one their definition gives, services without a timer) are
 //     reported and left alone.
-//   - replicate and synchronize schedules are refused until replication
-//     exists; ones already on disk are listed and can be removed.
+//   - A replicate or synchronize schedule's hosts must each be a peer's
+//     name or a valid host[:port] when it is set; whether they answer shows
+//     when it runs (a failed job, a failed unit).
 
 // ErrNoSystemd is the kind of the errors of schedule calls and options
 // where no systemd is reachable; they are ErrInvalidArg too.
@@ -129,7 +130,11 @@ func (s *Store) checkSchedule(sc units.Schedule) error {
 			s.log.Warn("purge schedule", "volume", sc.Volume, "warning", w)
 		}
 	case units.ActionReplicate, units.ActionSynchronize:
-		return errorf(ErrInvalidArg, "%s schedule of volume %q: replication is not available yet", sc.Action, sc.Volume)
+		for _, h := range strings.Split(sc.Arg, ",") {
+			if _, _, err := s.resolveHost(h); err != nil {
+				return fmt.Errorf("%s schedule of volume %q: %w", sc.Action, sc.Volume, err)
+			}
+		}
 	}
 	if _, _, err := units.Render(sc, s.sched.butterctl); err != nil {
 		return errorf(ErrInvalidArg, "%v", err)

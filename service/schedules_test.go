@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"butterd/service/remote"
 	"butterd/units"
 )
 
@@ -186,7 +187,8 @@ func schedStore(t *testing.T, sd units.Manager, volumes ...string) (*Store, stri
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "units")
 	s := &Store{cfg: Config{Now: time.Now, UnitDir: dir, Systemd: sd}, log: slog.New(slog.DiscardHandler),
-		volumesDir: "/nonexistent", volumes: map[string]*volumeEntry{}}
+		volumesDir: "/nonexistent", volumes: map[string]*volumeEntry{},
+		peers: remote.OpenPeers(filepath.Join(t.TempDir(), "peers.json"))}
 	if f, ok := sd.(*fakeSystemd); ok {
 		f.dir = dir
 	}
@@ -342,7 +344,14 @@ func TestSetScheduleRefusals(t *testing.T) {
 		{units.Schedule{Action: "snapshot", Volume: "v1"}, ErrInvalidArg, "interval or a calendar"},
 		{units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Millisecond}, ErrInvalidArg, "too short"},
 		{units.Schedule{Action: "bogus", Volume: "v1", Every: time.Hour}, ErrInvalidArg, "use snapshot"},
-		{units.Schedule{Action: "replicate", Volume: "v1", Arg: "host", Every: time.Hour}, ErrInvalidArg, "not available yet"},
+		{units.Schedule{Action: "replicate", Volume: "v1", Arg: "backup@nas", Every: time.Hour}, ErrInvalidArg, `"backup@nas" is neither a peer`},
+		{units.Schedule{Action: "replicate", Volume: "v1", Arg: "nas:99999", Every: time.Hour}, ErrInvalidArg, "port"},
+		{units.Schedule{Action: "replicate", Volume: "v1", Arg: "", Every: time.Hour}, ErrInvalidArg, "host is empty"},
+		{units.Schedule{Action: "replicate", Volume: "nope", Arg: "nas", Every: time.Hour}, ErrNoSuchVolume, "no such volume"},
+		{units.Schedule{Action: "synchronize", Volume: "v1", Arg: "a,,b", Every: time.Hour}, ErrInvalidArg, "empty item"},
+		{units.Schedule{Action: "synchronize", Volume: "v1", Arg: "a,b,a", Every: time.Hour}, ErrInvalidArg, `"a" appears twice`},
+		{units.Schedule{Action: "synchronize", Volume: "v1", Arg: "a,u@b", Every: time.Hour}, ErrInvalidArg, `"u@b" is neither a peer`},
+		{units.Schedule{Action: "synchronize", Volume: "v1", Arg: "a, b", Every: time.Hour}, ErrInvalidArg, "host"},
 		{units.Schedule{Action: "snapshot", Volume: "v1", OnCalendar: "daily\nExecStart=/bin/sh", Every: 0}, ErrInvalidArg, "newline"},
 	}
 	for _, c := range cases {
@@ -631,6 +640,73 @@ func TestCreateOptionSchedulesAndVolumeRemoval(t *testing.T) {
 	}
 }
 
+func TestReplicateSchedules(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1")
+	rep := units.Schedule{Action: "replicate", Volume: "v1", Arg: "nas.lan:2222", Every: 6 * time.Hour}
+	syn := units.Schedule{Action: "synchronize", Volume: "v1", Arg: "a.lan,[fe80::1]:1122", OnCalendar: "daily"}
+	for _, sc := range []units.Schedule{rep, syn} {
+		timer, err := s.SetSchedule(sc)
+		if err != nil {
+			t.Fatalf("%s: %v", sc.Key(), err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, timer))
+		if err != nil || !strings.Contains(string(data), "\nX-Butterd-Arg="+sc.Arg+"\n") {
+			t.Fatalf("%s: timer %s lacks its hosts: %s %v", sc.Key(), timer, data, err)
+		}
+	}
+	list, _, err := s.ListSchedules()
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	got := map[string]units.Schedule{}
+	for _, l := range list {
+		got[l.Key()] = l.Schedule
+	}
+	if got[rep.Key()] != rep || got[syn.Key()] != syn {
+		t.Fatalf("read back %+v, want %+v and %+v", got, rep, syn)
+	}
+	// Keyed by host: a second replicate schedule to another host is another one.
+	rep2 := rep
+	rep2.Arg = "other.lan"
+	if _, err := s.SetSchedule(rep2); err != nil {
+		t.Fatal(err)
+	}
+	if list, _, _ := s.ListSchedules(); len(list) != 3 {
+		t.Fatalf("two hosts, two schedules: %+v", list)
+	}
+	if err := s.RemoveSchedule("replicate", "v1", "nas.lan:2222"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveSchedule("replicate", "v1", "nas.lan:2222"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "(nas.lan:2222)") {
+		t.Fatalf("removed twice: %v", err)
+	}
+}
+
+func TestCreateOptionsReplicate(t *testing.T) {
+	o, err := ParseCreateOptions(map[string]string{"replicate": "nas.lan", "synchronize": "a,b:2222"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []units.Schedule{
+		{Action: "replicate", Volume: "v", Arg: "nas.lan", Every: ReplicateEvery},
+		{Action: "synchronize", Volume: "v", Arg: "a,b:2222", Every: ReplicateEvery},
+	}
+	if got := o.schedules("v"); !slices.Equal(got, want) {
+		t.Fatalf("schedules %+v, want %+v", got, want)
+	}
+	s := &Store{policies: map[string]CreateOptions{}}
+	s.policies["offsite"], _ = ParseCreateOptions(map[string]string{"replicate": "nas.lan"})
+	o, _ = ParseCreateOptions(map[string]string{"policy": "offsite"})
+	if o, err = s.withPolicy(o); err != nil || o.Replicate != "nas.lan" {
+		t.Fatalf("from the policy: %+v %v", o, err)
+	}
+	o, _ = ParseCreateOptions(map[string]string{"policy": "offsite", "replicate": "none"})
+	if o, err = s.withPolicy(o); err != nil || o.Replicate != "" || len(o.schedules("v")) != 0 {
+		t.Fatalf("replicate=none under the policy: %+v %v", o, err)
+	}
+}
+
 func TestCreateOptionsSchedulesAndPolicies(t *testing.T) {
 	o, err := ParseCreateOptions(map[string]string{"snapshot": "1h", "purge": "1d:4w", "policy": "nightly"})
 	if err != nil || o.Snapshot != time.Hour || o.Purge != "1d:4w" || o.Policy != "nightly" {
@@ -640,8 +716,9 @@ func TestCreateOptionsSchedulesAndPolicies(t *testing.T) {
 		"snapshot=1x":      "time span",
 		"snapshot=10ms":    "at least 1s",
 		"purge=1d:1h":      "strictly increasing",
-		"replicate=host":   "replication is not available yet",
-		"synchronize=a,b":  "replication is not available yet",
+		"replicate=a b":    "not a host name",
+		"synchronize=a,,b": "empty item",
+		"synchronize=a,a":  "appears twice",
 		"policy=":          "[policy NAME]",
 		"colour=blue":      "allowed options are copyonwrite, finalsnapshot, from, policy, purge, replicate, snapshot, synchronize",
 		"copyonwrite=nope": "true or false",

@@ -78,40 +78,92 @@ func (s *Store) SendSnapshot(host, snapshot string, o SendJobOptions) (Job, erro
 	if _, err := s.GetSnapshot(snapshot); err != nil {
 		return Job{}, err
 	}
-	if o.BandwidthLimit < 0 {
-		return Job{}, errorf(ErrInvalidArg, "bandwidth limit %d: give a number of bytes per second, or 0 for none", o.BandwidthLimit)
-	}
-	addr, peer, err := s.resolveHost(host)
+	dest, err := s.sendDestination(host, o)
 	if err != nil {
 		return Job{}, err
 	}
-	to := peer
-	if peer != addr {
-		to = fmt.Sprintf("%s (%s)", peer, addr)
-	}
 	return s.startJob("send", snapshot, []string{snapshot}, func(ctx context.Context, p *JobProgress) error {
-		key, err := s.ClientKey()
-		if err != nil {
-			return err
-		}
-		c, err := remote.Dial(ctx, addr, SSHUser, key, s.KnownHosts(), remote.Options{BandwidthLimit: o.BandwidthLimit, Log: s.cfg.Logger})
-		if err == nil {
-			defer c.Close()
-			var res SendResult
-			res, err = s.sendSnapshotTo(ctx, c, snapshot, p, SendOptions{Peer: peer, Compress: o.Compress})
-			if err == nil {
-				p.SetSummary(res.Reason)
-				return nil
-			}
-		}
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case remote.IsConnectivity(err):
-			return fmt.Errorf("send of %q to %s failed: %w; nothing half-received is kept there: send again once %s is reachable", snapshot, to, err, peer)
-		}
-		return fmt.Errorf("send of %q to %s failed: %w", snapshot, to, err)
+		return s.sendJob(ctx, p, dest, snapshot, o)
 	})
+}
+
+// ReplicateVolume takes a fresh snapshot of volume and sends it to host as
+// a send does, in one job of kind "replicate" (a replicate schedule runs
+// it). The job's target becomes the snapshot once taken, and its summary
+// names it and says what was sent. The snapshot stays when the send fails:
+// the next replicate sends a newer one, incrementally when they share one.
+func (s *Store) ReplicateVolume(host, volume string, o SendJobOptions) (Job, error) {
+	if _, err := s.GetVolume(volume); err != nil {
+		return Job{}, err
+	}
+	dest, err := s.sendDestination(host, o)
+	if err != nil {
+		return Job{}, err
+	}
+	return s.startJob("replicate", volume, nil, func(ctx context.Context, p *JobProgress) error {
+		snap, err := s.CreateSnapshot(volume)
+		if err != nil {
+			return fmt.Errorf("replicate %q to %s: no snapshot taken: %w", volume, dest, err)
+		}
+		p.jobs.update(p.id, func(j *Job) {
+			j.Target = snap.Name
+			j.Uses = append(j.Uses, snap.Name)
+		})
+		if err := s.sendJob(ctx, p, dest, snap.Name, o); err != nil {
+			return fmt.Errorf("replicate %q: snapshot %q taken and kept, but %w", volume, snap.Name, err)
+		}
+		p.jobs.update(p.id, func(j *Job) { j.Summary = fmt.Sprintf("snapshot %q to %s: %s", snap.Name, dest.peer, j.Summary) })
+		return nil
+	})
+}
+
+// destination is where a send job goes: the address to dial and the name
+// the records give it.
+type destination struct{ addr, peer string }
+
+// String names the destination in messages: the peer, with its address
+// when they differ.
+func (d destination) String() string {
+	if d.peer != d.addr {
+		return fmt.Sprintf("%s (%s)", d.peer, d.addr)
+	}
+	return d.peer
+}
+
+// sendDestination checks host, a peer's name or host[:port], and the
+// options before a send job starts.
+func (s *Store) sendDestination(host string, o SendJobOptions) (destination, error) {
+	if o.BandwidthLimit < 0 {
+		return destination{}, errorf(ErrInvalidArg, "bandwidth limit %d: give a number of bytes per second, or 0 for none", o.BandwidthLimit)
+	}
+	addr, peer, err := s.resolveHost(host)
+	return destination{addr, peer}, err
+}
+
+// sendJob is the body of a send job: dial dest, send snapshot, and set the
+// job's summary to what was sent.
+func (s *Store) sendJob(ctx context.Context, p *JobProgress, dest destination, snapshot string, o SendJobOptions) error {
+	key, err := s.ClientKey()
+	if err != nil {
+		return err
+	}
+	c, err := remote.Dial(ctx, dest.addr, SSHUser, key, s.KnownHosts(), remote.Options{BandwidthLimit: o.BandwidthLimit, Log: s.cfg.Logger})
+	if err == nil {
+		defer c.Close()
+		var res SendResult
+		res, err = s.sendSnapshotTo(ctx, c, snapshot, p, SendOptions{Peer: dest.peer, Compress: o.Compress})
+		if err == nil {
+			p.SetSummary(res.Reason)
+			return nil
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case remote.IsConnectivity(err):
+		return fmt.Errorf("send of %q to %s failed: %w; nothing half-received is kept there: send again once %s is reachable", snapshot, dest, err, dest.peer)
+	}
+	return fmt.Errorf("send of %q to %s failed: %w", snapshot, dest, err)
 }
 
 // localSnap is a read-only snapshot of ours with what BTRFS says of it.

@@ -55,6 +55,15 @@ func (c *ctlEnv) exportOK(args ...string) uint32 {
 	return uint32(id)
 }
 
+// newVolume creates a volume through butterctl and returns its mount point.
+func (c *ctlEnv) newVolume(name string) string {
+	c.t.Helper()
+	c.ok("volume", "create", name)
+	var info map[string]any
+	c.okJSON(&info, "volume", "inspect", name)
+	return info["mountpoint"].(string)
+}
+
 // sameFiles requires the files named in want to hold the same bytes in
 // both directories, and dir to hold no others.
 func sameFiles(t *testing.T, want, got string, names ...string) {
@@ -105,10 +114,7 @@ func fileSize(t *testing.T, path string) int64 {
 
 func TestButterctlExport(t *testing.T) {
 	ctl, bus := startJobsEnv(t)
-	ctl.ok("volume", "create", "v1")
-	var info map[string]any
-	ctl.okJSON(&info, "volume", "inspect", "v1")
-	vol := info["mountpoint"].(string)
+	vol := ctl.newVolume("v1")
 
 	big := make([]byte, 8<<20)
 	rng := rand.NewChaCha8([32]byte{1, 2, 3})

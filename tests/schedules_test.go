@@ -38,7 +38,11 @@ import (
 //     success); a snapshot schedule of a volume holding a nested subvolume
 //     (snapshot refused) leaves a failed service and says failed; a purge
 //     schedule deletes exactly the dry-run plan taken just before;
-//     removing a schedule removes both units and the .wants link;
+//     removing a schedule removes both units and the .wants link; a
+//     replicate and a synchronize schedule are set, listed and read back,
+//     and the replicate service started by hand runs the replicate job,
+//     which fails (nothing listens at the host) as a failed unit and a
+//     failed job naming the host, the snapshot it took kept;
 //  2. pausing a schedule stops and disables its timer, resuming starts it;
 //  3. after a reboot the timer fires with nobody starting anything;
 //  4. the global pause stops every timer, survives a reboot, and resuming
@@ -235,6 +239,8 @@ func TestSchedulesTimers(t *testing.T) {
 		t.Errorf("ListSchedules after removing fv's schedule: %+v, want sv's and pv's only", rows)
 	}
 
+	replicateSchedules(t, c, m, unitDir, root)
+
 	// ---- 2. Pause stops and disables the timer; resume starts it.
 	if err := c.PauseSchedule("snapshot", "sv", ""); err != nil {
 		t.Fatalf("PauseSchedule snapshot sv: %v", err)
@@ -370,6 +376,87 @@ func TestSchedulesTimers(t *testing.T) {
 		t.Errorf("pv's snapshots after removing pv: %v, want %v to stay", got, purgeRowNames(planKeep))
 	}
 	c.Close()
+}
+
+// replicateSchedules sets a replicate and a synchronize schedule of a new
+// volume rv (on a calendar that does not fire during the test), checks that
+// they are listed and read back, starts the replicate service with
+// systemctl start and checks that it ran the replicate job: the job failed
+// to reach the host, which the unit's result and 'butterctl jobs' say, and
+// the snapshot it took stays. Both schedules are removed at the end.
+func replicateSchedules(t *testing.T, c *dbusapi.Client, m *testenv.Machine, unitDir, root string) {
+	t.Helper()
+	const host = "127.0.0.1:9" // nothing listens there
+	const hosts = "127.0.0.1:9,localhost:9"
+	if _, err := c.CreateVolume("rv", nil); err != nil {
+		t.Fatalf("CreateVolume rv: %v", err)
+	}
+	if _, err := c.SetSchedule("replicate", "rv", "u@"+host, 0, "yearly"); err == nil || !strings.Contains(err.Error(), "neither a peer") {
+		t.Errorf("SetSchedule replicate to u@%s: %v, want it refused as neither a peer nor a host", host, err)
+	}
+	if _, err := c.SetSchedule("synchronize", "rv", host+","+host, 0, "yearly"); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("SetSchedule synchronize with a host twice: %v, want it refused", err)
+	}
+	// Set through butterctl inside, as an operator would.
+	m.MustRun("butterctl", "schedule", "--on-calendar", "yearly", "replicate:"+host, "rv")
+	m.MustRun("butterctl", "schedule", "--on-calendar", "yearly", "synchronize:"+hosts, "rv")
+	rTimer, rService := units.Names(units.Schedule{Action: units.ActionReplicate, Volume: "rv", Arg: host})
+	sTimer, sService := units.Names(units.Schedule{Action: units.ActionSynchronize, Volume: "rv", Arg: hosts})
+	for unit, want := range map[string]string{
+		rTimer:   "X-Butterd-Action=replicate\nX-Butterd-Volume=rv\nX-Butterd-Arg=" + host + "\n",
+		rService: "ExecStart=/usr/bin/butterctl replicate " + host + " rv\n",
+		sTimer:   "X-Butterd-Action=synchronize\nX-Butterd-Volume=rv\nX-Butterd-Arg=" + hosts + "\n",
+		sService: "ExecStart=/usr/bin/butterctl sync rv 127.0.0.1:9 localhost:9\n",
+	} {
+		if data, err := os.ReadFile(filepath.Join(unitDir, unit)); err != nil || !strings.Contains(string(data), want) {
+			t.Errorf("%s: %v\n%s\nwant it to contain %q", unit, err, data, want)
+		}
+	}
+	rows := listSchedules(t, c)
+	for _, want := range []dbusapi.ScheduleRow{
+		{Action: "replicate", Volume: "rv", Arg: host, OnCalendar: "yearly", Unit: rTimer},
+		{Action: "synchronize", Volume: "rv", Arg: hosts, OnCalendar: "yearly", Unit: sTimer},
+	} {
+		r := scheduleRow(rows, want.Action, "rv")
+		if r == nil || r.Arg != want.Arg || r.OnCalendar != want.OnCalendar || r.Unit != want.Unit || r.Paused {
+			t.Errorf("ListSchedules %s rv = %+v, want %+v", want.Action, r, want)
+		}
+	}
+	if out := m.MustRun("butterctl", "scheduled"); !strings.Contains(out, "replicate:"+host) || !strings.Contains(out, "synchronize:"+hosts) {
+		t.Errorf("butterctl scheduled does not list rv's schedules:\n%s", out)
+	}
+
+	if out, err := m.Run("systemctl", "start", rService); err == nil {
+		t.Errorf("systemctl start %s succeeded, want the replicate to %s to fail:\n%s", rService, host, out)
+	}
+	if st := unitProps(m, rService, "ActiveState", "Result"); st["ActiveState"] != "failed" || st["Result"] != "exit-code" {
+		t.Errorf("%s = %v, want failed with exit-code", rService, st)
+	}
+	snaps := hostSnapshots(t, root, "rv")
+	if len(snaps) != 1 {
+		t.Fatalf("rv's snapshots after the replicate run: %v, want the one it took", snaps)
+	}
+	var line string
+	for _, l := range strings.Split(m.MustRun("butterctl", "jobs"), "\n") {
+		if strings.Contains(l, " replicate ") {
+			line = l
+		}
+	}
+	for _, want := range []string{snaps[0], "failed", `replicate "rv": snapshot "` + snaps[0] + `" taken and kept, but send of "` + snaps[0] + `" to ` + host + ` failed`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("butterctl jobs: the replicate job's line %q lacks %q", line, want)
+		}
+	}
+	if j := mustRunAny(m, "journalctl", "--no-pager", "-o", "cat", "-u", rService); !strings.Contains(j, host) {
+		t.Errorf("the journal of %s does not name the host:\n%s", rService, j)
+	}
+	for _, sc := range [][2]string{{"replicate", host}, {"synchronize", hosts}} {
+		if err := c.RemoveSchedule(sc[0], "rv", sc[1]); err != nil {
+			t.Fatalf("RemoveSchedule %s rv: %v", sc[0], err)
+		}
+	}
+	checkUnitsGone(t, m, unitDir, rTimer, rService)
+	checkUnitsGone(t, m, unitDir, sTimer, sService)
 }
 
 // schedClient connects a butterd client to the container's system bus from

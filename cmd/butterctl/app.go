@@ -29,7 +29,7 @@ type manager interface {
 	Restore(source, target string, flags uint64) (snapshot, volume, safety string, err error)
 	Properties(path dbus.ObjectPath, iface string) (map[string]dbus.Variant, error)
 	GetSnapshot(name string) (dbus.ObjectPath, error)
-	ExportSnapshot(snapshot, parent string, f *os.File) (uint32, dbus.ObjectPath, error)
+	ExportSnapshot(snapshot, parent string, f *os.File, compress bool) (uint32, dbus.ObjectPath, error)
 	ImportSnapshot(f *os.File) (uint32, dbus.ObjectPath, error)
 	SyncVolume(volume string, hosts []string, force bool) (uint32, dbus.ObjectPath, error)
 	ListJobs() ([]dbusapi.JobRow, error)
@@ -47,6 +47,7 @@ type manager interface {
 	PauseAllSchedules() error
 	ResumeAllSchedules() error
 	SendSnapshot(host, snapshot string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error)
+	ReplicateVolume(volume, host string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error)
 	AddRemote(name, address, publicKey string, volumes []string, flags uint64) error
 	ListRemotes() ([]dbusapi.RemoteRow, error)
 	RemoveRemote(name string) error

@@ -91,8 +91,12 @@ func (f *fake) GetSnapshot(name string) (dbus.ObjectPath, error) {
 
 // ExportSnapshot writes f.written into the descriptor at once, as if the
 // job had run, so that the caller may close its copy.
-func (f *fake) ExportSnapshot(snapshot, parent string, out *os.File) (uint32, dbus.ObjectPath, error) {
-	if err := f.record("ExportSnapshot(%q, %q)", snapshot, parent); err != nil {
+func (f *fake) ExportSnapshot(snapshot, parent string, out *os.File, compress bool) (uint32, dbus.ObjectPath, error) {
+	how := ""
+	if compress {
+		how = ", compressed"
+	}
+	if err := f.record("ExportSnapshot(%q, %q%s)", snapshot, parent, how); err != nil {
 		return 0, "", err
 	}
 	if f.exportErr != nil {
@@ -263,6 +267,10 @@ func (f *fake) Properties(path dbus.ObjectPath, iface string) (map[string]dbus.V
 
 func (f *fake) SendSnapshot(host, snapshot string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error) {
 	return f.sendID, dbusapi.JobPath(f.sendID), f.record("SendSnapshot(%q, %q, %d, %v)", host, snapshot, bwlimit, compress)
+}
+
+func (f *fake) ReplicateVolume(volume, host string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error) {
+	return f.sendID, dbusapi.JobPath(f.sendID), f.record("ReplicateVolume(%q, %q, %d, %v)", volume, host, bwlimit, compress)
 }
 
 func (f *fake) AddRemote(name, address, publicKey string, volumes []string, flags uint64) error {

@@ -8,11 +8,13 @@ import (
 )
 
 const streamImportHelp = `Reads a send stream (full or incremental, as written by 'butterctl export'
-or 'btrfs send') from FILE, or from standard input for -, and makes the
+or 'btrfs send', plain or compressed with zstd: butterd tells them apart by
+their first bytes) from FILE, or from standard input for -, and makes the
 read-only snapshot it holds. butterctl opens FILE with your own rights and
 passes butterd only the descriptor. butterd checks the stream's header
 before it writes anything: a valid snapshot name not yet taken, and for an
-incremental stream a parent among the snapshots it has. Prints the new
+incremental stream a parent among the snapshots it has. A corrupt
+compressed stream is refused and leaves nothing behind. Prints the new
 snapshot's name. butterctl waits for the job and exits with its result:
 0 done, 1 failed (with the job's error), 130 canceled. Ctrl-C cancels the
 job.`

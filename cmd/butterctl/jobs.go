@@ -93,9 +93,14 @@ func parseJobID(s string) (uint32, error) {
 }
 
 const exportHelp = `butterd writes the BTRFS send stream of snapshot SNAP (incremental
-against --parent when given) into FILE, or into standard output for -;
-'btrfs receive -f FILE DIR' applies it. butterctl opens FILE itself, with
+against --parent when given) into FILE, given with -o FILE or after SNAP,
+or into standard output for -; 'btrfs receive -f FILE DIR' applies it, and
+'butterctl import FILE' on any host. butterctl opens FILE itself, with
 your own rights, and hands butterd the open file, never the path.
+
+--compress has butterd write the stream compressed with zstd ('zstd -d'
+restores the plain stream; 'butterctl import' takes either as it is).
+The bytes shown count the stream before compression.
 
 FILE is created; an existing file is never overwritten unless --force is
 given (export fails, exit 1, and leaves it alone). A pipe or a device is
@@ -110,19 +115,32 @@ canceled. Ctrl-C cancels the job.`
 
 type exportCmd struct {
 	*app
-	parent string
-	force  bool
-	quiet  bool
+	parent   string
+	output   string
+	compress bool
+	force    bool
+	quiet    bool
 }
 
 func (c *exportCmd) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.parent, "parent", "", "write an incremental stream against snapshot `SNAP`")
+	fs.StringVar(&c.output, "o", "", "write the stream into `FILE` (- for standard output)")
+	fs.BoolVar(&c.compress, "compress", false, "compress the stream with zstd")
 	fs.BoolVar(&c.force, "force", false, "replace FILE when it exists")
 	fs.BoolVar(&c.quiet, "q", false, "print no progress and no summary (the job id and errors still)")
 	fs.BoolVar(&c.quiet, "quiet", false, "same as -q")
 }
 
 func (c *exportCmd) Run(ctx context.Context, args []string) error {
+	if c.output != "" {
+		if len(args) == 0 {
+			return usagef("missing SNAP")
+		}
+		if len(args) > 1 {
+			return usagef("give FILE with -o or after SNAP, not both")
+		}
+		args = append(args, c.output)
+	}
 	if err := wantArgs(args, []string{"SNAP", "FILE|-"}); err != nil {
 		return err
 	}
@@ -162,7 +180,7 @@ func (c *exportCmd) Run(ctx context.Context, args []string) error {
 		}
 		out = made.f
 	}
-	id, path, err := m.ExportSnapshot(snap, c.parent, out)
+	id, path, err := m.ExportSnapshot(snap, c.parent, out, c.compress)
 	if made != nil {
 		// butterd holds its own copy of the descriptor.
 		made.f.Close()
@@ -188,7 +206,8 @@ func (c *exportCmd) Run(ctx context.Context, args []string) error {
 			Snapshot  string          `json:"snapshot"`
 			Parent    string          `json:"parent"`
 			File      string          `json:"file"`
-		}{id, path, j.Result, j.BytesDone, snap, c.parent, file})
+			Compress  bool            `json:"compressed"`
+		}{id, path, j.Result, j.BytesDone, snap, c.parent, file, c.compress})
 	}
 	return nil
 }
@@ -285,7 +304,7 @@ func pathErr(err error) error {
 	return err
 }
 
-const jobsHelp = `Long operations (export, purge, and later send, sync, import) run as
+const jobsHelp = `Long operations (export, import, purge, send, replicate, sync) run as
 butterd jobs: queued, running, then done, failed or canceled. Finished
 jobs stay listed (butterd keeps a history) with their bytes and error.
 PROGRESS is "-" while butterd cannot tell how far a job is.`

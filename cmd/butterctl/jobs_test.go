@@ -55,6 +55,8 @@ func TestExport(t *testing.T) {
 			`ExportSnapshot("` + snapA + `", "` + snapB + `")`, "WaitJob(7)"}, "job 7 started\njob 7 done: "},
 		{[]string{"export", snapA, "-q"}, []string{`GetSnapshot("` + snapA + `")`, `ExportSnapshot("` + snapA + `", "")`, "WaitJob(7)"},
 			"job 7 started\n"},
+		{[]string{"export", "--compress", snapA, "-o"}, []string{`GetSnapshot("` + snapA + `")`, `ExportSnapshot("` + snapA + `", "", compressed)`, "WaitJob(7)"},
+			"job 7 started\njob 7 done: "},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "s.stream")

@@ -191,7 +191,11 @@ const scheduleHelp = `Two forms:
 
 ACTION is buttervolume's: snapshot, purge:PATTERN (a purge pattern such
 as 1h:1d:4w), replicate:HOST or synchronize:HOST[,HOST...]. To remove,
-pause or resume a purge schedule, purge alone will do.
+pause or resume a purge schedule, purge alone will do. replicate runs
+'butterctl replicate HOST VOL' (a fresh snapshot, then a send), synchronize
+'butterctl sync VOL HOST...'; each HOST is a peer's name or HOST[:PORT]
+('butterctl remote ls'), checked when the schedule is set, and the hosts
+of synchronize are separated by commas, without spaces or repeats.
 
 TIMER is buttervolume's too:
   N, SPAN        create or replace the schedule, every N minutes or every

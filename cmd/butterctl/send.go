@@ -37,11 +37,27 @@ the send again is safe), 130 canceled. Ctrl-C cancels the job.
 With --json: {"job_id", "job_path", "result", "host", "snapshot",
 "summary", "bytes_done"}.`
 
+const replicateHelp = `butterd takes a fresh read-only snapshot of volume VOL, then sends it to
+the butterd on HOST exactly as 'butterctl send HOST SNAP' does, in one job
+of kind "replicate" (what a replicate:HOST schedule runs). HOST is a
+peer's name or HOST[:PORT]; --compress and --bwlimit are those of send.
+
+The job's target becomes the new snapshot once taken; its summary names
+the snapshot and says what was sent, and is printed at the end. When the
+send fails, the snapshot stays here and the job's error names both; the
+next replicate sends a newer snapshot, incrementally when HOST holds an
+older one. butterctl waits for the job and exits with its result: 0 done,
+1 failed, 130 canceled. Ctrl-C cancels the job.
+With --json: {"job_id", "job_path", "result", "host", "volume",
+"snapshot", "summary", "bytes_done"}.`
+
+// sendCmd is send HOST SNAP, or with replicate set, replicate HOST VOL.
 type sendCmd struct {
 	*app
-	compress bool
-	bwlimit  string
-	quiet    bool
+	replicate bool
+	compress  bool
+	bwlimit   string
+	quiet     bool
 }
 
 func (c *sendCmd) Flags(fs *flag.FlagSet) {
@@ -52,10 +68,14 @@ func (c *sendCmd) Flags(fs *flag.FlagSet) {
 }
 
 func (c *sendCmd) Run(ctx context.Context, args []string) error {
-	if err := wantArgs(args, []string{"HOST", "SNAP"}); err != nil {
+	kind, what := "send", "SNAP"
+	if c.replicate {
+		kind, what = "replicate", "VOL"
+	}
+	if err := wantArgs(args, []string{"HOST", what}); err != nil {
 		return err
 	}
-	host, snap := args[0], args[1]
+	host, name := args[0], args[1]
 	var rate uint64
 	if c.bwlimit != "" {
 		var err error
@@ -67,26 +87,37 @@ func (c *sendCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	id, path, err := m.SendSnapshot(host, snap, rate, c.compress)
+	var id uint32
+	var path dbus.ObjectPath
+	if c.replicate {
+		id, path, err = m.ReplicateVolume(name, host, rate, c.compress)
+	} else {
+		id, path, err = m.SendSnapshot(host, name, rate, c.compress)
+	}
 	if err != nil {
 		return err
 	}
-	j, err := c.followJob(ctx, m, "send", id, c.quiet)
+	j, err := c.followJob(ctx, m, kind, id, c.quiet)
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return c.printJSON(struct {
-			JobID     uint32          `json:"job_id"`
-			JobPath   dbus.ObjectPath `json:"job_path"`
-			Result    string          `json:"result"`
-			Host      string          `json:"host"`
-			Snapshot  string          `json:"snapshot"`
-			Summary   string          `json:"summary"`
-			BytesDone uint64          `json:"bytes_done"`
-		}{id, path, j.Result, host, snap, j.Summary, j.BytesDone})
+	if !c.json {
+		return c.println(j.Summary)
 	}
-	return c.println(j.Summary)
+	out := struct {
+		JobID     uint32          `json:"job_id"`
+		JobPath   dbus.ObjectPath `json:"job_path"`
+		Result    string          `json:"result"`
+		Host      string          `json:"host"`
+		Volume    string          `json:"volume,omitempty"`
+		Snapshot  string          `json:"snapshot"`
+		Summary   string          `json:"summary"`
+		BytesDone uint64          `json:"bytes_done"`
+	}{id, path, j.Result, host, "", name, j.Summary, j.BytesDone}
+	if c.replicate {
+		out.Volume, out.Snapshot = name, j.Target
+	}
+	return c.printJSON(out)
 }
 
 // rateSyntax is a rate: a number, an optional unit K, M, G or T, then

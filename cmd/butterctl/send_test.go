@@ -151,3 +151,35 @@ func TestSnapshotsLong(t *testing.T) {
 		t.Errorf("snapshots -l --json: %s (%v)", r.stdout, err)
 	}
 }
+
+// replicate HOST VOL starts one job that snapshots and sends; it prints
+// the job's summary, and --json names the new snapshot (the job's target).
+func TestReplicate(t *testing.T) {
+	summary := `snapshot "` + snapB + `" to b: full: b holds no snapshot of volume "v1"`
+	f := &fake{sendID: 7, ended: dbusapi.JobInfo{ID: 7, Kind: "replicate", Target: snapB, State: "done", Result: "done", BytesDone: 4096, Summary: summary}}
+	r := runWith(t, f, "replicate", "--compress", "--bwlimit", "1M", "b", "v1")
+	if r.code != 0 || r.stdout != summary+"\n" || !strings.HasPrefix(r.stderr, "job 7 started\n") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if got, want := f.callList(), []string{`ReplicateVolume("v1", "b", 1048576, true)`, "WaitJob(7)"}; !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	f = &fake{sendID: 7, ended: f.ended}
+	r = runWith(t, f, "--json", "replicate", "b", "v1")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &got); r.code != 0 || err != nil {
+		t.Fatalf("--json: exit %d, stdout %q: %v", r.code, r.stdout, err)
+	}
+	if got["volume"] != "v1" || got["snapshot"] != snapB || got["host"] != "b" || got["summary"] != summary {
+		t.Errorf("--json: %v", got)
+	}
+	msg := `replicate "v1": snapshot "` + snapB + `" taken and kept, but send of "` + snapB + `" to b (10.0.0.2:1122) failed: connection refused`
+	f = &fake{sendID: 8, ended: dbusapi.JobInfo{ID: 8, Kind: "replicate", State: "failed", Result: "failed", Error: msg}}
+	r = runWith(t, f, "replicate", "b", "v1")
+	if r.code != 1 || r.stdout != "" || !strings.HasSuffix(r.stderr, "butterctl: replicate job 8 failed: "+msg+"\n") {
+		t.Errorf("failed job: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runWith(t, &fake{}, "replicate", "b"); r.code != 2 || !strings.Contains(r.stderr, "missing VOL") {
+		t.Errorf("missing VOL: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -46,11 +46,11 @@ func (m *Manager) ExportSnapshot(sender dbus.Sender, snapshot, parent string, fd
 		out.Close()
 		return 0, "", err
 	}
-	if err := checkFlags(flags, 0); err != nil {
+	if err := checkFlags(flags, dbusapi.ExportCompress); err != nil {
 		out.Close()
 		return 0, "", err
 	}
-	j, err := m.store.ExportSnapshot(snapshot, parent, out)
+	j, err := m.store.ExportSnapshot(snapshot, parent, out, service.ExportOptions{Compress: flags&dbusapi.ExportCompress != 0})
 	if err != nil {
 		return 0, "", toDBus(err)
 	}

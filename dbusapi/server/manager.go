@@ -38,6 +38,8 @@ var managerSpec = ifaceSpec{
 			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
 		{name: "SendSnapshot", in: []arg{{"host", "s"}, {"snapshot", "s"}, {"bandwidth_limit", "t"}, {"flags", "t"}},
 			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
+		{name: "ReplicateVolume", in: []arg{{"volume", "s"}, {"host", "s"}, {"bandwidth_limit", "t"}, {"flags", "t"}},
+			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
 		{name: "AddRemote", in: []arg{{"name", "s"}, {"address", "s"}, {"public_key", "s"}, {"volumes", "as"}, {"flags", "t"}}, changes: true},
 		{name: "ListRemotes", out: []arg{{"remotes", "a(ssssbbas)"}}},
 		{name: "RemoveRemote", in: []arg{{"name", "s"}}, changes: true},

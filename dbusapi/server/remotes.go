@@ -17,17 +17,38 @@ const trustTimeout = 20 * time.Second
 // SendSnapshot sends a snapshot to host (a peer's name or host[:port]) as a
 // job; bandwidth_limit is in bytes per second on the wire (0: none).
 func (m *Manager) SendSnapshot(sender dbus.Sender, host, snapshot string, bandwidthLimit, flags uint64) (uint32, dbus.ObjectPath, *dbus.Error) {
-	if err := m.auth.allowChange(sender, "SendSnapshot"); err != nil {
-		return 0, "/", err
+	o, derr := m.sendOptions(sender, "SendSnapshot", bandwidthLimit, flags)
+	if derr != nil {
+		return 0, "/", derr
+	}
+	return jobReply(m.store.SendSnapshot(host, snapshot, o))
+}
+
+// ReplicateVolume takes a fresh snapshot of volume and sends it to host,
+// in one job, as SendSnapshot does.
+func (m *Manager) ReplicateVolume(sender dbus.Sender, volume, host string, bandwidthLimit, flags uint64) (uint32, dbus.ObjectPath, *dbus.Error) {
+	o, derr := m.sendOptions(sender, "ReplicateVolume", bandwidthLimit, flags)
+	if derr != nil {
+		return 0, "/", derr
+	}
+	return jobReply(m.store.ReplicateVolume(host, volume, o))
+}
+
+// sendOptions authorizes a send or replicate call and decodes its options.
+func (m *Manager) sendOptions(sender dbus.Sender, method string, bandwidthLimit, flags uint64) (service.SendJobOptions, *dbus.Error) {
+	if err := m.auth.allowChange(sender, method); err != nil {
+		return service.SendJobOptions{}, err
 	}
 	if err := checkFlags(flags, dbusapi.SendCompress); err != nil {
-		return 0, "/", err
+		return service.SendJobOptions{}, err
 	}
 	if bandwidthLimit > 1<<62 {
-		return 0, "/", invalidArg("bandwidth_limit is too large: give bytes per second, or 0 for no limit")
+		return service.SendJobOptions{}, invalidArg("bandwidth_limit is too large: give bytes per second, or 0 for no limit")
 	}
-	j, err := m.store.SendSnapshot(host, snapshot, service.SendJobOptions{
-		Compress: flags&dbusapi.SendCompress != 0, BandwidthLimit: int64(bandwidthLimit)})
+	return service.SendJobOptions{Compress: flags&dbusapi.SendCompress != 0, BandwidthLimit: int64(bandwidthLimit)}, nil
+}
+
+func jobReply(j service.Job, err error) (uint32, dbus.ObjectPath, *dbus.Error) {
 	if err != nil {
 		return 0, "/", toDBus(err)
 	}
