@@ -139,7 +139,7 @@ func (e *poolEnv) exportTo(snapshot string) string {
 		e.t.Fatal(err)
 	}
 	defer f.Close()
-	id, _, err := e.c.ExportSnapshot(snapshot, "", f)
+	id, _, err := e.c.ExportSnapshot(snapshot, "", f, false)
 	if err != nil {
 		e.t.Fatalf("ExportSnapshot %s: %v", snapshot, err)
 	}

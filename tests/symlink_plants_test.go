@@ -279,7 +279,7 @@ func TestAccessSymlinkPlants(t *testing.T) {
 		}
 		out, err := os.Create(filepath.Join(t.TempDir(), "stream"))
 		must(t, err)
-		if id, _, err := e.c.ExportSnapshot(old, "", out); err == nil && e.waitJob(id) == "" {
+		if id, _, err := e.c.ExportSnapshot(old, "", out, false); err == nil && e.waitJob(id) == "" {
 			t.Error("ExportSnapshot of a snapshot replaced by a link succeeded")
 		}
 		out.Close()
