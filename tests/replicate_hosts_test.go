@@ -165,6 +165,7 @@ func fill(t *testing.T, path string, n int) {
 // Full then incremental send, failback, sync from two hosts, export and
 // import between hosts.
 func TestReplicateHosts(t *testing.T) {
+	t.Parallel() // with the faults test, which mostly waits for keepalives
 	hosts := startNetHosts(t, 3, "")
 	a, b, c := hosts[0], hosts[1], hosts[2]
 	pairHosts(t, a, b)
@@ -370,6 +371,7 @@ func sendFailed(t *testing.T, done <-chan ctlResult, want string) string {
 // re-keyed host, a stranger's key, requests that are not replication
 // operations.
 func TestReplicateHostsFaults(t *testing.T) {
+	t.Parallel()
 	hosts := startNetHosts(t, 2, "512M")
 	a, b := hosts[0], hosts[1]
 	pairHosts(t, a, b)
@@ -398,7 +400,7 @@ func TestReplicateHostsFaults(t *testing.T) {
 	b.receiving(t)
 	time.Sleep(time.Second)
 	b.LinkDown()
-	sendFailed(t, done, "link")
+	sendFailed(t, done, "the link is down; nothing half-received is kept there")
 	b.LinkUp()
 	noHalfReceived(p1)
 	if got := a.snapshots("v1"); !slices.Equal(got, []string{p1, p2}) {
@@ -418,7 +420,7 @@ func TestReplicateHostsFaults(t *testing.T) {
 	b.receiving(t)
 	time.Sleep(time.Second)
 	b.Butterd.Kill()
-	sendFailed(t, done, "hostb")
+	sendFailed(t, done, "the connection ended before it finished")
 	b.Restart(t)
 	noHalfReceived(p1, p2)
 	want = fmt.Sprintf("incremental against %q", p2)
@@ -481,33 +483,67 @@ func TestReplicateHostsFaults(t *testing.T) {
 		t.Fatalf("SSH with A's client key: %v", err)
 	}
 	for _, req := range []struct {
-		name string
-		run  func(*ssh.Session) error
-		want string
+		name, kind string
+		payload    any
+		want       string
 	}{
-		{"shell", func(s *ssh.Session) error { return s.Shell() }, "shell refused"},
-		{"exec ls", func(s *ssh.Session) error { return s.Start("ls") }, "ls"},
-		{"subsystem sftp", func(s *ssh.Session) error { return s.RequestSubsystem("sftp") }, "subsystem refused"},
+		{"shell", "shell", nil, "shell refused"},
+		{"exec ls", "exec", struct{ Command string }{"ls"}, `"ls" is not a butterd operation`},
+		{"subsystem sftp", "subsystem", struct{ Name string }{"sftp"}, "subsystem refused"},
 	} {
-		s, err := client.NewSession()
-		if err != nil {
-			t.Fatalf("session for %s: %v", req.name, err)
+		status, stdout, stderr := sessionRequest(t, client, req.kind, req.payload)
+		if status != 2 || stdout != "" || !strings.Contains(stderr, req.want) {
+			t.Errorf("%s on B's endpoint: exit status %d, stdout %q, stderr %q; want exit status 2 and %q", req.name, status, stdout, stderr, req.want)
 		}
-		var stdout, stderr bytes.Buffer
-		s.Stdout, s.Stderr = &stdout, &stderr
-		err = req.run(s)
-		if err == nil {
-			err = s.Wait()
-		}
-		var ee *ssh.ExitError
-		if !errors.As(err, &ee) || ee.ExitStatus() != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), req.want) {
-			t.Errorf("%s on B's endpoint: %v, stdout %q, stderr %q; want exit status 2 and %q", req.name, err, stdout.String(), stderr.String(), req.want)
-		}
-		t.Logf("%s refused: %s", req.name, strings.TrimSpace(stderr.String()))
-		s.Close()
+		t.Logf("%s refused: %s", req.name, strings.TrimSpace(stderr))
 	}
 	if _, err := client.Dial("tcp", b.Addr+":22"); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("port forwarding through B's endpoint: %v, want it refused", err)
 	}
 	noHalfReceived(p1, p2, p3, p4)
+}
+
+// sessionRequest opens a session channel on c, sends one request of kind
+// with payload (ssh.Marshal'ed, none when nil), and returns the exit
+// status (-1 when none came), the channel's output and its stderr.
+func sessionRequest(t *testing.T, c *ssh.Client, kind string, payload any) (int, string, string) {
+	t.Helper()
+	ch, reqs, err := c.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatalf("open a session: %v", err)
+	}
+	defer ch.Close()
+	var data []byte
+	if payload != nil {
+		data = ssh.Marshal(payload)
+	}
+	status := make(chan int, 1)
+	go func() {
+		code := -1
+		for r := range reqs {
+			var msg struct{ Status uint32 }
+			if r.Type == "exit-status" && ssh.Unmarshal(r.Payload, &msg) == nil {
+				code = int(msg.Status)
+			}
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
+		}
+		status <- code
+	}()
+	if _, err := ch.SendRequest(kind, true, data); err != nil {
+		t.Fatalf("%s request: %v", kind, err)
+	}
+	var stdout, stderr bytes.Buffer
+	done := make(chan struct{})
+	go func() { stderr.ReadFrom(ch.Stderr()); close(done) }()
+	stdout.ReadFrom(ch)
+	<-done
+	select {
+	case code := <-status:
+		return code, stdout.String(), stderr.String()
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s request: the channel did not close", kind)
+		return 0, "", ""
+	}
 }
