@@ -108,13 +108,10 @@ func (h *netHost) jobsSettled(t *testing.T) {
 			State string `json:"state"`
 		}
 		h.ctl.okJSON(&jobs, "jobs")
-		busy := slices.ContainsFunc(jobs, func(j struct {
-			ID    uint32 `json:"id"`
-			Kind  string `json:"kind"`
-			State string `json:"state"`
-		}) bool {
-			return j.State == "queued" || j.State == "running"
-		})
+		busy := false
+		for _, j := range jobs {
+			busy = busy || j.State == "queued" || j.State == "running"
+		}
 		if !busy {
 			return
 		}
