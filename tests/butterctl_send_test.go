@@ -56,9 +56,16 @@ func freePort(t *testing.T) string {
 // keys returns the host's client key line and host key fingerprint.
 func (h *sendHost) keys(t *testing.T) (client, hostFP string) {
 	t.Helper()
-	lines := strings.Split(strings.TrimSuffix(h.ctl.ok("remote", "key"), "\n"), "\n")
+	return h.ctl.remoteKeys()
+}
+
+// remoteKeys returns the client key line and host key fingerprint that
+// `butterctl remote key` prints.
+func (c *ctlEnv) remoteKeys() (client, hostFP string) {
+	c.t.Helper()
+	lines := strings.Split(strings.TrimSuffix(c.ok("remote", "key"), "\n"), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ssh-ed25519 ") || !strings.HasPrefix(lines[1], "SHA256:") {
-		t.Fatalf("remote key printed %q: want the client key line and the host key fingerprint", lines)
+		c.t.Fatalf("remote key printed %q: want the client key line and the host key fingerprint", lines)
 	}
 	return lines[0], lines[1]
 }
@@ -78,9 +85,10 @@ func (h *sendHost) listens() bool {
 
 // send runs butterctl send and requires it to succeed, returning the
 // summary it printed.
-func (h *sendHost) send(t *testing.T, args ...string) string {
+func (c *ctlEnv) send(args ...string) string {
+	t := c.t
 	t.Helper()
-	r := h.ctl.run(append([]string{"send"}, args...)...)
+	r := c.run(append([]string{"send"}, args...)...)
 	m := jobStarted.FindStringSubmatch(r.stderr)
 	if r.code != 0 || m == nil || !strings.Contains(r.stderr, "job "+m[1]+" done: ") {
 		t.Fatalf("butterctl send %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), r.code, r.stdout, r.stderr)
@@ -90,9 +98,10 @@ func (h *sendHost) send(t *testing.T, args ...string) string {
 
 // sendFails runs butterctl send and requires the job to fail with want in
 // its one error line.
-func (h *sendHost) sendFails(t *testing.T, want string, args ...string) string {
+func (c *ctlEnv) sendFails(want string, args ...string) string {
+	t := c.t
 	t.Helper()
-	r := h.ctl.run(append([]string{"send"}, args...)...)
+	r := c.run(append([]string{"send"}, args...)...)
 	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
 	last := lines[len(lines)-1]
 	if r.code != 1 || r.stdout != "" || !jobStarted.MatchString(r.stderr) || !strings.HasPrefix(last, "butterctl: send job ") ||
@@ -150,7 +159,7 @@ func TestButterctlSendBetweenDaemons(t *testing.T) {
 
 	// B's host key is unknown to A: refused, with the fingerprint and the
 	// command that trusts it.
-	msg := a.sendFails(t, "host key of 127.0.0.1:", "hostb", s1)
+	msg := a.ctl.sendFails("host key of 127.0.0.1:", "hostb", s1)
 	if !strings.Contains(msg, hostB) || !strings.Contains(msg, "butterctl remote trust "+b.addr+" "+hostB) {
 		t.Errorf("refusal of the unknown host key: %q, want the fingerprint %s and the trust command", msg, hostB)
 	}
@@ -161,14 +170,14 @@ func TestButterctlSendBetweenDaemons(t *testing.T) {
 	}
 
 	// B does not know A's client key: refused, saying how to add it.
-	msg = a.sendFails(t, "refused our client key", "hostb", s1)
+	msg = a.ctl.sendFails("refused our client key", "hostb", s1)
 	if !strings.Contains(msg, clientA) || !strings.Contains(msg, "butterctl remote add") {
 		t.Errorf("refusal of the unknown client key: %q, want A's key and the command", msg)
 	}
 	b.ctl.ok("remote", "add", "hosta", "--key", clientA, "--push", "--volume", "v1")
 
 	// 1. Full.
-	if got, want := a.send(t, "hostb", s1), `full: hostb holds no snapshot of volume "v1"`; got != want {
+	if got, want := a.ctl.send("hostb", s1), `full: hostb holds no snapshot of volume "v1"`; got != want {
 		t.Errorf("first send: %q, want %q", got, want)
 	}
 	sameFiles(t, a.snapPath(s1), b.snapPath(s1), "big", "small")
@@ -195,7 +204,7 @@ func TestButterctlSendBetweenDaemons(t *testing.T) {
 	sameFiles(t, a.snapPath(s2), b.snapPath(s2), "big", "new", "small")
 
 	// 3. Nothing to do.
-	if got := a.send(t, "hostb", s2); !strings.HasPrefix(got, "no-op: hostb already holds "+fmt.Sprintf("%q", s2)) {
+	if got := a.ctl.send("hostb", s2); !strings.HasPrefix(got, "no-op: hostb already holds "+fmt.Sprintf("%q", s2)) {
 		t.Errorf("third send: %q, want a no-op", got)
 	}
 	if got := ctlLines(b.ctl.ok("snapshots", "v1")); len(got) != 2 || got[0] != s1 || got[1] != s2 {

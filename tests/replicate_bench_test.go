@@ -512,3 +512,47 @@ func startSSHD(b *testing.B, h *testenv.Host) []string {
 
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func BenchmarkReplicateButterdNetns(b *testing.B) {
+	testenv.Command(b, "btrfs")
+	mib := replSize(b, replMiB)
+	hosts := testenv.Hosts(b, 2)
+	a := testenv.StartHost(b, hosts[0], testenv.HostOptions{FSSize: replFSSize(mib)})
+	dst := testenv.StartHost(b, hosts[1], testenv.HostOptions{FSSize: replFSSize(mib)})
+	ctl := func(hd *testenv.HostDaemon, args ...string) string {
+		b.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		var stderr bytes.Buffer
+		cmd := hd.Butterctl(ctx, b, args...)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("butterctl %s in %s: %v: %s", strings.Join(args, " "), hd.Name, err, stderr.String())
+		}
+		return strings.TrimSpace(string(out))
+	}
+	keys := func(hd *testenv.HostDaemon) (client, hostFP string) {
+		client, hostFP, _ = strings.Cut(ctl(hd, "remote", "key"), "\n")
+		return client, hostFP
+	}
+	clientA, hostA := keys(a)
+	clientB, hostB := keys(dst)
+	ctl(a, "remote", "add", "hostb", "--address", dst.Addr, "--key", clientB)
+	ctl(dst, "remote", "add", "hosta", "--address", a.Addr, "--key", clientA, "--push")
+	ctl(a, "remote", "trust", "hostb", hostB)
+	ctl(dst, "remote", "trust", "hosta", hostA)
+
+	ctl(a, "volume", "create", "data")
+	replFill(b, filepath.Join(a.DataRoot, "volumes", "data"), mib)
+	snap := ctl(a, "snapshot", "data")
+	replSettle(b, filepath.Dir(a.DataRoot))
+	replRounds(b, mib, func() {
+		if out := ctl(a, "send", "-q", "hostb", snap); !strings.HasPrefix(out, "full: ") {
+			b.Fatalf("send printed %q, want a full stream", out)
+		}
+	}, func() {
+		ctl(dst, "rm", snap)
+		replSettle(b, filepath.Dir(dst.DataRoot))
+	})
+}

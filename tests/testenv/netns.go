@@ -353,6 +353,9 @@ type HostDaemon struct {
 	Bus      *Bus
 	Butterd  *Daemon
 	DataRoot string
+
+	socket string   // butterd's plugin socket
+	args   []string // its `butterd run` flags beyond StartButterdWith's
 }
 
 // StartHost gives h a fresh BTRFS, a private system bus and a butterd that
@@ -371,11 +374,29 @@ func StartHost(t testing.TB, h *Host, o HostOptions) *HostDaemon {
 	root := filepath.Join(mnt, "data root")
 	sock := filepath.Join(t.TempDir(), "btrfs.sock")
 	args := append([]string{"--ssh-address=" + h.Addr, "--ssh-port=" + strconv.Itoa(SSHPort)}, o.Args...)
-	d := StartButterdWith(t, root, sock, ButterdOptions{Bus: bus, Args: args, Prefix: h.Prefix()})
-	if !h.Holds(d.Pid) {
-		t.Fatalf("butterd (pid %d) does not run in %s", d.Pid, h.Name)
+	hd := &HostDaemon{Host: h, Bus: bus, DataRoot: root, socket: sock, args: args}
+	hd.start(t)
+	return hd
+}
+
+func (hd *HostDaemon) start(t testing.TB) {
+	t.Helper()
+	hd.Butterd = StartButterdWith(t, hd.DataRoot, hd.socket, ButterdOptions{Bus: hd.Bus, Args: hd.args, Prefix: hd.Prefix()})
+	if !hd.Holds(hd.Butterd.Pid) {
+		t.Fatalf("butterd (pid %d) does not run in %s", hd.Butterd.Pid, hd.Name)
 	}
-	return &HostDaemon{Host: h, Bus: bus, Butterd: d, DataRoot: root}
+}
+
+// Restart starts butterd again, as StartHost did, once the one running
+// has exited (Butterd.Kill or Stop): on the same data root, bus and flags.
+func (hd *HostDaemon) Restart(t testing.TB) {
+	t.Helper()
+	select {
+	case <-hd.Butterd.done:
+	default:
+		t.Fatalf("restart of butterd in %s: pid %d still runs", hd.Name, hd.Butterd.Pid)
+	}
+	hd.start(t)
 }
 
 // Env is the environment of a client of this host's butterd: its bus.
