@@ -135,6 +135,10 @@ type JobInfo struct {
 	Rate      float64
 	Result    string // "" while it runs; done, failed or canceled
 	Error     string
+	// A snapshot job's result.
+	Snapshots  []string
+	Containers []ContainerRow
+	Notes      []string
 }
 
 // Job reads a job's properties.
@@ -163,6 +167,9 @@ func JobInfoOf(props map[string]dbus.Variant) JobInfo {
 	get("Rate", &j.Rate)
 	get("Result", &j.Result)
 	get("Error", &j.Error)
+	get("Snapshots", &j.Snapshots)
+	get("Containers", &j.Containers)
+	get("Notes", &j.Notes)
 	return j
 }
 
@@ -284,5 +291,17 @@ func (c *Client) ImportSnapshot(f *os.File) (uint32, dbus.ObjectPath, error) {
 	var id uint32
 	var p dbus.ObjectPath
 	err := c.call("ImportSnapshot", dbus.UnixFD(f.Fd()), uint64(0)).Store(&id, &p)
+	return id, p, err
+}
+
+// CreateGroupSnapshot starts a snapshot job of volumes, of a group (with
+// volumes: the group is set to them) or of a compose project.
+func (c *Client) CreateGroupSnapshot(group, project string, volumes []string) (uint32, dbus.ObjectPath, error) {
+	if volumes == nil {
+		volumes = []string{}
+	}
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call("CreateGroupSnapshot", group, project, volumes, uint64(0)).Store(&id, &p)
 	return id, p, err
 }

@@ -90,3 +90,11 @@ func SchedulePath(unit string) dbus.ObjectPath {
 
 // SchedulePrefix is the parent of schedule objects.
 const SchedulePrefix = RootPath + "/schedule/"
+
+// ContainerRow is what a snapshot job did with one container: a(ssts).
+type ContainerRow struct {
+	Name   string
+	Action string // pause, stop, none, or "left as it was"
+	Held   uint64 // µs paused or stopped
+	Note   string // how the pre and post commands went, or why it was left alone
+}

@@ -36,6 +36,11 @@ type Job struct {
 	// Uses lists the snapshots the job reads: purge leaves them alone
 	// while it runs.
 	Uses []string `json:"uses,omitempty"`
+	// A snapshot job's result: the snapshots made, what was done with
+	// each container using the volumes, and remarks.
+	Snapshots  []string          `json:"snapshots,omitempty"`
+	Containers []ContainerReport `json:"containers,omitempty"`
+	Notes      []string          `json:"notes,omitempty"`
 }
 
 // Done reports whether the job has a result.
@@ -96,6 +101,8 @@ type jobEntry struct {
 	fn     JobFunc
 	cancel context.CancelFunc
 	ctx    context.Context
+	now    bool          // started at once, outside the bound on concurrency
+	done   chan struct{} // closed once the job is in the history
 }
 
 type jobFile struct {
@@ -181,12 +188,53 @@ func (t *jobTable) schedule() {
 	}
 }
 
+// startJobNow starts a short job at once, whatever runs or waits: a job
+// that must not wait behind long transfers (a snapshot pausing containers).
+func (s *Store) startJobNow(kind, target string, fn JobFunc) Job {
+	j, _ := s.jobNow(kind, target, fn)
+	return j
+}
+
+// runJobNow is startJobNow waiting for the job to end; it returns the
+// finished job.
+func (s *Store) runJobNow(kind, target string, fn JobFunc) Job {
+	j, done := s.jobNow(kind, target, fn)
+	<-done
+	finished, _ := s.GetJob(j.ID)
+	return finished
+}
+
+func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}) {
+	t := s.jobs
+	t.mu.Lock()
+	ctx, cancel := context.WithCancel(context.Background())
+	now := t.now()
+	e := &jobEntry{
+		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobRunning, Progress: -1, Created: now, Started: now},
+		fn:     fn,
+		ctx:    ctx,
+		cancel: cancel,
+		now:    true,
+		done:   make(chan struct{}),
+	}
+	t.nextID++
+	t.active[e.job.ID] = e
+	j := e.job
+	t.wg.Add(1)
+	t.mu.Unlock()
+	t.emit(JobNew, j)
+	go t.run(e)
+	return j, e.done
+}
+
 func (t *jobTable) run(e *jobEntry) {
 	defer t.wg.Done()
 	t.save()
 	err := e.fn(e.ctx, &JobProgress{jobs: t, id: e.job.ID})
 	t.mu.Lock()
-	t.running--
+	if !e.now {
+		t.running--
+	}
 	t.mu.Unlock()
 	t.finish(e, err)
 	t.schedule()
@@ -217,6 +265,9 @@ func (t *jobTable) finish(e *jobEntry, err error) {
 		done.Error += fmt.Sprintf(" (job history not saved: %v)", err)
 	}
 	t.emit(JobRemoved, done)
+	if e.done != nil {
+		close(e.done)
+	}
 }
 
 func (t *jobTable) update(id uint32, fn func(*Job)) {

@@ -44,6 +44,10 @@ type Config struct {
 	// [policy NAME] sections), applied by the option policy=NAME; options
 	// given explicitly win.
 	Policies map[string]map[string]string
+	// Containers is the container engine whose containers are quiesced
+	// around snapshots of the volumes they use (consistent.go); nil when
+	// there is none.
+	Containers Containers
 }
 
 // Store holds the volumes and snapshots of one data root.
@@ -58,6 +62,7 @@ type Store struct {
 	notify notifier
 
 	mountWrite sync.Mutex // orders writes of the mount table
+	quiesceMu  sync.Mutex // one consistent snapshot at a time
 
 	mu        sync.RWMutex // guards the index and mounts below
 	volumes   map[string]*volumeEntry

@@ -541,6 +541,7 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "CloneVolume", "ss", "o"},
 	{"method", "ForgetMounts", "s", "u"},
 	{"method", "CreateSnapshot", "s", "so"},
+	{"method", "CreateGroupSnapshot", "ssast", "uo"},
 	{"method", "GetSnapshot", "s", "o"},
 	{"method", "ListSnapshots", "s", "a(sostb)"},
 	{"method", "RemoveSnapshot", "s", "-"},

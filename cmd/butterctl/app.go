@@ -24,6 +24,7 @@ type manager interface {
 	CloneVolume(name, newName string) (dbus.ObjectPath, error)
 	ForgetMounts(name string) (uint32, error)
 	CreateSnapshot(volume string) (string, error)
+	CreateGroupSnapshot(group, project string, volumes []string) (uint32, dbus.ObjectPath, error)
 	ListSnapshots(volume string) ([]dbusapi.SnapshotRow, error)
 	RemoveSnapshot(name string) error
 	Restore(source, target string, flags uint64) (snapshot, volume, safety string, err error)

@@ -44,8 +44,9 @@ func isGroup(word string) bool { _, ok := groups[word]; return ok }
 // commandTable lists every verb, in the order help shows them.
 func commandTable() []*command {
 	return []*command{
-		{name: "snapshot", args: "VOL", short: "take a read-only snapshot of VOL and print its name",
-			new: func(a *app) verb { return &snapshotCmd{app: a} }},
+		{name: "snapshot", args: "VOL", short: "take a read-only snapshot of VOL (--group, --project: of several) and print its name",
+			long: snapshotHelp,
+			new:  func(a *app) verb { return &snapshotCmd{app: a} }},
 		{name: "snapshots", args: "[VOL]", short: "list snapshots (all, or of VOL), one name per line",
 			new: func(a *app) verb { return &snapshotsCmd{app: a} }},
 		{name: "restore", args: "[--force] SNAP|VOL [TARGET]", short: "restore a snapshot (VOL: its latest) and print the safety snapshot's name",

@@ -275,3 +275,10 @@ func runWith(t *testing.T, f *fake, args ...string) result {
 func dbusErr(name, msg string) error {
 	return dbus.Error{Name: name, Body: []any{msg}}
 }
+
+func (f *fake) CreateGroupSnapshot(group, project string, volumes []string) (uint32, dbus.ObjectPath, error) {
+	if err := f.record("CreateGroupSnapshot(%q, %q, %q)", group, project, volumes); err != nil {
+		return 0, "", err
+	}
+	return f.exportID, dbusapi.JobPath(f.exportID), nil
+}

@@ -11,11 +11,20 @@ import (
 // The verbs buttervolume users know: snapshot, snapshots, restore, clone,
 // rm, with the same arguments and output.
 
-type snapshotCmd struct{ *app }
+type snapshotCmd struct {
+	*app
+	group, project string
+}
 
-func (c *snapshotCmd) Flags(*flag.FlagSet) {}
+func (c *snapshotCmd) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.group, "group", "", "snapshot group `NAME` (with VOL...: set the group to them first)")
+	fs.StringVar(&c.project, "project", "", "snapshot the volumes of compose project `NAME`")
+}
 
 func (c *snapshotCmd) Run(ctx context.Context, args []string) error {
+	if c.group != "" || c.project != "" {
+		return c.groupSnapshot(ctx, args)
+	}
 	if err := wantArgs(args, []string{"VOL"}); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"butterd/dbusapi/server"
 	"butterd/service"
+	"butterd/service/docker"
 	"butterd/service/plugin"
 	"butterd/units"
 	"butterd/units/systemd"
@@ -69,8 +70,12 @@ func runCommand(ctx context.Context, args []string) error {
 	if c, ok := sd.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
+	engine, err := containerEngine(cfg["DOCKER_HOST"])
+	if err != nil {
+		return err
+	}
 	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log,
-		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies})
+		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies, Containers: engine})
 	if err != nil {
 		return err
 	}
@@ -146,6 +151,15 @@ func serveBus(store *service.Store, log *slog.Logger, act *activity) (*server.Se
 		return nil, err
 	}
 	return srv, nil
+}
+
+// containerEngine is the Docker Engine at host, or none. It connects on
+// first use: Docker waits for the plugin at its start.
+func containerEngine(host string) (service.Containers, error) {
+	if host == "none" || host == "" {
+		return nil, nil // a nil interface, not a nil *docker.Engine
+	}
+	return docker.New(host, plugin.DriverName)
 }
 
 // connectSystemd reaches systemd for the schedules; without it butterd

@@ -20,6 +20,8 @@ var managerSpec = ifaceSpec{
 		{name: "CloneVolume", in: []arg{{"name", "s"}, {"new_name", "s"}}, out: []arg{{"path", "o"}}, changes: true},
 		{name: "ForgetMounts", in: []arg{{"name", "s"}}, out: []arg{{"forgotten", "u"}}, changes: true},
 		{name: "CreateSnapshot", in: []arg{{"volume", "s"}}, out: []arg{{"name", "s"}, {"path", "o"}}, changes: true},
+		{name: "CreateGroupSnapshot", in: []arg{{"group", "s"}, {"project", "s"}, {"volumes", "as"}, {"flags", "t"}},
+			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
 		{name: "GetSnapshot", in: []arg{{"name", "s"}}, out: []arg{{"path", "o"}}},
 		{name: "ListSnapshots", in: []arg{{"volume", "s"}}, out: []arg{{"snapshots", "a(sostb)"}}},
 		{name: "RemoveSnapshot", in: []arg{{"name", "s"}}, changes: true},
@@ -131,11 +133,11 @@ func (m *Manager) CreateSnapshot(sender dbus.Sender, volume string) (string, dbu
 	if err := m.auth.allowChange(sender, "CreateSnapshot"); err != nil {
 		return "", "", err
 	}
-	snap, err := m.store.CreateSnapshot(volume)
+	name, err := m.store.SnapshotVolume(volume)
 	if err != nil {
 		return "", "", toDBus(err)
 	}
-	return snap.Name, dbusapi.SnapshotPath(snap.Name), nil
+	return name, dbusapi.SnapshotPath(name), nil
 }
 
 func (m *Manager) GetSnapshot(name string) (dbus.ObjectPath, *dbus.Error) {
