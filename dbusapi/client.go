@@ -305,3 +305,23 @@ func (c *Client) CreateGroupSnapshot(group, project string, volumes []string) (u
 	err := c.call("CreateGroupSnapshot", group, project, volumes, uint64(0)).Store(&id, &p)
 	return id, p, err
 }
+
+// RestoreGroup restores a group's or a project's volumes to the snapshots
+// of one timestamp ("": the newest all have), all or none.
+func (c *Client) RestoreGroup(group, project, timestamp string, flags uint64) (string, []RestoredRow, error) {
+	var stamp string
+	var rows []RestoredRow
+	return stamp, rows, c.call("RestoreGroup", group, project, timestamp, flags).Store(&stamp, &rows)
+}
+
+func (c *Client) ListGroups() ([]GroupRow, error) {
+	var rows []GroupRow
+	return rows, c.call("ListGroups").Store(&rows)
+}
+
+// RemoveGroup forgets a group and returns the timers of its schedules,
+// removed with it.
+func (c *Client) RemoveGroup(name string) ([]string, error) {
+	var timers []string
+	return timers, c.call("RemoveGroup", name).Store(&timers)
+}

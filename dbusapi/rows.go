@@ -98,3 +98,16 @@ type ContainerRow struct {
 	Held   uint64 // µs paused or stopped
 	Note   string // how the pre and post commands went, or why it was left alone
 }
+
+// RestoredRow is one volume of a group restore: a(sss).
+type RestoredRow struct {
+	Snapshot string // the snapshot restored
+	Volume   string
+	Safety   string // the snapshot keeping the replaced data ("" for a volume that did not exist)
+}
+
+// GroupRow is one group of ListGroups: a(sas).
+type GroupRow struct {
+	Name    string
+	Volumes []string
+}

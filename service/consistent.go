@@ -17,13 +17,15 @@ import (
 //     state; its labels (LabelAction, ...) say what to do. A container that
 //     is not running (paused, exited, created) is left as it was and its
 //     pre and post commands are skipped.
-//   - The order is: every pre command (by container name), one syncfs of
-//     the data root's filesystem (so that the pause covers the snapshot
-//     alone, not the flush of dirty data), every pause or stop, the
-//     snapshots (one timestamp for all volumes), then every unpause or
-//     start and every post command, in the reverse order. The unpauses,
-//     starts and post commands run whatever happened before them, also
-//     when the job is canceled.
+//   - The order is: every pre command (by container name), every stop, one
+//     syncfs of the data root's filesystem (so that the pauses cover the
+//     snapshots alone, not the flush of dirty data, the stopped
+//     containers' last writes included), every pause, the snapshots (one
+//     timestamp for all volumes), then every unpause, every start and
+//     every post command, each in the reverse order. Stops take seconds,
+//     pauses milliseconds: no container stays paused while another one
+//     stops. The unpauses, starts and post commands run whatever happened
+//     before them, also when the job is canceled.
 //   - A pre command that fails (exit code not 0) with on-error=abort stops
 //     there: no snapshot; what was done is put back (post commands of the
 //     containers whose pre command ran, included the failing one).
@@ -129,15 +131,16 @@ func (s *Store) containersUsing(ctx context.Context, volumes []string) ([]*quies
 // and puts everything back.
 func (s *Store) quiesceAndSnapshot(ctx context.Context, qs []*quiesced, snapshot func() ([]string, error)) ([]string, error) {
 	var snaps []string
+	var held []*quiesced
 	err := s.runPre(ctx, qs)
 	if err == nil {
-		err = s.hold(ctx, qs)
+		held, err = s.hold(ctx, qs)
 	}
 	if err == nil {
 		snaps, err = snapshot()
 	}
 	back := context.WithoutCancel(ctx)
-	after := errors.Join(s.release(back, qs), s.runPost(back, qs))
+	after := errors.Join(s.release(back, held), s.runPost(back, qs))
 	switch {
 	case after == nil:
 		return snaps, err
@@ -228,50 +231,51 @@ func lastLine(s string) string {
 	return s
 }
 
-// hold flushes the filesystem, then pauses or stops the running containers
-// that ask for it, in order.
-func (s *Store) hold(ctx context.Context, qs []*quiesced) error {
-	var todo []*quiesced
-	for _, q := range qs {
-		if q.running && q.action != ActionNone {
-			todo = append(todo, q)
-		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	if err := btrfs.Sync(s.volumesDir); err != nil {
-		return fmt.Errorf("flush before quiescing containers (no snapshot taken): %w", err)
-	}
+// hold stops the running containers that ask for it, flushes the
+// filesystem, then pauses those that ask for that. It returns the
+// containers it stopped or paused, in order, also on failure.
+func (s *Store) hold(ctx context.Context, qs []*quiesced) ([]*quiesced, error) {
+	var held []*quiesced
 	eng := s.cfg.Containers
-	for _, q := range todo {
-		if err := ctx.Err(); err != nil {
-			return err
+	for _, action := range []string{ActionStop, ActionPause} {
+		var todo []*quiesced
+		for _, q := range qs {
+			if q.running && q.action == action {
+				todo = append(todo, q)
+			}
 		}
-		var err error
-		if q.action == ActionPause {
-			err = eng.Pause(ctx, q.c.ID)
-		} else {
-			err = eng.Stop(ctx, q.c.ID)
+		if action == ActionPause && len(held)+len(todo) > 0 {
+			if err := btrfs.Sync(s.volumesDir); err != nil {
+				return held, fmt.Errorf("flush before quiescing containers (no snapshot taken): %w", err)
+			}
 		}
-		if err != nil {
-			q.note("%s failed: %v", q.action, err)
-			return fmt.Errorf("cannot %s container %q (no snapshot taken): %w", q.action, q.c.Name, err)
+		for _, q := range todo {
+			if err := ctx.Err(); err != nil {
+				return held, err
+			}
+			var err error
+			if action == ActionPause {
+				err = eng.Pause(ctx, q.c.ID)
+			} else {
+				err = eng.Stop(ctx, q.c.ID)
+			}
+			if err != nil {
+				q.note("%s failed: %v", action, err)
+				return held, fmt.Errorf("cannot %s container %q (no snapshot taken): %w", action, q.c.Name, err)
+			}
+			q.heldFrom = time.Now()
+			held = append(held, q)
 		}
-		q.heldFrom = time.Now()
 	}
-	return nil
+	return held, nil
 }
 
 // release unpauses or starts again, in the reverse order, the containers
 // hold paused or stopped.
-func (s *Store) release(ctx context.Context, qs []*quiesced) error {
+func (s *Store) release(ctx context.Context, held []*quiesced) error {
 	eng := s.cfg.Containers
 	var errs []error
-	for _, q := range slices.Backward(qs) {
-		if q.heldFrom.IsZero() {
-			continue
-		}
+	for _, q := range slices.Backward(held) {
 		q.held = time.Since(q.heldFrom)
 		var err error
 		if q.action == ActionPause {

@@ -36,9 +36,15 @@ func (f *fakeEngine) Using(ctx context.Context, volumes []string) ([]Container, 
 	return slices.Clone(f.containers), f.listErr
 }
 
-func (f *fakeEngine) InProject(ctx context.Context, project string) ([]Container, error) {
+func (f *fakeEngine) ProjectVolumes(ctx context.Context, project string) ([]string, error) {
 	f.do("project " + project)
-	return slices.Clone(f.containers), f.listErr
+	var vols []string
+	for _, c := range f.containers {
+		if c.Labels[LabelComposeProject] == project {
+			vols = append(vols, c.Volumes...)
+		}
+	}
+	return vols, f.listErr
 }
 
 func (f *fakeEngine) Pause(ctx context.Context, id string) error { return f.do("pause " + f.name(id)) }
@@ -130,12 +136,13 @@ func TestConsistentOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Pre commands first (so that they run while the containers run), then
-	// pause and stop, the snapshot, and everything undone in reverse.
+	// stops (slow) before pauses (so that no pause lasts a stop), the
+	// snapshot, and everything undone in reverse.
 	wantCalls(t, f, "list v1",
 		"exec db pre-db as postgres", "exec web pre-web",
-		"pause db", "stop web",
+		"stop web", "pause db",
 		"snapshot",
-		"start web", "unpause db",
+		"unpause db", "start web",
 		"exec web post-web", "exec db post-db as postgres")
 	if !slices.Equal(res.Snapshots, []string{"v1@2026-01-02T03:04:05.000006"}) {
 		t.Errorf("snapshots %q", res.Snapshots)
@@ -221,7 +228,7 @@ func TestConsistentPutsBackAfterFailures(t *testing.T) {
 	}
 	s := quiesceStore(t, f)
 	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(errors.New("disk full")))
-	wantCalls(t, f, "list v1", "pause a", "stop b", "snapshot", "start b", "unpause a", "exec b post-b", "exec a post-a")
+	wantCalls(t, f, "list v1", "stop b", "pause a", "snapshot", "unpause a", "start b", "exec b post-b", "exec a post-a")
 	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), `container "a" stays paused: engine hiccup`) {
 		t.Errorf("error %v: want the snapshot's failure and the unpause's", err)
 	}
@@ -229,12 +236,12 @@ func TestConsistentPutsBackAfterFailures(t *testing.T) {
 		t.Errorf("snapshots %q", res.Snapshots)
 	}
 
-	// A failing stop: nothing more is stopped, no snapshot, what was
-	// paused is unpaused.
-	f.fail = map[string]error{"stop b": errors.New("no")}
+	// A failing pause: nothing more is paused, no snapshot, what was
+	// stopped is started.
+	f.fail = map[string]error{"pause a": errors.New("no")}
 	_, err = s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
-	wantCalls(t, f, "list v1", "pause a", "stop b", "unpause a", "exec b post-b", "exec a post-a")
-	if err == nil || !strings.Contains(err.Error(), `cannot stop container "b" (no snapshot taken): no`) {
+	wantCalls(t, f, "list v1", "stop b", "pause a", "start b", "exec b post-b", "exec a post-a")
+	if err == nil || !strings.Contains(err.Error(), `cannot pause container "a" (no snapshot taken): no`) {
 		t.Errorf("error %v", err)
 	}
 

@@ -17,9 +17,10 @@ type Containers interface {
 	// Using lists the containers, in any state, that mount one of the
 	// volumes.
 	Using(ctx context.Context, volumes []string) ([]Container, error)
-	// InProject lists the containers, in any state, of a compose project
-	// (label com.docker.compose.project).
-	InProject(ctx context.Context, project string) ([]Container, error)
+	// ProjectVolumes lists the butterd volumes of a compose project: those
+	// labelled with it (LabelComposeProject) and those its containers, in
+	// any state, mount.
+	ProjectVolumes(ctx context.Context, project string) ([]string, error)
 	Pause(ctx context.Context, id string) error
 	Unpause(ctx context.Context, id string) error
 	Stop(ctx context.Context, id string) error

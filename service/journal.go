@@ -25,12 +25,29 @@ type intent struct {
 	TmpUUID string `json:"tmp_uuid,omitempty"`
 	// Safety is the snapshot that keeps the replaced data.
 	Safety string `json:"safety,omitempty"`
+	// Items are the volumes of a group restore (Volume then names the
+	// group), each switched as one restore is.
+	Items []groupItem `json:"items,omitempty"`
+	// Committed says a group restore switched every volume: from then on
+	// it is finished, never rolled back.
+	Committed bool `json:"committed,omitempty"`
+}
+
+// groupItem is one volume of a group restore.
+type groupItem struct {
+	Volume  string `json:"volume"`
+	Source  string `json:"source"`
+	Existed bool   `json:"existed,omitempty"`
+	TmpUUID string `json:"tmp_uuid,omitempty"`
+	Safety  string `json:"safety,omitempty"`
 }
 
 const (
 	opCreate  = "create"
 	opRestore = "restore"
 	opImport  = "import" // see import.go
+
+	opRestoreGroup = "restore-group" // see grouprestore.go
 )
 
 func (s *Store) journalDir() string { return filepath.Join(s.stateDir, "journal") }

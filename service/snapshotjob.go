@@ -2,10 +2,13 @@ package service
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 )
 
-// SnapshotRequest names what a snapshot job covers.
+// SnapshotRequest names what a snapshot job covers: volumes, a group (with
+// volumes: the group is set to them first) or a compose project.
 type SnapshotRequest struct {
 	Volumes []string
 	Group   string
@@ -17,14 +20,10 @@ type SnapshotRequest struct {
 // was done with each container, stays in the job history. It starts at
 // once, never queued behind long jobs.
 func (s *Store) StartSnapshot(req SnapshotRequest) (Job, error) {
-	if req.Group != "" || req.Project != "" {
-		return Job{}, errorf(ErrInvalidArg, "group snapshots are not available yet")
-	}
-	volumes, err := s.checkVolumes(req.Volumes)
+	target, volumes, err := s.resolveTarget(context.Background(), req, true)
 	if err != nil {
 		return Job{}, err
 	}
-	target := strings.Join(volumes, ",")
 	return s.startJobNow("snapshot", target, func(ctx context.Context, p *JobProgress) error {
 		res, err := s.snapshotConsistent(ctx, volumes)
 		p.setResult(res)
@@ -69,4 +68,60 @@ func (p *JobProgress) setResult(res ConsistentSnapshot) {
 	p.jobs.update(p.id, func(j *Job) {
 		j.Snapshots, j.Containers, j.Notes = res.Snapshots, res.Containers, res.Notes
 	})
+}
+
+// resolveTarget checks a request and finds its volumes, sorted; unless
+// exist is set, a stored group's volumes need not exist (a restore may
+// bring them back). target names it in the job history: VOL[,VOL...],
+// group:NAME or project:NAME.
+func (s *Store) resolveTarget(ctx context.Context, req SnapshotRequest, exist bool) (target string, volumes []string, err error) {
+	switch {
+	case req.Group != "" && req.Project != "":
+		return "", nil, errorf(ErrInvalidArg, "give a group or a project, not both")
+	case req.Project != "" && len(req.Volumes) > 0:
+		return "", nil, errorf(ErrInvalidArg, "a project's volumes are those its containers use: give no volumes with project %q", req.Project)
+	case req.Group != "" && len(req.Volumes) > 0:
+		g, err := s.SetGroup(req.Group, req.Volumes)
+		return "group:" + g.Name, g.Volumes, err
+	case req.Group != "":
+		g, err := s.GetGroup(req.Group)
+		if err != nil || !exist {
+			return "group:" + g.Name, g.Volumes, err
+		}
+		if volumes, err = s.checkVolumes(g.Volumes); err != nil {
+			return "", nil, fmt.Errorf("group %q: %w ('butterctl snapshot --group %s VOL...' sets its volumes anew)", g.Name, err, g.Name)
+		}
+		return "group:" + g.Name, volumes, nil
+	case req.Project != "":
+		volumes, err := s.projectVolumes(ctx, req.Project)
+		return "project:" + req.Project, volumes, err
+	}
+	volumes, err = s.checkVolumes(req.Volumes)
+	return strings.Join(volumes, ","), volumes, err
+}
+
+// projectVolumes are the butterd volumes of a compose project, as Docker
+// tells.
+func (s *Store) projectVolumes(ctx context.Context, project string) ([]string, error) {
+	if err := validateGroupName("project", project); err != nil {
+		return nil, err
+	}
+	if s.cfg.Containers == nil {
+		return nil, errorf(ErrInvalidArg, "compose project %q: projects need the Docker Engine API, which is turned off (DOCKER_HOST=none)", project)
+	}
+	vols, err := s.cfg.Containers.ProjectVolumes(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("compose project %q: %w", project, err)
+	}
+	var out []string
+	for _, v := range vols {
+		if _, err := s.GetVolume(v); err == nil {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errorf(ErrNotFound, "compose project %q has no butterd volume (none labelled %s=%s, none used by its containers)", project, LabelComposeProject, project)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }

@@ -70,6 +70,7 @@ type Store struct {
 	mounts    mountTable
 	meta      metaFile
 	jobs      *jobTable
+	groups    groupFile
 
 	sched    schedules
 	policies map[string]CreateOptions
@@ -138,6 +139,9 @@ func Open(cfg Config) (*Store, error) {
 
 func (s *Store) open() error {
 	if err := s.loadMeta(); err != nil {
+		return err
+	}
+	if err := s.loadGroups(); err != nil {
 		return err
 	}
 	if err := s.reconcile(); err != nil {

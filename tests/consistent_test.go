@@ -315,3 +315,81 @@ func TestConsistentStop(t *testing.T) {
 		t.Errorf("job's entry for the stopped and restarted container: %v", c)
 	}
 }
+
+// A compose project of two containers and three volumes (labelled as
+// docker compose labels them) is snapshotted with one timestamp, every
+// container using one of its volumes quiesced (one outside the project
+// too); then restored all at once, and as a stored group.
+func TestConsistentProject(t *testing.T) {
+	e := startConsistentEnv(t)
+	dk := e.docker
+	project := "com.docker.compose.project=shop"
+	for _, v := range []string{"shop_db", "shop_logs", "shop_static"} {
+		dk.MustRun("volume", "create", "-d", "btrfs", "--label", project, v)
+		e.run(t, v, "echo first > /data/f")
+	}
+	e.runContainer(t, "shop-db-1", []string{project, "butterd.action=pause"}, []string{"shop_db:/data", "shop_logs:/logs"}, "sleep 300")
+	e.runContainer(t, "shop-web-1", []string{project, "butterd.action=stop"}, []string{"shop_static:/data"}, "trap 'exit 0' TERM; sleep 300 & wait")
+	e.runContainer(t, "backup", []string{"butterd.action=pause"}, []string{"shop_db:/data:ro"}, "sleep 300")
+
+	r := e.ctl.run("snapshot", "--project", "shop")
+	if r.code != 0 {
+		t.Fatalf("butterctl snapshot --project shop: exit %d, stderr %q", r.code, r.stderr)
+	}
+	snaps := strings.Fields(r.stdout)
+	if len(snaps) != 3 {
+		t.Fatalf("snapshots %q, want three", snaps)
+	}
+	_, stamp, _ := strings.Cut(snaps[0], "@")
+	for i, v := range []string{"shop_db", "shop_logs", "shop_static"} {
+		if snaps[i] != v+"@"+stamp {
+			t.Errorf("snapshot %q, want %s@%s (one timestamp for all)", snaps[i], v, stamp)
+		}
+		requireFile(t, filepath.Join(e.dataRoot, "snapshots", snaps[i], "f"), "first\n")
+	}
+	for _, want := range []string{"container backup: paused for ", "container shop-db-1: paused for ", "container shop-web-1: stopped for "} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr %q lacks %q", r.stderr, want)
+		}
+	}
+	for _, c := range []string{"shop-db-1", "shop-web-1", "backup"} {
+		if st := e.state(t, c); st != "running" {
+			t.Errorf("container %s is %s after the snapshot, want running", c, st)
+		}
+	}
+
+	// Restore the project: its volumes must be free, so stop the
+	// containers (Docker unmounts their volumes).
+	for _, v := range []string{"shop_db", "shop_logs", "shop_static"} {
+		writeFile(t, filepath.Join(e.volumePath(v), "f"), "changed\n")
+	}
+	r = e.ctl.run("restore", "--project", "shop")
+	if r.code != 1 || !strings.Contains(r.stderr, "is in use") {
+		t.Errorf("restore of a project in use: exit %d, stderr %q", r.code, r.stderr)
+	}
+	dk.MustRun("stop", "-t", "1", "shop-db-1", "shop-web-1", "backup")
+	safety := strings.Fields(e.ctl.ok("restore", "--project", "shop"))
+	if len(safety) != 3 {
+		t.Errorf("restore printed %q, want three safety snapshots", safety)
+	}
+	for _, v := range []string{"shop_db", "shop_logs", "shop_static"} {
+		requireFile(t, filepath.Join(e.volumePath(v), "f"), "first\n")
+	}
+
+	// A stored group: made by its first snapshot, listed, restored to a
+	// timestamp named.
+	r = e.ctl.run("snapshot", "--group", "shopdata", "shop_db", "shop_static")
+	if r.code != 0 || len(strings.Fields(r.stdout)) != 2 {
+		t.Fatalf("snapshot --group: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if out := e.ctl.ok("groups"); out != "shopdata shop_db shop_static\n" {
+		t.Errorf("butterctl groups: %q", out)
+	}
+	writeFile(t, filepath.Join(e.volumePath("shop_db"), "f"), "changed\n")
+	if r := e.ctl.run("snapshot", "--group", "shopdata"); r.code != 0 {
+		t.Fatalf("snapshot --group shopdata: exit %d, stderr %q", r.code, r.stderr)
+	}
+	e.ctl.ok("restore", "--group", "shopdata", stamp)
+	requireFile(t, filepath.Join(e.volumePath("shop_db"), "f"), "first\n")
+	requireFile(t, filepath.Join(e.volumePath("shop_logs"), "f"), "first\n")
+}

@@ -47,6 +47,9 @@ func commandTable() []*command {
 		{name: "snapshot", args: "VOL", short: "take a read-only snapshot of VOL (--group, --project: of several) and print its name",
 			long: snapshotHelp,
 			new:  func(a *app) verb { return &snapshotCmd{app: a} }},
+		{name: "groups", args: "[list|rm NAME]", short: "list the groups of volumes snapshotted together, or forget one",
+			long: groupsHelp,
+			new:  func(a *app) verb { return &groupsCmd{app: a} }},
 		{name: "snapshots", args: "[VOL]", short: "list snapshots (all, or of VOL), one name per line",
 			new: func(a *app) verb { return &snapshotsCmd{app: a} }},
 		{name: "restore", args: "[--force] SNAP|VOL [TARGET]", short: "restore a snapshot (VOL: its latest) and print the safety snapshot's name",
@@ -54,7 +57,12 @@ func commandTable() []*command {
 latest snapshot that is not a safety snapshot. When TARGET exists, butterd
 first snapshots it (the safety snapshot, whose name is printed) and then
 swaps the restored copy in atomically; nothing is printed when TARGET is
-new. A volume in use by containers is refused unless --force is given.`,
+new. A volume in use by containers is refused unless --force is given.
+
+--group NAME [TIMESTAMP] and --project NAME [TIMESTAMP] restore every
+volume of a group or compose project to its snapshot of TIMESTAMP (by
+default the newest one all have), all or none, and print the safety
+snapshots.`,
 			new: func(a *app) verb { return &restoreCmd{app: a} }},
 		{name: "clone", args: "VOL NEW", short: "make volume NEW a writable copy of volume VOL and print NEW",
 			new: func(a *app) verb { return &cloneCmd{app: a} }},

@@ -282,3 +282,13 @@ func (f *fake) CreateGroupSnapshot(group, project string, volumes []string) (uin
 	}
 	return f.exportID, dbusapi.JobPath(f.exportID), nil
 }
+
+func (f *fake) RestoreGroup(group, project, timestamp string, flags uint64) (string, []dbusapi.RestoredRow, error) {
+	return timestamp, nil, f.record("RestoreGroup(%q, %q, %q, %d)", group, project, timestamp, flags)
+}
+
+func (f *fake) ListGroups() ([]dbusapi.GroupRow, error) { return nil, f.record("ListGroups()") }
+
+func (f *fake) RemoveGroup(name string) ([]string, error) {
+	return nil, f.record("RemoveGroup(%q)", name)
+}

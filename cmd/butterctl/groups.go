@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -123,7 +124,12 @@ func writeContainerReport(w io.Writer, j dbusapi.JobInfo) {
 
 // containerText is "NAME: paused for 3ms (NOTE)" and the like.
 func containerText(r dbusapi.ContainerRow) string {
-	held := roundDuration(time.Duration(r.Held) * time.Microsecond)
+	held := time.Duration(r.Held) * time.Microsecond
+	if held < time.Second {
+		held = held.Round(10 * time.Microsecond) // pauses are milliseconds
+	} else {
+		held = roundDuration(held)
+	}
 	var s string
 	switch r.Action {
 	case "pause":
@@ -155,4 +161,119 @@ func containersText(v dbus.Variant) (string, bool) {
 		parts[i] = containerText(r)
 	}
 	return strings.Join(parts, "; "), true
+}
+
+// groupRestore runs restore --group or --project.
+func (c *restoreCmd) groupRestore(args []string) error {
+	if c.group != "" && c.project != "" {
+		return usagef("give --group or --project, not both")
+	}
+	if err := wantArgs(args, nil, "TIMESTAMP"); err != nil {
+		return err
+	}
+	stamp := ""
+	if len(args) == 1 {
+		stamp = args[0]
+	}
+	var flags uint64
+	if c.force {
+		flags |= dbusapi.RestoreForce
+	}
+	m, err := c.bus()
+	if err != nil {
+		return err
+	}
+	stamp, rows, err := m.RestoreGroup(c.group, c.project, stamp, flags)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		type restored struct {
+			Snapshot string `json:"snapshot"`
+			Volume   string `json:"volume"`
+			Safety   string `json:"safety_snapshot"`
+		}
+		out := make([]restored, len(rows))
+		for i, r := range rows {
+			out[i] = restored{r.Snapshot, r.Volume, r.Safety}
+		}
+		return c.printJSON(struct {
+			Group     string     `json:"group,omitempty"`
+			Project   string     `json:"project,omitempty"`
+			Timestamp string     `json:"timestamp"`
+			Restored  []restored `json:"restored"`
+		}{c.group, c.project, stamp, out})
+	}
+	for _, r := range rows {
+		if r.Safety == "" {
+			continue
+		}
+		if err := c.println(r.Safety); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const groupsHelp = `'groups' and 'groups list' print one group a line: its name, then its
+volumes. 'butterctl snapshot --group NAME VOL...' makes or changes a
+group; 'groups rm NAME' forgets one, with its snapshot-group schedules
+(its volumes and snapshots stay).`
+
+type groupsCmd struct{ *app }
+
+func (c *groupsCmd) Flags(*flag.FlagSet) {}
+
+func (c *groupsCmd) Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "rm" {
+		if err := wantArgs(args[1:], []string{"NAME"}); err != nil {
+			return err
+		}
+		m, err := c.bus()
+		if err != nil {
+			return err
+		}
+		timers, err := m.RemoveGroup(args[1])
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return c.printJSON(struct {
+				Removed   string   `json:"removed"`
+				Schedules []string `json:"schedules_removed"`
+			}{args[1], nonNilStrings(timers)})
+		}
+		return nil
+	}
+	if err := wantArgs(args, nil, "list|rm"); err != nil {
+		return err
+	}
+	if len(args) == 1 && args[0] != "list" {
+		return usagef("unknown subcommand %q: use list or rm NAME", args[0])
+	}
+	m, err := c.bus()
+	if err != nil {
+		return err
+	}
+	rows, err := m.ListGroups()
+	if err != nil {
+		return err
+	}
+	if c.json {
+		type group struct {
+			Name    string   `json:"name"`
+			Volumes []string `json:"volumes"`
+		}
+		out := make([]group, len(rows))
+		for i, r := range rows {
+			out[i] = group{r.Name, r.Volumes}
+		}
+		return c.printJSON(out)
+	}
+	for _, r := range rows {
+		if err := c.println(r.Name + " " + strings.Join(r.Volumes, " ")); err != nil {
+			return err
+		}
+	}
+	return nil
 }

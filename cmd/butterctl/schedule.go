@@ -29,6 +29,9 @@ const (
 	actPurge       = "purge"
 	actReplicate   = "replicate"
 	actSynchronize = "synchronize"
+
+	actSnapshotGroup   = "snapshot-group"   // VOL names a group
+	actSnapshotProject = "snapshot-project" // VOL names a compose project
 )
 
 // schedAction is a buttervolume ACTION: snapshot, purge:PATTERN,
@@ -57,9 +60,9 @@ func parseAction(s string) (schedAction, error) { return parseActionFor(s, true)
 func parseActionFor(s string, create bool) (schedAction, error) {
 	kind, arg, hasArg := strings.Cut(s, ":")
 	switch kind {
-	case actSnapshot:
+	case actSnapshot, actSnapshotGroup, actSnapshotProject:
 		if hasArg {
-			return schedAction{}, usagef("ACTION %q: snapshot takes no argument", s)
+			return schedAction{}, usagef("ACTION %q: %s takes no argument", s, kind)
 		}
 		return schedAction{kind: kind}, nil
 	case actPurge, actReplicate, actSynchronize:
@@ -191,7 +194,10 @@ const scheduleHelp = `Two forms:
 
 ACTION is buttervolume's: snapshot, purge:PATTERN (a purge pattern such
 as 1h:1d:4w), replicate:HOST or synchronize:HOST[,HOST...]. To remove,
-pause or resume a purge schedule, purge alone will do.
+pause or resume a purge schedule, purge alone will do. snapshot-group and
+snapshot-project take the snapshots of a group's or a compose project's
+volumes together (butterctl snapshot --group or --project): VOL then
+names the group or project.
 
 TIMER is buttervolume's too:
   N, SPAN        create or replace the schedule, every N minutes or every

@@ -78,14 +78,20 @@ func (c *snapshotsCmd) Run(ctx context.Context, args []string) error {
 
 type restoreCmd struct {
 	*app
-	force bool
+	force          bool
+	group, project string
 }
 
 func (c *restoreCmd) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.force, "force", false, "restore even when TARGET is in use by containers")
+	fs.StringVar(&c.group, "group", "", "restore every volume of group `NAME` (then the argument is an optional TIMESTAMP)")
+	fs.StringVar(&c.project, "project", "", "restore every volume of compose project `NAME` (then the argument is an optional TIMESTAMP)")
 }
 
 func (c *restoreCmd) Run(ctx context.Context, args []string) error {
+	if c.group != "" || c.project != "" {
+		return c.groupRestore(args)
+	}
 	if err := wantArgs(args, []string{"SNAP|VOL"}, "TARGET"); err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+
 	"github.com/godbus/dbus/v5"
 
 	"butterd/dbusapi"
@@ -39,4 +41,45 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// RestoreGroup restores every volume of a group or compose project to its
+// snapshot of one timestamp ("": the newest all have), all or none. It
+// answers the timestamp and, per volume, the snapshot restored, the volume
+// and its safety snapshot. Flag: RestoreForce.
+func (m *Manager) RestoreGroup(sender dbus.Sender, group, project, timestamp string, flags uint64) (string, []dbusapi.RestoredRow, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "RestoreGroup"); err != nil {
+		return "", nil, err
+	}
+	if err := checkFlags(flags, dbusapi.RestoreForce); err != nil {
+		return "", nil, err
+	}
+	res, err := m.store.RestoreGroup(context.Background(), group, project, timestamp, flags&dbusapi.RestoreForce != 0)
+	if err != nil {
+		return "", nil, toDBus(err)
+	}
+	rows := make([]dbusapi.RestoredRow, len(res.Volumes))
+	for i, r := range res.Volumes {
+		rows[i] = dbusapi.RestoredRow{Snapshot: r.Snapshot, Volume: r.Volume, Safety: r.Safety}
+	}
+	return res.Timestamp, rows, nil
+}
+
+func (m *Manager) ListGroups() ([]dbusapi.GroupRow, *dbus.Error) {
+	groups := m.store.ListGroups()
+	rows := make([]dbusapi.GroupRow, len(groups))
+	for i, g := range groups {
+		rows[i] = dbusapi.GroupRow{Name: g.Name, Volumes: g.Volumes}
+	}
+	return rows, nil
+}
+
+// RemoveGroup forgets a group (its volumes and snapshots stay) and removes
+// its schedules, whose timers it answers.
+func (m *Manager) RemoveGroup(sender dbus.Sender, name string) ([]string, *dbus.Error) {
+	if err := m.auth.allowChange(sender, "RemoveGroup"); err != nil {
+		return nil, err
+	}
+	timers, err := m.store.RemoveGroup(name)
+	return nonNil(timers), toDBus(err)
 }

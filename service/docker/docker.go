@@ -76,9 +76,27 @@ func (e *Engine) Using(ctx context.Context, volumes []string) ([]service.Contain
 	return out, nil
 }
 
-// InProject lists the containers, in any state, of a compose project.
-func (e *Engine) InProject(ctx context.Context, project string) ([]service.Container, error) {
-	return e.list(ctx, make(client.Filters).Add("label", service.LabelComposeProject+"="+project))
+// ProjectVolumes lists the volumes (of the engine's driver) of a compose
+// project: those labelled with it, and those its containers mount.
+func (e *Engine) ProjectVolumes(ctx context.Context, project string) ([]string, error) {
+	label := make(client.Filters).Add("label", service.LabelComposeProject+"="+project)
+	vr, err := e.cli.VolumeList(ctx, client.VolumeListOptions{Filters: label.Clone().Add("driver", e.driver)})
+	if err != nil {
+		return nil, e.fail("list volumes", err)
+	}
+	var out []string
+	for _, v := range vr.Items {
+		out = append(out, v.Name)
+	}
+	cs, err := e.list(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		out = append(out, c.Volumes...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func (e *Engine) list(ctx context.Context, filters client.Filters) ([]service.Container, error) {
