@@ -81,7 +81,7 @@ type ContainerReport struct {
 	Action string `json:"action"`
 	// Held is how long it was paused or stopped: from the pause (stop)
 	// returning to the unpause (start) being issued.
-	Held time.Duration `json:"held"`
+	Held time.Duration `json:"held_ns"`
 	// Note tells how the pre and post commands went, or why the container
 	// was left alone.
 	Note string `json:"note,omitempty"`

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -92,6 +93,8 @@ type jobTable struct {
 	history []Job                // finished, oldest first
 	writeMu sync.Mutex           // orders writes of the history
 	emit    func(EventKind, Job)
+	failed  func(Job) // may be nil
+	log     *slog.Logger
 	now     func() time.Time
 	wg      sync.WaitGroup
 }
@@ -116,6 +119,8 @@ func (s *Store) loadJobs() error {
 		nextID: 1,
 		active: map[uint32]*jobEntry{},
 		now:    s.cfg.Now,
+		failed: s.cfg.JobFailed,
+		log:    s.log,
 		emit: func(k EventKind, j Job) {
 			s.emitEvent(Event{Kind: k, Name: j.Target, Job: j})
 		},
@@ -265,6 +270,12 @@ func (t *jobTable) finish(e *jobEntry, err error) {
 		done.Error += fmt.Sprintf(" (job history not saved: %v)", err)
 	}
 	t.emit(JobRemoved, done)
+	if done.State == JobFailed {
+		t.log.Error("job failed", "job", done.ID, "kind", done.Kind, "target", done.Target, "error", done.Error)
+		if t.failed != nil {
+			t.failed(done)
+		}
+	}
 	if e.done != nil {
 		close(e.done)
 	}

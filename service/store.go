@@ -44,6 +44,9 @@ type Config struct {
 	// [policy NAME] sections), applied by the option policy=NAME; options
 	// given explicitly win.
 	Policies map[string]map[string]string
+	// JobFailed, when set, is called with each job that failed, once it is
+	// in the history (the webhook adapter posts it). It must not block.
+	JobFailed func(Job)
 	// Containers is the container engine whose containers are quiesced
 	// around snapshots of the volumes they use (consistent.go); nil when
 	// there is none.

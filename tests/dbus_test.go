@@ -570,6 +570,7 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"signal", "SnapshotRemoved", "so", "-"},
 	{"signal", "JobNew", "uo", "-"},
 	{"signal", "JobRemoved", "uos", "-"},
+	{"signal", "JobFailed", "uosss", "-"},
 }
 
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)

@@ -20,6 +20,7 @@ import (
 	"butterd/service"
 	"butterd/service/docker"
 	"butterd/service/plugin"
+	"butterd/service/webhook"
 	"butterd/units"
 	"butterd/units/systemd"
 )
@@ -74,8 +75,22 @@ func runCommand(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var jobFailed func(service.Job)
+	if u := cfg["WEBHOOK_URL"]; u != "" {
+		hook, err := webhook.New(u, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			hook.Close(ctx)
+		}()
+		jobFailed = hook.JobFailed
+	}
 	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log,
-		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies, Containers: engine})
+		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies, Containers: engine,
+		JobFailed: jobFailed})
 	if err != nil {
 		return err
 	}

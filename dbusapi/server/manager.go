@@ -58,6 +58,7 @@ var managerSpec = ifaceSpec{
 		{"SnapshotRemoved", []arg{{"name", "s"}, {"path", "o"}}},
 		{"JobNew", []arg{{"id", "u"}, {"path", "o"}}},
 		{"JobRemoved", []arg{{"id", "u"}, {"path", "o"}, {"result", "s"}}},
+		{"JobFailed", []arg{{"id", "u"}, {"path", "o"}, {"kind", "s"}, {"target", "s"}, {"error", "s"}}},
 	},
 }
 
