@@ -90,6 +90,8 @@ const (
 	getLimit   = 1e6  // p99, ns
 	planName   = "BenchmarkPlan100k"
 	planLimit  = 1e9 // mean, ns
+	pauseName  = "BenchmarkConsistentPause"
+	pauseLimit = 100e6 // median, ns
 )
 
 var (
@@ -219,6 +221,13 @@ func report(w io.Writer, res map[string]*result, order, problems []string) {
 	compare(w, mgmtComparisons, res, used)
 
 	fmt.Fprintln(w)
+	if p := res[pauseName]; p != nil {
+		used[pauseName] = true
+		fmt.Fprintf(w, "pause window of a consistent snapshot of one volume  median %s  p99 %s  (limit %s median)  %s%s  (round trip of the job: mean %s)\n",
+			dur(p.median()), dur(p.p99()), dur(pauseLimit), verdict(p.median() <= pauseLimit), few(p), dur(p.metrics["ns/op"]))
+	} else {
+		fmt.Fprintf(w, "pause window of a consistent snapshot of one volume  (limit %s median)  not measured\n", dur(pauseLimit))
+	}
 	if p := res[planName]; p != nil {
 		used[planName] = true
 		mean := p.metrics["ns/op"]
