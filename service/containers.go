@@ -134,6 +134,12 @@ func planContainer(c Container) (*quiesced, error) {
 	return q, nil
 }
 
+// labelled says whether the container asks for anything around
+// snapshots.
+func (q *quiesced) labelled() bool {
+	return q.action != ActionNone || q.pre != "" || q.post != ""
+}
+
 func (q *quiesced) note(format string, args ...any) {
 	q.notes = append(q.notes, fmt.Sprintf(format, args...))
 }

@@ -32,9 +32,10 @@ func (s *Store) StartSnapshot(req SnapshotRequest) (Job, error) {
 }
 
 // SnapshotVolume takes a consistent snapshot of one volume now and returns
-// its name. Without containers using the volume it is a plain snapshot;
-// with some, or when it fails, it runs as a snapshot job, so that the
-// history keeps its result: how long each container was held, or the error.
+// its name. Unless containers with butterd's labels use the volume, it is
+// a plain snapshot; with some, or when it fails, it runs as a snapshot
+// job, so that the history keeps its result: how long each container was
+// held, or the error.
 func (s *Store) SnapshotVolume(volume string) (string, error) {
 	volumes, err := s.checkVolumes([]string{volume})
 	if err != nil {
@@ -42,7 +43,7 @@ func (s *Store) SnapshotVolume(volume string) (string, error) {
 	}
 	ctx := context.Background()
 	qs, notes, err := s.containersUsing(ctx, volumes)
-	if err == nil && len(qs) == 0 {
+	if err == nil && !slices.ContainsFunc(qs, (*quiesced).labelled) {
 		var names []string
 		if names, err = s.snapshotVolumes(volumes); err == nil {
 			return names[0], nil

@@ -236,6 +236,15 @@ func TestConsistentPrePostOrder(t *testing.T) {
 		"butterd.post=echo post $(id -u) >> /data/order",
 	}, []string{"app:/data"}, "sleep 300")
 
+	// A container without butterd's labels asks for nothing: the snapshot
+	// of its volume is a plain one, no job.
+	e.docker.MustRun("volume", "create", "-d", "btrfs", "other")
+	e.runContainer(t, "plain", nil, []string{"other:/data"}, "sleep 300")
+	e.ctl.ok("snapshot", "other")
+	if jobs := e.ctl.ok("jobs"); strings.Count(jobs, "\n") != 1 {
+		t.Errorf("a snapshot of a volume no labelled container uses left jobs:\n%s", jobs)
+	}
+
 	snap := strings.TrimSpace(e.ctl.ok("snapshot", "app"))
 	requireFile(t, filepath.Join(e.dataRoot, "snapshots", snap, "order"), "pre 65534\n")
 	requireFile(t, filepath.Join(e.volumePath("app"), "order"), "pre 65534\npost 65534\n")
