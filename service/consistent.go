@@ -140,7 +140,13 @@ func (s *Store) quiesceAndSnapshot(ctx context.Context, qs []*quiesced, snapshot
 		snaps, err = snapshot()
 	}
 	back := context.WithoutCancel(ctx)
-	after := errors.Join(s.release(back, held), s.runPost(back, qs))
+	after := s.release(back, held)
+	if slices.ContainsFunc(qs, func(q *quiesced) bool { return q.running && q.action != ActionNone }) {
+		if err := s.dropHeld(ids(qs)...); err != nil {
+			s.log.Error("containers held for a snapshot: record not updated", "file", s.heldPath(), "error", err)
+		}
+	}
+	after = errors.Join(after, s.runPost(back, qs))
 	switch {
 	case after == nil:
 		return snaps, err
@@ -235,21 +241,32 @@ func lastLine(s string) string {
 // filesystem, then pauses those that ask for that. It returns the
 // containers it stopped or paused, in order, also on failure.
 func (s *Store) hold(ctx context.Context, qs []*quiesced) ([]*quiesced, error) {
-	var held []*quiesced
+	var held, todo []*quiesced
+	for _, q := range qs {
+		if q.running && q.action != ActionNone {
+			todo = append(todo, q)
+		}
+	}
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	if err := s.recordHeld(todo); err != nil {
+		return nil, fmt.Errorf("record the containers to hold (no snapshot taken): %w", err)
+	}
 	eng := s.cfg.Containers
 	for _, action := range []string{ActionStop, ActionPause} {
-		var todo []*quiesced
-		for _, q := range qs {
-			if q.running && q.action == action {
-				todo = append(todo, q)
+		var batch []*quiesced
+		for _, q := range todo {
+			if q.action == action {
+				batch = append(batch, q)
 			}
 		}
-		if action == ActionPause && len(held)+len(todo) > 0 {
+		if action == ActionPause {
 			if err := btrfs.Sync(s.volumesDir); err != nil {
 				return held, fmt.Errorf("flush before quiescing containers (no snapshot taken): %w", err)
 			}
 		}
-		for _, q := range todo {
+		for _, q := range batch {
 			if err := ctx.Err(); err != nil {
 				return held, err
 			}
@@ -316,4 +333,12 @@ func (s *Store) snapshotVolumes(volumes []string) ([]string, error) {
 		s.addSnapshot(n)
 	}
 	return names, nil
+}
+
+func ids(qs []*quiesced) []string {
+	out := make([]string, len(qs))
+	for i, q := range qs {
+		out[i] = q.c.ID
+	}
+	return out
 }

@@ -47,6 +47,20 @@ func (f *fakeEngine) ProjectVolumes(ctx context.Context, project string) ([]stri
 	return vols, f.listErr
 }
 
+func (f *fakeEngine) State(ctx context.Context, id string) (string, error) {
+	if err := f.do("state " + f.name(id)); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.containers {
+		if c.ID == id {
+			return c.State, nil
+		}
+	}
+	return "", fmt.Errorf("no such container %s", id)
+}
+
 func (f *fakeEngine) Pause(ctx context.Context, id string) error { return f.do("pause " + f.name(id)) }
 func (f *fakeEngine) Unpause(ctx context.Context, id string) error {
 	return f.do("unpause " + f.name(id))
@@ -92,7 +106,7 @@ func container(name, state string, labels ...string) Container {
 // engine, a directory to flush and a log.
 func quiesceStore(t *testing.T, f *fakeEngine) *Store {
 	t.Helper()
-	return &Store{cfg: Config{Containers: f}, log: slog.New(slog.DiscardHandler), volumesDir: t.TempDir()}
+	return &Store{cfg: Config{Containers: f}, log: slog.New(slog.DiscardHandler), volumesDir: t.TempDir(), stateDir: t.TempDir()}
 }
 
 // snapshotRun takes the snapshots through the fake, recording the call.

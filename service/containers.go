@@ -21,6 +21,8 @@ type Containers interface {
 	// labelled with it (LabelComposeProject) and those its containers, in
 	// any state, mount.
 	ProjectVolumes(ctx context.Context, project string) ([]string, error)
+	// State is a container's state: running, paused, exited, ...
+	State(ctx context.Context, id string) (string, error)
 	Pause(ctx context.Context, id string) error
 	Unpause(ctx context.Context, id string) error
 	Stop(ctx context.Context, id string) error

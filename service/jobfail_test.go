@@ -17,8 +17,8 @@ func TestJobFailedReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.WaitJobs(context.Background()) })
-	ok := s.runJobNow("test", "v1", func(context.Context, *JobProgress) error { return nil })
-	bad := s.runJobNow("test", "v2", func(context.Context, *JobProgress) error { return errors.New("disk on fire") })
+	ok, _ := s.runJobNow("test", "v1", func(context.Context, *JobProgress) error { return nil })
+	bad, _ := s.runJobNow("test", "v2", func(context.Context, *JobProgress) error { return errors.New("disk on fire") })
 	if ok.State != JobDone || bad.State != JobFailed {
 		t.Fatalf("states %s, %s", ok.State, bad.State)
 	}
@@ -38,5 +38,24 @@ func TestJobFailedReported(t *testing.T) {
 	}
 	if len(reported) != 0 {
 		t.Errorf("more jobs reported than the failed one: %+v", <-reported)
+	}
+}
+
+// A job a restart interrupted is reported failed at the next start.
+func TestInterruptedJobReported(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeJSON(dir+"/jobs.json", jobFile{NextID: 5, History: []Job{
+		{ID: 3, Kind: "export", State: JobDone},
+		{ID: 4, Kind: "snapshot", Target: "group:shop", State: JobRunning},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var reported []Job
+	s := &Store{cfg: Config{Now: time.Now, JobFailed: func(j Job) { reported = append(reported, j) }}, log: slog.New(slog.DiscardHandler), stateDir: dir}
+	if err := s.loadJobs(); err != nil {
+		t.Fatal(err)
+	}
+	if len(reported) != 1 || reported[0].ID != 4 || reported[0].State != JobFailed || reported[0].Error == "" {
+		t.Errorf("reported %+v, want job 4 failed as interrupted", reported)
 	}
 }

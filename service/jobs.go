@@ -129,11 +129,13 @@ func (s *Store) loadJobs() error {
 	if _, err := readJSON(t.path, &f); err != nil {
 		return err
 	}
+	var interrupted []Job
 	for i := range f.History {
 		j := &f.History[i]
 		if !j.Done() {
 			j.State, j.Error, j.Finished = JobFailed, "interrupted: butterd stopped while the job ran", s.cfg.Now()
 			s.log.Warn("job interrupted by a restart", "job", j.ID, "kind", j.Kind, "target", j.Target)
+			interrupted = append(interrupted, *j)
 		}
 		if j.ID >= t.nextID {
 			t.nextID = j.ID + 1
@@ -144,7 +146,15 @@ func (s *Store) loadJobs() error {
 	}
 	t.history = f.History
 	s.jobs = t
-	return t.save()
+	if err := t.save(); err != nil {
+		return err
+	}
+	if t.failed != nil {
+		for _, j := range interrupted {
+			t.failed(j)
+		}
+	}
+	return nil
 }
 
 // StartJob queues a job and returns it at once. It fails with ErrBusy when
@@ -195,27 +205,40 @@ func (t *jobTable) schedule() {
 
 // startJobNow starts a short job at once, whatever runs or waits: a job
 // that must not wait behind long transfers (a snapshot pausing containers).
-func (s *Store) startJobNow(kind, target string, fn JobFunc) Job {
-	j, _ := s.jobNow(kind, target, fn)
-	return j
+// Such jobs are bounded too: beyond jobQueueLimit of them, ErrBusy.
+func (s *Store) startJobNow(kind, target string, fn JobFunc) (Job, error) {
+	j, _, err := s.jobNow(kind, target, fn)
+	return j, err
 }
 
 // runJobNow is startJobNow waiting for the job to end; it returns the
 // finished job.
-func (s *Store) runJobNow(kind, target string, fn JobFunc) Job {
-	j, done := s.jobNow(kind, target, fn)
+func (s *Store) runJobNow(kind, target string, fn JobFunc) (Job, error) {
+	j, done, err := s.jobNow(kind, target, fn)
+	if err != nil {
+		return j, err
+	}
 	<-done
-	finished, _ := s.GetJob(j.ID)
-	return finished
+	return s.GetJob(j.ID)
 }
 
-func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}) {
+func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}, error) {
 	t := s.jobs
 	t.mu.Lock()
+	now := 0
+	for _, e := range t.active {
+		if e.now {
+			now++
+		}
+	}
+	if now >= jobQueueLimit {
+		t.mu.Unlock()
+		return Job{}, nil, errorf(ErrBusy, "%d snapshot jobs are already under way: try again when some have finished (butterctl jobs)", now)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	now := t.now()
+	at := t.now()
 	e := &jobEntry{
-		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobRunning, Progress: -1, Created: now, Started: now},
+		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobRunning, Progress: -1, Created: at, Started: at},
 		fn:     fn,
 		ctx:    ctx,
 		cancel: cancel,
@@ -229,7 +252,7 @@ func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}) {
 	t.mu.Unlock()
 	t.emit(JobNew, j)
 	go t.run(e)
-	return j, e.done
+	return j, e.done, nil
 }
 
 func (t *jobTable) run(e *jobEntry) {

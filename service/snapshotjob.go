@@ -28,7 +28,7 @@ func (s *Store) StartSnapshot(req SnapshotRequest) (Job, error) {
 		res, err := s.snapshotConsistent(ctx, volumes)
 		p.setResult(res)
 		return err
-	}), nil
+	})
 }
 
 // SnapshotVolume takes a consistent snapshot of one volume now and returns
@@ -50,14 +50,16 @@ func (s *Store) SnapshotVolume(volume string) (string, error) {
 		}
 	}
 	var res ConsistentSnapshot
-	s.runJobNow("snapshot", volume, func(ctx context.Context, p *JobProgress) error {
+	if _, jerr := s.runJobNow("snapshot", volume, func(ctx context.Context, p *JobProgress) error {
 		if err != nil {
 			return err
 		}
 		res, err = s.quiesced(ctx, qs, notes, func() ([]string, error) { return s.snapshotVolumes(volumes) })
 		p.setResult(res)
 		return err
-	})
+	}); jerr != nil {
+		return "", jerr
+	}
 	if len(res.Snapshots) > 0 {
 		return res.Snapshots[0], err
 	}

@@ -160,6 +160,7 @@ func (s *Store) open() error {
 		return err
 	}
 	s.regenerateSchedules()
+	s.resumeHeld()
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 // butterctl on the bus.
 type consistentEnv struct {
 	dockerEnv
+	bus *testenv.Bus
 	ctl *ctlEnv
 }
 
@@ -34,14 +35,20 @@ func startConsistentEnv(t *testing.T) *consistentEnv {
 	dk := testenv.StartDocker(t)
 	d := testenv.StartButterdWith(t, dataRoot, testenv.PluginSocket, testenv.ButterdOptions{
 		Bus: bus, Args: []string{"--docker-host=unix://" + dk.Socket}})
-	// Cleanups run last first: the containers go while butterd serves, so
-	// that Docker can unmount their volumes.
+	e := &consistentEnv{dockerEnv: dockerEnv{dataRoot: dataRoot, butterd: d, docker: dk}, bus: bus, ctl: newCtl(t, bus)}
+	e.removeContainersFirst(t)
+	return e
+}
+
+// removeContainersFirst removes every container before the cleanups
+// registered so far run (they run last first): the containers go while
+// butterd serves, so that Docker can unmount their volumes.
+func (e *consistentEnv) removeContainersFirst(t testing.TB) {
 	t.Cleanup(func() {
-		if ids, err := dk.Run("ps", "-aq"); err == nil && strings.TrimSpace(ids) != "" {
-			dk.Run(append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+		if ids, err := e.docker.Run("ps", "-aq"); err == nil && strings.TrimSpace(ids) != "" {
+			e.docker.Run(append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
 		}
 	})
-	return &consistentEnv{dockerEnv: dockerEnv{dataRoot: dataRoot, butterd: d, docker: dk}, ctl: newCtl(t, bus)}
 }
 
 // runContainer starts a container in the background with labels (KEY=VALUE)
@@ -401,4 +408,58 @@ func TestConsistentProject(t *testing.T) {
 	e.ctl.ok("restore", "--group", "shopdata", stamp)
 	requireFile(t, filepath.Join(e.volumePath("shop_db"), "f"), "first\n")
 	requireFile(t, filepath.Join(e.volumePath("shop_logs"), "f"), "first\n")
+}
+
+// butterd killed while it holds a container stopped for a snapshot, and
+// started again at once, starts the container again once its stop ends.
+func TestConsistentResumeAfterCrash(t *testing.T) {
+	e := startConsistentEnv(t)
+	e.docker.MustRun("volume", "create", "-d", "btrfs", "vol")
+	// It takes seconds to stop, and says when its stop begins.
+	e.runContainer(t, "slow", []string{"butterd.action=stop"}, []string{"vol:/data"},
+		"trap 'touch /data/stopping; sleep 3; exit 0' TERM; sleep 300 & wait")
+	stopping := filepath.Join(e.volumePath("vol"), "stopping")
+	held := filepath.Join(e.dataRoot, "state", "held.json")
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.ctl.run("snapshot", "vol") // fails: butterd dies under it
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(stopping); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's stop never began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := os.Stat(held); err != nil {
+		t.Fatalf("butterd stops a container without a record of it: %v", err)
+	}
+	e.butterd.Kill()
+	<-done
+	os.Remove(stopping)
+	e.butterd = testenv.StartButterdWith(t, e.dataRoot, testenv.PluginSocket, testenv.ButterdOptions{
+		Bus: e.bus, Args: []string{"--docker-host=unix://" + e.docker.Socket}})
+	e.removeContainersFirst(t)
+
+	deadline = time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(held); os.IsNotExist(err) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(held); !os.IsNotExist(err) {
+		t.Fatalf("%s stays: %v", held, err)
+	}
+	if st := e.state(t, "slow"); st != "running" {
+		t.Errorf("container is %s after butterd's restart, want running again", st)
+	}
+	if log := e.butterd.Log(); !strings.Contains(log, "container held for a snapshot resumed") {
+		t.Errorf("butterd's log does not say it started the container again:\n%s", log)
+	}
 }

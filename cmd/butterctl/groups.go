@@ -175,15 +175,11 @@ func (c *restoreCmd) groupRestore(args []string) error {
 	if len(args) == 1 {
 		stamp = args[0]
 	}
-	var flags uint64
-	if c.force {
-		flags |= dbusapi.RestoreForce
-	}
 	m, err := c.bus()
 	if err != nil {
 		return err
 	}
-	stamp, rows, err := m.RestoreGroup(c.group, c.project, stamp, flags)
+	stamp, rows, err := m.RestoreGroup(c.group, c.project, stamp, c.flags())
 	if err != nil {
 		return err
 	}

@@ -99,15 +99,11 @@ func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 	if len(args) == 2 {
 		target = args[1]
 	}
-	var flags uint64
-	if c.force {
-		flags |= dbusapi.RestoreForce
-	}
 	m, err := c.bus()
 	if err != nil {
 		return err
 	}
-	snap, volume, safety, err := m.Restore(args[0], target, flags)
+	snap, volume, safety, err := m.Restore(args[0], target, c.flags())
 	if err != nil {
 		return err
 	}
@@ -122,6 +118,14 @@ func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	return c.println(safety)
+}
+
+// flags are RestoreSnapshot's and RestoreGroup's flags.
+func (c *restoreCmd) flags() uint64 {
+	if c.force {
+		return dbusapi.RestoreForce
+	}
+	return 0
 }
 
 type cloneCmd struct{ *app }

@@ -130,6 +130,17 @@ func (e *Engine) list(ctx context.Context, filters client.Filters) ([]service.Co
 	return out, nil
 }
 
+func (e *Engine) State(ctx context.Context, id string) (string, error) {
+	in, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return "", e.fail("inspect container", err)
+	}
+	if in.Container.State == nil {
+		return "", fmt.Errorf("docker inspect container %s: no state", id)
+	}
+	return string(in.Container.State.Status), nil
+}
+
 func (e *Engine) Pause(ctx context.Context, id string) error {
 	_, err := e.cli.ContainerPause(ctx, id, client.ContainerPauseOptions{})
 	return e.fail("pause", err)
