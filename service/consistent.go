@@ -78,26 +78,36 @@ func (s *Store) snapshotConsistent(ctx context.Context, volumes []string) (Consi
 }
 
 // consistently runs snapshot, which takes the snapshots of volumes, while
-// the containers using them are quiesced.
+// the containers using them are quiesced. The containers are listed under
+// the lock too: a container another snapshot holds paused must not pass
+// for one its user paused.
 func (s *Store) consistently(ctx context.Context, volumes []string, snapshot func() ([]string, error)) (ConsistentSnapshot, error) {
-	qs, notes, err := s.containersUsing(ctx, volumes)
-	if err != nil {
-		return ConsistentSnapshot{Notes: notes}, err
-	}
-	return s.quiesced(ctx, qs, notes, snapshot)
-}
-
-// quiesced runs snapshot while the containers of qs are quiesced.
-func (s *Store) quiesced(ctx context.Context, qs []*quiesced, notes []string, snapshot func() ([]string, error)) (ConsistentSnapshot, error) {
-	var err error
-	res := ConsistentSnapshot{Notes: notes}
 	s.quiesceMu.Lock()
 	defer s.quiesceMu.Unlock()
+	qs, notes, err := s.containersUsing(ctx, volumes)
+	res := ConsistentSnapshot{Notes: notes}
+	if err != nil {
+		return res, err
+	}
 	res.Snapshots, err = s.quiesceAndSnapshot(ctx, qs, snapshot)
 	for _, q := range qs {
 		res.Containers = append(res.Containers, q.report())
 	}
 	return res, err
+}
+
+// plainSnapshot snapshots the volumes when no container with butterd's
+// labels uses them, and says whether it did; err is the listing's or the
+// snapshot's.
+func (s *Store) plainSnapshot(ctx context.Context, volumes []string) (names []string, plain bool, err error) {
+	s.quiesceMu.Lock()
+	defer s.quiesceMu.Unlock()
+	qs, _, err := s.containersUsing(ctx, volumes)
+	if err != nil || slices.ContainsFunc(qs, (*quiesced).labelled) {
+		return nil, false, err
+	}
+	names, err = s.snapshotVolumes(volumes)
+	return names, true, err
 }
 
 // containersUsing lists the containers using the volumes and reads their

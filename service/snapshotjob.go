@@ -41,20 +41,16 @@ func (s *Store) SnapshotVolume(volume string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ctx := context.Background()
-	qs, notes, err := s.containersUsing(ctx, volumes)
-	if err == nil && !slices.ContainsFunc(qs, (*quiesced).labelled) {
-		var names []string
-		if names, err = s.snapshotVolumes(volumes); err == nil {
-			return names[0], nil
-		}
+	names, plain, err := s.plainSnapshot(context.Background(), volumes)
+	if plain && err == nil {
+		return names[0], nil
 	}
 	var res ConsistentSnapshot
 	if _, jerr := s.runJobNow("snapshot", volume, func(ctx context.Context, p *JobProgress) error {
 		if err != nil {
-			return err
+			return err // the failure to list the containers, or of the plain snapshot
 		}
-		res, err = s.quiesced(ctx, qs, notes, func() ([]string, error) { return s.snapshotVolumes(volumes) })
+		res, err = s.snapshotConsistent(ctx, volumes)
 		p.setResult(res)
 		return err
 	}); jerr != nil {
