@@ -142,6 +142,10 @@ type JobInfo struct {
 	Result    string // "" while it runs; done, failed or canceled
 	Error     string
 	Summary   string // what a job that is done did, when it says more than its result
+	// A snapshot job's result.
+	Snapshots  []string
+	Containers []ContainerRow
+	Notes      []string
 }
 
 // Job reads a job's properties.
@@ -172,6 +176,9 @@ func JobInfoOf(props map[string]dbus.Variant) JobInfo {
 	get("Result", &j.Result)
 	get("Error", &j.Error)
 	get("Summary", &j.Summary)
+	get("Snapshots", &j.Snapshots)
+	get("Containers", &j.Containers)
+	get("Notes", &j.Notes)
 	return j
 }
 
@@ -370,4 +377,36 @@ func (c *Client) GetOwnKeys() (clientKey, hostFingerprint string, err error) {
 func (c *Client) ListReplicas(volume string) ([]ReplicaRow, error) {
 	var rows []ReplicaRow
 	return rows, c.call("ListReplicas", volume).Store(&rows)
+}
+
+// CreateGroupSnapshot starts a snapshot job of volumes, of a group (with
+// volumes: the group is set to them) or of a compose project.
+func (c *Client) CreateGroupSnapshot(group, project string, volumes []string) (uint32, dbus.ObjectPath, error) {
+	if volumes == nil {
+		volumes = []string{}
+	}
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call("CreateGroupSnapshot", group, project, volumes, uint64(0)).Store(&id, &p)
+	return id, p, err
+}
+
+// RestoreGroup restores a group's or a project's volumes to the snapshots
+// of one timestamp ("": the newest all have), all or none.
+func (c *Client) RestoreGroup(group, project, timestamp string, flags uint64) (string, []RestoredRow, error) {
+	var stamp string
+	var rows []RestoredRow
+	return stamp, rows, c.call("RestoreGroup", group, project, timestamp, flags).Store(&stamp, &rows)
+}
+
+func (c *Client) ListGroups() ([]GroupRow, error) {
+	var rows []GroupRow
+	return rows, c.call("ListGroups").Store(&rows)
+}
+
+// RemoveGroup forgets a group and returns the timers of its schedules,
+// removed with it.
+func (c *Client) RemoveGroup(name string) ([]string, error) {
+	var timers []string
+	return timers, c.call("RemoveGroup", name).Store(&timers)
 }

@@ -127,3 +127,24 @@ type ReplicaRow struct {
 	Newest   bool   // the newest snapshot shared with the peer: purge keeps it
 	Time     uint64 // µs since the epoch when the records last said so
 }
+
+// ContainerRow is what a snapshot job did with one container: a(ssts).
+type ContainerRow struct {
+	Name   string
+	Action string // pause, stop, none, or "left as it was"
+	Held   uint64 // µs paused or stopped
+	Note   string // how the pre and post commands went, or why it was left alone
+}
+
+// RestoredRow is one volume of a group restore: a(sss).
+type RestoredRow struct {
+	Snapshot string // the snapshot restored
+	Volume   string
+	Safety   string // the snapshot keeping the replaced data ("" for a volume that did not exist)
+}
+
+// GroupRow is one group of ListGroups: a(sas).
+type GroupRow struct {
+	Name    string
+	Volumes []string
+}

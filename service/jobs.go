@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -41,6 +42,11 @@ type Job struct {
 	// Uses lists the snapshots the job reads: purge leaves them alone
 	// while it runs.
 	Uses []string `json:"uses,omitempty"`
+	// A snapshot job's result: the snapshots made, what was done with
+	// each container using the volumes, and remarks.
+	Snapshots  []string          `json:"snapshots,omitempty"`
+	Containers []ContainerReport `json:"containers,omitempty"`
+	Notes      []string          `json:"notes,omitempty"`
 }
 
 // Done reports whether the job has a result.
@@ -102,6 +108,8 @@ type jobTable struct {
 	history []Job                // finished, oldest first
 	writeMu sync.Mutex           // orders writes of the history
 	emit    func(EventKind, Job)
+	failed  func(Job) // may be nil
+	log     *slog.Logger
 	now     func() time.Time
 	wg      sync.WaitGroup
 }
@@ -111,6 +119,8 @@ type jobEntry struct {
 	fn     JobFunc
 	cancel context.CancelFunc
 	ctx    context.Context
+	now    bool          // started at once, outside the bound on concurrency
+	done   chan struct{} // closed once the job is in the history
 }
 
 type jobFile struct {
@@ -124,6 +134,8 @@ func (s *Store) loadJobs() error {
 		nextID: 1,
 		active: map[uint32]*jobEntry{},
 		now:    s.cfg.Now,
+		failed: s.cfg.JobFailed,
+		log:    s.log,
 		emit: func(k EventKind, j Job) {
 			s.emitEvent(Event{Kind: k, Name: j.Target, Job: j})
 		},
@@ -132,11 +144,13 @@ func (s *Store) loadJobs() error {
 	if _, err := readJSON(t.path, &f); err != nil {
 		return err
 	}
+	var interrupted []Job
 	for i := range f.History {
 		j := &f.History[i]
 		if !j.Done() {
 			j.State, j.Error, j.Finished = JobFailed, "interrupted: butterd stopped while the job ran", s.cfg.Now()
 			s.log.Warn("job interrupted by a restart", "job", j.ID, "kind", j.Kind, "target", j.Target)
+			interrupted = append(interrupted, *j)
 		}
 		if j.ID >= t.nextID {
 			t.nextID = j.ID + 1
@@ -147,7 +161,15 @@ func (s *Store) loadJobs() error {
 	}
 	t.history = f.History
 	s.jobs = t
-	return t.save()
+	if err := t.save(); err != nil {
+		return err
+	}
+	if t.failed != nil {
+		for _, j := range interrupted {
+			t.failed(j)
+		}
+	}
+	return nil
 }
 
 // StartJob queues a job and returns it at once. It fails with ErrBusy when
@@ -196,12 +218,66 @@ func (t *jobTable) schedule() {
 	}
 }
 
+// startJobNow starts a short job at once, whatever runs or waits: a job
+// that must not wait behind long transfers (a snapshot pausing containers).
+// Such jobs are bounded too: beyond jobQueueLimit of them, ErrBusy.
+func (s *Store) startJobNow(kind, target string, fn JobFunc) (Job, error) {
+	j, _, err := s.jobNow(kind, target, fn)
+	return j, err
+}
+
+// runJobNow is startJobNow waiting for the job to end; it returns the
+// finished job.
+func (s *Store) runJobNow(kind, target string, fn JobFunc) (Job, error) {
+	j, done, err := s.jobNow(kind, target, fn)
+	if err != nil {
+		return j, err
+	}
+	<-done
+	return s.GetJob(j.ID)
+}
+
+func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}, error) {
+	t := s.jobs
+	t.mu.Lock()
+	now := 0
+	for _, e := range t.active {
+		if e.now {
+			now++
+		}
+	}
+	if now >= jobQueueLimit {
+		t.mu.Unlock()
+		return Job{}, nil, errorf(ErrBusy, "%d snapshot jobs are already under way: try again when some have finished (butterctl jobs)", now)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	at := t.now()
+	e := &jobEntry{
+		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobRunning, Progress: -1, Created: at, Started: at},
+		fn:     fn,
+		ctx:    ctx,
+		cancel: cancel,
+		now:    true,
+		done:   make(chan struct{}),
+	}
+	t.nextID++
+	t.active[e.job.ID] = e
+	j := e.job
+	t.wg.Add(1)
+	t.mu.Unlock()
+	t.emit(JobNew, j)
+	go t.run(e)
+	return j, e.done, nil
+}
+
 func (t *jobTable) run(e *jobEntry) {
 	defer t.wg.Done()
 	t.save()
 	err := e.fn(e.ctx, &JobProgress{jobs: t, id: e.job.ID})
 	t.mu.Lock()
-	t.running--
+	if !e.now {
+		t.running--
+	}
 	t.mu.Unlock()
 	t.finish(e, err)
 	t.schedule()
@@ -232,6 +308,15 @@ func (t *jobTable) finish(e *jobEntry, err error) {
 		done.Error += fmt.Sprintf(" (job history not saved: %v)", err)
 	}
 	t.emit(JobRemoved, done)
+	if done.State == JobFailed {
+		t.log.Error("job failed", "job", done.ID, "kind", done.Kind, "target", done.Target, "error", done.Error)
+		if t.failed != nil {
+			t.failed(done)
+		}
+	}
+	if e.done != nil {
+		close(e.done)
+	}
 }
 
 func (t *jobTable) update(id uint32, fn func(*Job)) {

@@ -25,6 +25,21 @@ type intent struct {
 	TmpUUID string `json:"tmp_uuid,omitempty"`
 	// Safety is the snapshot that keeps the replaced data.
 	Safety string `json:"safety,omitempty"`
+	// Items are the volumes of a group restore (Volume then names the
+	// group), each switched as one restore is.
+	Items []groupItem `json:"items,omitempty"`
+	// Committed says a group restore switched every volume: from then on
+	// it is finished, never rolled back.
+	Committed bool `json:"committed,omitempty"`
+}
+
+// groupItem is one volume of a group restore.
+type groupItem struct {
+	Volume  string `json:"volume"`
+	Source  string `json:"source"`
+	Existed bool   `json:"existed,omitempty"`
+	TmpUUID string `json:"tmp_uuid,omitempty"`
+	Safety  string `json:"safety,omitempty"`
 }
 
 const (
@@ -35,6 +50,8 @@ const (
 	// A pull for another host's sync: the temporary read-only snapshot of
 	// the volume is tmpPath, deleted at the end (see sync_serve.go).
 	opServeSync = "serve-sync"
+
+	opRestoreGroup = "restore-group" // see grouprestore.go
 )
 
 func (s *Store) journalDir() string { return filepath.Join(s.stateDir, "journal") }

@@ -36,6 +36,8 @@ func (s *Store) resolveIntent(in *intent) (forward bool, err error) {
 		return s.resolveImport(in)
 	case opSync:
 		return s.resolveSync(in)
+	case opRestoreGroup:
+		return s.resolveGroupRestore(in)
 	}
 	tmp := in.tmpPath(s)
 	if in.TmpUUID != "" {

@@ -101,7 +101,13 @@ func (s *Store) SetSchedule(sc units.Schedule) (string, error) {
 		return "", err
 	}
 	defer s.locks.lock(sc.Volume)()
-	if sc.Action != units.ActionPurge {
+	switch sc.Action {
+	case units.ActionPurge, units.ActionSnapshotProject: // Docker knows a project's volumes when it runs
+	case units.ActionSnapshotGroup:
+		if _, err := s.GetGroup(sc.Volume); err != nil {
+			return "", err
+		}
+	default:
 		if _, err := s.GetVolume(sc.Volume); err != nil {
 			return "", err
 		}
@@ -278,15 +284,16 @@ func scheduleOf(action, volume, arg string) (units.Schedule, error) {
 	}
 	sc := units.Schedule{Action: action, Volume: volume}
 	switch action {
-	case units.ActionSnapshot, units.ActionPurge:
+	case units.ActionSnapshot, units.ActionPurge, units.ActionSnapshotGroup, units.ActionSnapshotProject:
 	case units.ActionReplicate, units.ActionSynchronize:
 		if arg == "" {
 			return sc, errorf(ErrInvalidArg, "a %s schedule is named by its host(s) too", action)
 		}
 		sc.Arg = arg
 	default:
-		return sc, errorf(ErrInvalidArg, "schedule action %q: use %s, %s, %s or %s", action,
-			units.ActionSnapshot, units.ActionPurge, units.ActionReplicate, units.ActionSynchronize)
+		return sc, errorf(ErrInvalidArg, "schedule action %q: use %s, %s, %s, %s, %s or %s", action,
+			units.ActionSnapshot, units.ActionPurge, units.ActionReplicate, units.ActionSynchronize,
+			units.ActionSnapshotGroup, units.ActionSnapshotProject)
 	}
 	return sc, nil
 }
@@ -704,8 +711,17 @@ func (s *Store) regenerateSchedules() {
 	s.sched.regenerated = changed
 }
 
-// volumeSchedules are the schedules of a volume on disk.
+// volumeSchedules are the schedules of a volume on disk (those of a
+// group of the same name aside).
 func (s *Store) volumeSchedules(volume string) []scheduleFile {
+	return s.schedulesOf(volume, func(action string) bool {
+		return action != units.ActionSnapshotGroup && action != units.ActionSnapshotProject
+	})
+}
+
+// schedulesOf are the schedules on disk of name whose action is one of
+// those that name a volume, group or project as asked.
+func (s *Store) schedulesOf(name string, actionOf func(string) bool) []scheduleFile {
 	files, _, err := s.readSchedules()
 	if err != nil {
 		s.log.Warn("schedule units not read", "dir", s.sched.dir, "error", err)
@@ -713,7 +729,7 @@ func (s *Store) volumeSchedules(volume string) []scheduleFile {
 	}
 	var out []scheduleFile
 	for _, f := range files {
-		if f.sched.Volume == volume {
+		if f.sched.Volume == name && actionOf(f.sched.Action) {
 			out = append(out, f)
 		}
 	}
@@ -723,12 +739,17 @@ func (s *Store) volumeSchedules(volume string) []scheduleFile {
 // removeVolumeSchedules removes the schedules of a removed volume (its
 // snapshots stay) and returns their timers.
 func (s *Store) removeVolumeSchedules(volume string) []string {
-	files := s.volumeSchedules(volume)
+	return s.removeSchedules("volume", volume, s.volumeSchedules(volume))
+}
+
+// removeSchedules removes the schedules of a removed volume or group
+// (what) and returns their timers.
+func (s *Store) removeSchedules(what, volume string, files []scheduleFile) []string {
 	if len(files) == 0 {
 		return nil
 	}
 	if s.sched.sd == nil {
-		s.log.Warn("volume removed but its schedules stay: no systemd reachable", "volume", volume, "schedules", len(files))
+		s.log.Warn(what+" removed but its schedules stay: no systemd reachable", what, volume, "schedules", len(files))
 		return nil
 	}
 	s.sched.mu.Lock()
@@ -736,7 +757,7 @@ func (s *Store) removeVolumeSchedules(volume string) []string {
 	var removed []string
 	for _, f := range files {
 		if err := s.dropUnits(f.timer, f.service); err != nil {
-			s.log.Warn("schedule of a removed volume not removed", "volume", volume, "timer", f.timer, "error", err)
+			s.log.Warn("schedule of a removed "+what+" not removed", what, volume, "timer", f.timer, "error", err)
 			continue
 		}
 		removed = append(removed, f.timer)
@@ -748,7 +769,7 @@ func (s *Store) removeVolumeSchedules(volume string) []string {
 		s.forgetFailed(f.timer, f.service)
 	}
 	if len(removed) > 0 {
-		s.log.Info("schedules of the removed volume removed; its snapshots stay", "volume", volume, "timers", removed)
+		s.log.Info("schedules of the removed "+what+" removed; its snapshots stay", what, volume, "timers", removed)
 	}
 	return removed
 }

@@ -220,7 +220,7 @@ func (s *Store) sendSnapshotTo(ctx context.Context, c *remote.Client, snapshot s
 		res.AlreadyThere, res.Remote = true, r
 		res.Reason = fmt.Sprintf("no-op: %s already holds %q (as %q): nothing sent", peer, snapshot, r.Name)
 		s.log.Info("snapshot already on the remote", "snapshot", snapshot, "host", c.Addr(), "remote", r.Name)
-		return res, s.recordHeld(peer, volume, local, remotes, "")
+		return res, s.recordPeerHolds(peer, volume, local, remotes, "")
 	}
 	for _, r := range remotes {
 		if r.Name == snapshot {
@@ -298,7 +298,7 @@ func (s *Store) sendSnapshotTo(ctx context.Context, c *remote.Client, snapshot s
 	}
 	s.log.Info("snapshot sent", "snapshot", snapshot, "host", c.Addr(), "peer", peer, "incremental", res.Incremental,
 		"parent", res.Parent, "bytes", res.Bytes, "compressed", o.Compress)
-	return res, s.recordHeld(peer, volume, local, remotes, snapshot)
+	return res, s.recordPeerHolds(peer, volume, local, remotes, snapshot)
 }
 
 // parentGone reports, setting res's reason, whether the records name a
@@ -336,9 +336,9 @@ func heldBy(uuid string, remotes []remote.SnapshotRef) bool {
 	return false
 }
 
-// recordHeld records which of our snapshots the remote holds: those it
+// recordPeerHolds records which of our snapshots the remote holds: those it
 // listed and sent, which it has now.
-func (s *Store) recordHeld(peer, volume string, local []localSnap, remotes []remote.SnapshotRef, sent string) error {
+func (s *Store) recordPeerHolds(peer, volume string, local []localSnap, remotes []remote.SnapshotRef, sent string) error {
 	var held []string
 	last := -1
 	for i, l := range local {

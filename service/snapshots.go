@@ -44,15 +44,26 @@ func (s *Store) snapshotLocked(volume string, safety bool) (Snapshot, error) {
 // newSnapshotName names a snapshot of now, one microsecond later while the
 // name is taken.
 func (s *Store) newSnapshotName(volume string) string {
+	return s.newSnapshotNames([]string{volume})[0]
+}
+
+// newSnapshotNames names a snapshot of each volume, all with the time of
+// now, or one microsecond later while a name is taken.
+func (s *Store) newSnapshotNames(volumes []string) []string {
 	t := s.cfg.Now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	names := make([]string, len(volumes))
+next:
 	for {
-		name := SnapshotName(volume, t)
-		if _, taken := s.snapshots[name]; !taken && !isSubvolume(s.snapshotPath(name)) {
-			return name
+		for i, v := range volumes {
+			names[i] = SnapshotName(v, t)
+			if _, taken := s.snapshots[names[i]]; taken || isSubvolume(s.snapshotPath(names[i])) {
+				t = t.Add(time.Microsecond)
+				continue next
+			}
 		}
-		t = t.Add(time.Microsecond)
+		return names
 	}
 }
 

@@ -52,6 +52,13 @@ type Config struct {
 	// it makes sure the replication endpoint listens (DESIGN.md: it is
 	// disabled until the first peer is added).
 	PeerAdded func() error
+	// JobFailed, when set, is called with each job that failed, once it is
+	// in the history (the webhook adapter posts it). It must not block.
+	JobFailed func(Job)
+	// Containers is the container engine whose containers are quiesced
+	// around snapshots of the volumes they use (consistent.go); nil when
+	// there is none.
+	Containers Containers
 }
 
 // Store holds the volumes and snapshots of one data root.
@@ -66,6 +73,7 @@ type Store struct {
 	notify notifier
 
 	mountWrite sync.Mutex // orders writes of the mount table
+	quiesceMu  sync.Mutex // one consistent snapshot at a time
 
 	mu        sync.RWMutex // guards the index and mounts below
 	volumes   map[string]*volumeEntry
@@ -73,6 +81,7 @@ type Store struct {
 	mounts    mountTable
 	meta      metaFile
 	jobs      *jobTable
+	groups    groupFile
 
 	sched    schedules
 	policies map[string]CreateOptions
@@ -153,6 +162,9 @@ func (s *Store) open() error {
 	if err := s.loadShared(); err != nil {
 		return err
 	}
+	if err := s.loadGroups(); err != nil {
+		return err
+	}
 	if err := s.reconcile(); err != nil {
 		return err
 	}
@@ -166,6 +178,7 @@ func (s *Store) open() error {
 		return err
 	}
 	s.regenerateSchedules()
+	s.resumeHeld()
 	return nil
 }
 

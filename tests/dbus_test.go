@@ -547,6 +547,10 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "CloneVolume", "ss", "o"},
 	{"method", "ForgetMounts", "s", "u"},
 	{"method", "CreateSnapshot", "s", "so"},
+	{"method", "CreateGroupSnapshot", "ssast", "uo"},
+	{"method", "RestoreGroup", "ssst", "sa(sss)"},
+	{"method", "ListGroups", "-", "a(sas)"},
+	{"method", "RemoveGroup", "s", "as"},
 	{"method", "GetSnapshot", "s", "o"},
 	{"method", "ListSnapshots", "s", "a(sostb)"},
 	{"method", "RemoveSnapshot", "s", "-"},
@@ -581,6 +585,7 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"signal", "SnapshotRemoved", "so", "-"},
 	{"signal", "JobNew", "uo", "-"},
 	{"signal", "JobRemoved", "uos", "-"},
+	{"signal", "JobFailed", "uosss", "-"},
 }
 
 var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)

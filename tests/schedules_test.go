@@ -210,6 +210,12 @@ func TestSchedulesTimers(t *testing.T) {
 	if j := mustRunAny(m, "journalctl", "--no-pager", "-o", "cat", "-u", fvService); !strings.Contains(j, "nested") {
 		t.Errorf("the journal of %s does not say why the snapshot failed:\n%s", fvService, j)
 	}
+	// The failed run is a failed job too (so it is signalled and posted).
+	if jobs, err := c.ListJobs(); err != nil || !slices.ContainsFunc(jobs, func(j dbusapi.JobRow) bool {
+		return j.Kind == "snapshot" && j.Target == "fv" && j.State == "failed"
+	}) {
+		t.Errorf("ListJobs %+v, %v: want the failed snapshot job of fv", jobs, err)
+	}
 
 	// The purge deleted exactly the plan's delete list; later runs (every
 	// 3 s) find nothing more to delete while no snapshot changes window.

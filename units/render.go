@@ -112,6 +112,10 @@ func command(s Schedule) []string {
 	switch s.Action {
 	case ActionSnapshot:
 		return []string{"snapshot", s.Volume}
+	case ActionSnapshotGroup:
+		return []string{"snapshot", "--group", s.Volume}
+	case ActionSnapshotProject:
+		return []string{"snapshot", "--project", s.Volume}
 	case ActionPurge:
 		return []string{"purge", s.Arg, s.Volume}
 	case ActionReplicate:
@@ -126,6 +130,10 @@ func describe(s Schedule) string {
 	switch s.Action {
 	case ActionSnapshot:
 		return "snapshot volume " + s.Volume
+	case ActionSnapshotGroup:
+		return "snapshot the volumes of group " + s.Volume
+	case ActionSnapshotProject:
+		return "snapshot the volumes of compose project " + s.Volume
 	case ActionPurge:
 		return "purge snapshots of volume " + s.Volume + " with pattern " + s.Arg
 	case ActionReplicate:

@@ -11,6 +11,11 @@ const (
 	ActionPurge       = "purge"       // purge Volume's snapshots with pattern Arg
 	ActionReplicate   = "replicate"   // take a snapshot and send it to host Arg
 	ActionSynchronize = "synchronize" // pull newer files from hosts Arg (comma-separated)
+
+	// Snapshots of several volumes at once, with one timestamp: Volume
+	// then names a group of butterd's, or a compose project.
+	ActionSnapshotGroup   = "snapshot-group"
+	ActionSnapshotProject = "snapshot-project"
 )
 
 // Schedule is one scheduled action on one volume. Exactly one of Every and
@@ -49,9 +54,9 @@ func (s Schedule) Validate() error {
 		return err
 	}
 	switch s.Action {
-	case ActionSnapshot:
+	case ActionSnapshot, ActionSnapshotGroup, ActionSnapshotProject:
 		if s.Arg != "" {
-			return invalidf("schedule snapshot of %q takes no argument, got %q", s.Volume, s.Arg)
+			return invalidf("schedule %s of %q takes no argument, got %q", s.Action, s.Volume, s.Arg)
 		}
 	case ActionPurge:
 		if err := checkPattern(s.Arg); err != nil {
@@ -69,8 +74,8 @@ func (s Schedule) Validate() error {
 		if err := checkText("action", s.Action); err != nil {
 			return err
 		}
-		return invalidf("schedule action %q: use %s, %s, %s or %s", s.Action,
-			ActionSnapshot, ActionPurge, ActionReplicate, ActionSynchronize)
+		return invalidf("schedule action %q: use %s, %s, %s, %s, %s or %s", s.Action,
+			ActionSnapshot, ActionPurge, ActionReplicate, ActionSynchronize, ActionSnapshotGroup, ActionSnapshotProject)
 	}
 	switch {
 	case s.Every != 0 && s.OnCalendar != "":

@@ -24,6 +24,10 @@ type manager interface {
 	CloneVolume(name, newName string) (dbus.ObjectPath, error)
 	ForgetMounts(name string) (uint32, error)
 	CreateSnapshot(volume string) (string, error)
+	CreateGroupSnapshot(group, project string, volumes []string) (uint32, dbus.ObjectPath, error)
+	RestoreGroup(group, project, timestamp string, flags uint64) (string, []dbusapi.RestoredRow, error)
+	ListGroups() ([]dbusapi.GroupRow, error)
+	RemoveGroup(name string) ([]string, error)
 	ListSnapshots(volume string) ([]dbusapi.SnapshotRow, error)
 	RemoveSnapshot(name string) error
 	Restore(source, target string, flags uint64) (snapshot, volume, safety string, err error)

@@ -45,8 +45,12 @@ func isGroup(word string) bool { _, ok := groups[word]; return ok }
 // commandTable lists every verb, in the order help shows them.
 func commandTable() []*command {
 	return []*command{
-		{name: "snapshot", args: "VOL", short: "take a read-only snapshot of VOL and print its name",
-			new: func(a *app) verb { return &snapshotCmd{app: a} }},
+		{name: "snapshot", args: "VOL", short: "take a read-only snapshot of VOL (--group, --project: of several) and print its name",
+			long: snapshotHelp,
+			new:  func(a *app) verb { return &snapshotCmd{app: a} }},
+		{name: "groups", args: "[list|rm NAME]", short: "list the groups of volumes snapshotted together, or forget one",
+			long: groupsHelp,
+			new:  func(a *app) verb { return &groupsCmd{app: a} }},
 		{name: "snapshots", args: "[-l] [VOL]", short: "list snapshots (all, or of VOL), one name per line",
 			long: `With -l, a table: NAME, TIME and PEERS, the replication peers that hold
 each snapshot by butterd's records (updated at each send; "(from)" marks
@@ -59,7 +63,12 @@ newest snapshot shared with that peer, which purge keeps.`,
 latest snapshot that is not a safety snapshot. When TARGET exists, butterd
 first snapshots it (the safety snapshot, whose name is printed) and then
 swaps the restored copy in atomically; nothing is printed when TARGET is
-new. A volume in use by containers is refused unless --force is given.`,
+new. A volume in use by containers is refused unless --force is given.
+
+--group NAME [TIMESTAMP] and --project NAME [TIMESTAMP] restore every
+volume of a group or compose project to its snapshot of TIMESTAMP (by
+default the newest one all have), all or none, and print the safety
+snapshots.`,
 			new: func(a *app) verb { return &restoreCmd{app: a} }},
 		{name: "clone", args: "VOL NEW", short: "make volume NEW a writable copy of volume VOL and print NEW",
 			new: func(a *app) verb { return &cloneCmd{app: a} }},

@@ -322,3 +322,20 @@ func runWith(t *testing.T, f *fake, args ...string) result {
 func dbusErr(name, msg string) error {
 	return dbus.Error{Name: name, Body: []any{msg}}
 }
+
+func (f *fake) CreateGroupSnapshot(group, project string, volumes []string) (uint32, dbus.ObjectPath, error) {
+	if err := f.record("CreateGroupSnapshot(%q, %q, %q)", group, project, volumes); err != nil {
+		return 0, "", err
+	}
+	return f.exportID, dbusapi.JobPath(f.exportID), nil
+}
+
+func (f *fake) RestoreGroup(group, project, timestamp string, flags uint64) (string, []dbusapi.RestoredRow, error) {
+	return timestamp, nil, f.record("RestoreGroup(%q, %q, %q, %d)", group, project, timestamp, flags)
+}
+
+func (f *fake) ListGroups() ([]dbusapi.GroupRow, error) { return nil, f.record("ListGroups()") }
+
+func (f *fake) RemoveGroup(name string) ([]string, error) {
+	return nil, f.record("RemoveGroup(%q)", name)
+}

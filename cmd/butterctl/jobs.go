@@ -305,7 +305,10 @@ func pathErr(err error) error {
 }
 
 const jobsHelp = `Long operations (export, import, purge, send, replicate, sync) run as
-butterd jobs: queued, running, then done, failed or canceled. Finished
+butterd jobs: queued, running, then done, failed or canceled. So do
+snapshots that quiesce containers, group snapshots, and any snapshot that
+fails: 'job ID' shows the snapshots made and how long each container was
+paused or stopped. Finished
 jobs stay listed (butterd keeps a history) with their bytes and error.
 PROGRESS is "-" while butterd cannot tell how far a job is.`
 

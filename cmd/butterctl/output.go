@@ -178,6 +178,7 @@ var textProps = map[string]func(dbus.Variant) (string, bool){
 		f, ok := v.Value().(float64)
 		return rateText(f), ok
 	},
+	"Containers": containersText,
 }
 
 func sortedProps(props map[string]dbus.Variant) []string {

@@ -29,6 +29,9 @@ const (
 	actPurge       = "purge"
 	actReplicate   = "replicate"
 	actSynchronize = "synchronize"
+
+	actSnapshotGroup   = "snapshot-group"   // VOL names a group
+	actSnapshotProject = "snapshot-project" // VOL names a compose project
 )
 
 // schedAction is a buttervolume ACTION: snapshot, purge:PATTERN,
@@ -57,9 +60,9 @@ func parseAction(s string) (schedAction, error) { return parseActionFor(s, true)
 func parseActionFor(s string, create bool) (schedAction, error) {
 	kind, arg, hasArg := strings.Cut(s, ":")
 	switch kind {
-	case actSnapshot:
+	case actSnapshot, actSnapshotGroup, actSnapshotProject:
 		if hasArg {
-			return schedAction{}, usagef("ACTION %q: snapshot takes no argument", s)
+			return schedAction{}, usagef("ACTION %q: %s takes no argument", s, kind)
 		}
 		return schedAction{kind: kind}, nil
 	case actPurge, actReplicate, actSynchronize:
@@ -196,6 +199,10 @@ pause or resume a purge schedule, purge alone will do. replicate runs
 'butterctl sync VOL HOST...'; each HOST is a peer's name or HOST[:PORT]
 ('butterctl remote ls'), checked when the schedule is set, and the hosts
 of synchronize are separated by commas, without spaces or repeats.
+snapshot-group and
+snapshot-project take the snapshots of a group's or a compose project's
+volumes together (butterctl snapshot --group or --project): VOL then
+names the group or project.
 
 TIMER is buttervolume's too:
   N, SPAN        create or replace the schedule, every N minutes or every

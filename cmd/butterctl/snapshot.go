@@ -11,11 +11,20 @@ import (
 // The verbs buttervolume users know: snapshot, snapshots, restore, clone,
 // rm, with the same arguments and output.
 
-type snapshotCmd struct{ *app }
+type snapshotCmd struct {
+	*app
+	group, project string
+}
 
-func (c *snapshotCmd) Flags(*flag.FlagSet) {}
+func (c *snapshotCmd) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.group, "group", "", "snapshot group `NAME` (with VOL...: set the group to them first)")
+	fs.StringVar(&c.project, "project", "", "snapshot the volumes of compose project `NAME`")
+}
 
 func (c *snapshotCmd) Run(ctx context.Context, args []string) error {
+	if c.group != "" || c.project != "" {
+		return c.groupSnapshot(ctx, args)
+	}
 	if err := wantArgs(args, []string{"VOL"}); err != nil {
 		return err
 	}
@@ -84,14 +93,20 @@ func (c *snapshotsCmd) Run(ctx context.Context, args []string) error {
 
 type restoreCmd struct {
 	*app
-	force bool
+	force          bool
+	group, project string
 }
 
 func (c *restoreCmd) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.force, "force", false, "restore even when TARGET is in use by containers")
+	fs.StringVar(&c.group, "group", "", "restore every volume of group `NAME` (then the argument is an optional TIMESTAMP)")
+	fs.StringVar(&c.project, "project", "", "restore every volume of compose project `NAME` (then the argument is an optional TIMESTAMP)")
 }
 
 func (c *restoreCmd) Run(ctx context.Context, args []string) error {
+	if c.group != "" || c.project != "" {
+		return c.groupRestore(args)
+	}
 	if err := wantArgs(args, []string{"SNAP|VOL"}, "TARGET"); err != nil {
 		return err
 	}
@@ -99,15 +114,11 @@ func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 	if len(args) == 2 {
 		target = args[1]
 	}
-	var flags uint64
-	if c.force {
-		flags |= dbusapi.RestoreForce
-	}
 	m, err := c.bus()
 	if err != nil {
 		return err
 	}
-	snap, volume, safety, err := m.Restore(args[0], target, flags)
+	snap, volume, safety, err := m.Restore(args[0], target, c.flags())
 	if err != nil {
 		return err
 	}
@@ -122,6 +133,14 @@ func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	return c.println(safety)
+}
+
+// flags are RestoreSnapshot's and RestoreGroup's flags.
+func (c *restoreCmd) flags() uint64 {
+	if c.force {
+		return dbusapi.RestoreForce
+	}
+	return 0
 }
 
 type cloneCmd struct{ *app }

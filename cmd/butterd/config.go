@@ -29,7 +29,8 @@ var configKeys = []configKey{
 	{"SSH_ADDRESS", "", "replication endpoint address (all when empty)"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"EXIT_IDLE", "0", "exit after this long without plugin requests, D-Bus calls, replication connections or jobs (a time span: minutes, or 90s, 5min...; 0 never); the socket or bus activation starts butterd again"},
-	{"DOCKER_HOST", "unix:///var/run/docker.sock", "Docker Engine API used for consistent snapshots"},
+	{"WEBHOOK_URL", "", "an http(s) URL that each failed job (a scheduled one too) is posted to as JSON; empty: none"},
+	{"DOCKER_HOST", "unix:///var/run/docker.sock", "Docker Engine API whose containers are quiesced around snapshots of their volumes (none turns that off); butterd connects on first use"},
 }
 
 const defaultConfigFile = "/etc/butterd/butterd.conf"

@@ -18,7 +18,9 @@ import (
 
 	"butterd/dbusapi/server"
 	"butterd/service"
+	"butterd/service/docker"
 	"butterd/service/plugin"
+	"butterd/service/webhook"
 	"butterd/units"
 	"butterd/units/systemd"
 )
@@ -70,11 +72,28 @@ func runCommand(ctx context.Context, args []string) error {
 	if c, ok := sd.(interface{ Close() error }); ok {
 		defer c.Close()
 	}
+	engine, err := containerEngine(cfg["DOCKER_HOST"])
+	if err != nil {
+		return err
+	}
+	var jobFailed func(service.Job)
+	if u := cfg["WEBHOOK_URL"]; u != "" {
+		hook, err := webhook.New(u, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			hook.Close(ctx)
+		}()
+		jobFailed = hook.JobFailed
+	}
 	ssh := &sshEndpoint{ctx: ctx, log: log, act: act, sd: sd, managed: sockets.plugin != nil,
 		addr: net.JoinHostPort(cfg["SSH_ADDRESS"], cfg["SSH_PORT"])}
 	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log,
-		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies,
-		PeerAdded: func() error { return ssh.peerAdded() }})
+		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies, Containers: engine,
+		JobFailed: jobFailed, PeerAdded: func() error { return ssh.peerAdded() }})
 	if err != nil {
 		return err
 	}
@@ -159,6 +178,15 @@ func serveBus(store *service.Store, log *slog.Logger, act *activity) (*server.Se
 		return nil, err
 	}
 	return srv, nil
+}
+
+// containerEngine is the Docker Engine at host, or none. It connects on
+// first use: Docker waits for the plugin at its start.
+func containerEngine(host string) (service.Containers, error) {
+	if host == "none" || host == "" {
+		return nil, nil // a nil interface, not a nil *docker.Engine
+	}
+	return docker.New(host, plugin.DriverName)
 }
 
 // connectSystemd reaches systemd for the schedules; without it butterd

@@ -19,6 +19,7 @@ var jobSpec = ifaceSpec{
 		{"Id", "u"}, {"Kind", "s"}, {"Target", "s"}, {"State", "s"}, {"Progress", "d"},
 		{"BytesDone", "t"}, {"FilesDone", "t"}, {"Rate", "d"}, {"Created", "t"}, {"Started", "t"}, {"Finished", "t"},
 		{"Result", "s"}, {"Error", "s"}, {"Summary", "s"},
+		{"Snapshots", "as"}, {"Containers", "a(ssts)"}, {"Notes", "as"},
 	},
 }
 
@@ -37,6 +38,8 @@ func jobProps(j service.Job) map[string]dbus.Variant {
 		"Created": dbus.MakeVariant(usec(j.Created)), "Started": dbus.MakeVariant(usec(j.Started)),
 		"Finished": dbus.MakeVariant(usec(j.Finished)), "Result": dbus.MakeVariant(result),
 		"Error": dbus.MakeVariant(j.Error), "Summary": dbus.MakeVariant(j.Summary),
+		"Snapshots": dbus.MakeVariant(nonNil(j.Snapshots)), "Containers": dbus.MakeVariant(containerRows(j.Containers)),
+		"Notes": dbus.MakeVariant(nonNil(j.Notes)),
 	}
 }
 

@@ -21,6 +21,12 @@ var managerSpec = ifaceSpec{
 		{name: "CloneVolume", in: []arg{{"name", "s"}, {"new_name", "s"}}, out: []arg{{"path", "o"}}, changes: true},
 		{name: "ForgetMounts", in: []arg{{"name", "s"}}, out: []arg{{"forgotten", "u"}}, changes: true},
 		{name: "CreateSnapshot", in: []arg{{"volume", "s"}}, out: []arg{{"name", "s"}, {"path", "o"}}, changes: true},
+		{name: "CreateGroupSnapshot", in: []arg{{"group", "s"}, {"project", "s"}, {"volumes", "as"}, {"flags", "t"}},
+			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
+		{name: "RestoreGroup", in: []arg{{"group", "s"}, {"project", "s"}, {"timestamp", "s"}, {"flags", "t"}},
+			out: []arg{{"timestamp", "s"}, {"restored", "a(sss)"}}, changes: true},
+		{name: "ListGroups", out: []arg{{"groups", "a(sas)"}}},
+		{name: "RemoveGroup", in: []arg{{"name", "s"}}, out: []arg{{"schedules_removed", "as"}}, changes: true},
 		{name: "GetSnapshot", in: []arg{{"name", "s"}}, out: []arg{{"path", "o"}}},
 		{name: "ListSnapshots", in: []arg{{"volume", "s"}}, out: []arg{{"snapshots", "a(sostb)"}}},
 		{name: "RemoveSnapshot", in: []arg{{"name", "s"}}, changes: true},
@@ -65,6 +71,7 @@ var managerSpec = ifaceSpec{
 		{"SnapshotRemoved", []arg{{"name", "s"}, {"path", "o"}}},
 		{"JobNew", []arg{{"id", "u"}, {"path", "o"}}},
 		{"JobRemoved", []arg{{"id", "u"}, {"path", "o"}, {"result", "s"}}},
+		{"JobFailed", []arg{{"id", "u"}, {"path", "o"}, {"kind", "s"}, {"target", "s"}, {"error", "s"}}},
 	},
 }
 
@@ -144,11 +151,11 @@ func (m *Manager) CreateSnapshot(sender dbus.Sender, volume string) (string, dbu
 	if err := m.auth.allowChange(sender, "CreateSnapshot"); err != nil {
 		return "", "", err
 	}
-	snap, err := m.store.CreateSnapshot(volume)
+	name, err := m.store.SnapshotVolume(volume)
 	if err != nil {
 		return "", "", toDBus(err)
 	}
-	return snap.Name, dbusapi.SnapshotPath(snap.Name), nil
+	return name, dbusapi.SnapshotPath(name), nil
 }
 
 func (m *Manager) GetSnapshot(name string) (dbus.ObjectPath, *dbus.Error) {

@@ -114,6 +114,9 @@ func (s *Server) emitLoop() {
 			continue
 		case service.JobRemoved:
 			s.emit("JobRemoved", ev.Job.ID, dbusapi.JobPath(ev.Job.ID), jobResult(ev.Job))
+			if ev.Job.State == service.JobFailed {
+				s.emit("JobFailed", ev.Job.ID, dbusapi.JobPath(ev.Job.ID), ev.Job.Kind, ev.Job.Target, ev.Job.Error)
+			}
 			continue
 		default:
 			continue

@@ -126,6 +126,8 @@ const (
 	getLimit   = 1e6  // p99, ns
 	planName   = "BenchmarkPlan100k"
 	planLimit  = 1e9 // mean, ns
+	pauseName  = "BenchmarkConsistentPause"
+	pauseLimit = 100e6 // median, ns
 )
 
 var (
@@ -261,6 +263,15 @@ func report(w io.Writer, res map[string]*result, order, problems []string) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "sync from another host against rsync -a of the same change (medians; p99 in brackets)")
 	compare(w, syncComparisons, res, used)
+
+	fmt.Fprintln(w)
+	if p := res[pauseName]; p != nil {
+		used[pauseName] = true
+		fmt.Fprintf(w, "pause window of a consistent snapshot of one volume  median %s  p99 %s  (limit %s median)  %s%s  (round trip of the job: mean %s)\n",
+			dur(p.median()), dur(p.p99()), dur(pauseLimit), verdict(p.median() <= pauseLimit), few(p), dur(p.metrics["ns/op"]))
+	} else {
+		fmt.Fprintf(w, "pause window of a consistent snapshot of one volume  (limit %s median)  not measured\n", dur(pauseLimit))
+	}
 
 	fmt.Fprintln(w)
 	if p := res[planName]; p != nil {

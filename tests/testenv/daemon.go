@@ -164,8 +164,9 @@ type ButterdOptions struct {
 }
 
 // StartButterd runs `butterd run` on dataRoot, serving the plugin on socket,
-// with --config=/dev/null and --log-level=debug plus extraArgs, and no
-// system bus (see ButterdOptions.Bus). It returns once the socket answers
+// with --config=/dev/null, --log-level=debug and no Docker Engine API
+// (--docker-host=none) plus extraArgs, and no system bus (see
+// ButterdOptions.Bus). It returns once the socket answers
 // /Plugin.Activate. The log goes to a file that is printed when the test
 // fails; cleanup stops the daemon.
 func StartButterd(t testing.TB, dataRoot, socket string, extraArgs ...string) *Daemon {
@@ -203,7 +204,7 @@ func StartButterdWith(t testing.TB, dataRoot, socket string, o ButterdOptions) *
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	args := append([]string{"run", "--config=/dev/null", "--log-level=debug", "--systemd-bus=none",
+	args := append([]string{"run", "--config=/dev/null", "--log-level=debug", "--systemd-bus=none", "--docker-host=none",
 		"--data-root=" + dataRoot, "--plugin-socket=" + socket}, extraArgs...)
 	argv := append(append(append([]string(nil), o.Prefix...), bin), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)

@@ -1,0 +1,354 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"butterd/btrfs"
+)
+
+// Consistent snapshots. Decisions:
+//
+//   - Every container that mounts one of the volumes is looked at, in any
+//     state; its labels (LabelAction, ...) say what to do. A container that
+//     is not running (paused, exited, created) is left as it was and its
+//     pre and post commands are skipped.
+//   - The order is: every pre command (by container name), every stop, one
+//     syncfs of the data root's filesystem (so that the pauses cover the
+//     snapshots alone, not the flush of dirty data, the stopped
+//     containers' last writes included), every pause, the snapshots (one
+//     timestamp for all volumes), then every unpause, every start and
+//     every post command, each in the reverse order. Stops take seconds,
+//     pauses milliseconds: no container stays paused while another one
+//     stops. The unpauses, starts and post commands run whatever happened
+//     before them, also when the job is canceled.
+//   - A pre command that fails (exit code not 0) with on-error=abort stops
+//     there: no snapshot; what was done is put back (post commands of the
+//     containers whose pre command ran, included the failing one).
+//   - No volume lock is held while Docker is called: Docker mounts and
+//     unmounts through butterd when it starts and stops containers. One
+//     consistent snapshot runs at a time, so that none mistakes a container
+//     another one paused for one paused by its user.
+//   - An engine that does not answer at all (ErrNoEngine) runs no
+//     container: the snapshots are taken and the result says so.
+
+// ConsistentSnapshot is what a consistent snapshot made and did.
+type ConsistentSnapshot struct {
+	Snapshots  []string // VOLUME@TIMESTAMP, one timestamp for all
+	Containers []ContainerReport
+	Notes      []string
+}
+
+// SnapshotConsistent snapshots volumes, all with one timestamp, while the
+// containers using them are quiesced as their labels ask. Without a
+// container engine it is a plain snapshot of each volume. When something
+// fails after the snapshots were taken (an unpause, a post command), they
+// are kept and returned with the error.
+func (s *Store) SnapshotConsistent(ctx context.Context, volumes []string) (ConsistentSnapshot, error) {
+	volumes, err := s.checkVolumes(volumes)
+	if err != nil {
+		return ConsistentSnapshot{}, err
+	}
+	return s.snapshotConsistent(ctx, volumes)
+}
+
+// checkVolumes validates volume names and checks they exist; it returns
+// them sorted, without repeats.
+func (s *Store) checkVolumes(volumes []string) ([]string, error) {
+	if len(volumes) == 0 {
+		return nil, errorf(ErrInvalidArg, "no volume given")
+	}
+	volumes = slices.Clone(volumes)
+	slices.Sort(volumes)
+	volumes = slices.Compact(volumes)
+	for _, v := range volumes {
+		if _, err := s.GetVolume(v); err != nil {
+			return nil, err
+		}
+	}
+	return volumes, nil
+}
+
+func (s *Store) snapshotConsistent(ctx context.Context, volumes []string) (ConsistentSnapshot, error) {
+	return s.consistently(ctx, volumes, func() ([]string, error) { return s.snapshotVolumes(volumes) })
+}
+
+// consistently runs snapshot, which takes the snapshots of volumes, while
+// the containers using them are quiesced. The containers are listed under
+// the lock too: a container another snapshot holds paused must not pass
+// for one its user paused.
+func (s *Store) consistently(ctx context.Context, volumes []string, snapshot func() ([]string, error)) (ConsistentSnapshot, error) {
+	s.quiesceMu.Lock()
+	defer s.quiesceMu.Unlock()
+	qs, notes, err := s.containersUsing(ctx, volumes)
+	res := ConsistentSnapshot{Notes: notes}
+	if err != nil {
+		return res, err
+	}
+	res.Snapshots, err = s.quiesceAndSnapshot(ctx, qs, snapshot)
+	for _, q := range qs {
+		res.Containers = append(res.Containers, q.report())
+	}
+	return res, err
+}
+
+// plainSnapshot snapshots the volumes when no container with butterd's
+// labels uses them, and says whether it did; err is the listing's or the
+// snapshot's.
+func (s *Store) plainSnapshot(ctx context.Context, volumes []string) (names []string, plain bool, err error) {
+	s.quiesceMu.Lock()
+	defer s.quiesceMu.Unlock()
+	qs, _, err := s.containersUsing(ctx, volumes)
+	if err != nil || slices.ContainsFunc(qs, (*quiesced).labelled) {
+		return nil, false, err
+	}
+	names, err = s.snapshotVolumes(volumes)
+	return names, true, err
+}
+
+// containersUsing lists the containers using the volumes and reads their
+// labels.
+func (s *Store) containersUsing(ctx context.Context, volumes []string) ([]*quiesced, []string, error) {
+	eng := s.cfg.Containers
+	if eng == nil {
+		return nil, nil, nil
+	}
+	cs, err := eng.Using(ctx, volumes)
+	if errors.Is(err, ErrNoEngine) {
+		s.log.Debug("snapshot without quiescing containers: the container engine does not answer", "volumes", volumes, "error", err)
+		return nil, []string{"no container quiesced: " + err.Error()}, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot list the containers using %s (no snapshot taken): %w", strings.Join(volumes, ", "), err)
+	}
+	slices.SortFunc(cs, func(a, b Container) int { return strings.Compare(a.Name, b.Name) })
+	qs := make([]*quiesced, 0, len(cs))
+	for _, c := range cs {
+		q, err := planContainer(c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w (no snapshot taken)", err)
+		}
+		qs = append(qs, q)
+	}
+	return qs, nil, nil
+}
+
+// quiesceAndSnapshot runs the pre commands, pauses or stops, snapshots,
+// and puts everything back.
+func (s *Store) quiesceAndSnapshot(ctx context.Context, qs []*quiesced, snapshot func() ([]string, error)) ([]string, error) {
+	var snaps []string
+	var held []*quiesced
+	err := s.runPre(ctx, qs)
+	if err == nil {
+		held, err = s.hold(ctx, qs)
+	}
+	if err == nil {
+		snaps, err = snapshot()
+	}
+	back := context.WithoutCancel(ctx)
+	after := s.release(back, held)
+	if slices.ContainsFunc(qs, func(q *quiesced) bool { return q.running && q.action != ActionNone }) {
+		if err := s.dropHeld(ids(qs)...); err != nil {
+			s.log.Error("containers held for a snapshot: record not updated", "file", s.heldPath(), "error", err)
+		}
+	}
+	after = errors.Join(after, s.runPost(back, qs))
+	switch {
+	case after == nil:
+		return snaps, err
+	case err == nil:
+		return snaps, fmt.Errorf("snapshots taken (%s), but %w", strings.Join(snaps, ", "), after)
+	}
+	return snaps, errors.Join(err, after)
+}
+
+// runPre runs the pre commands of the running containers in order.
+func (s *Store) runPre(ctx context.Context, qs []*quiesced) error {
+	for _, q := range qs {
+		if !q.running {
+			if q.pre != "" || q.post != "" {
+				q.note("%s: left as it was; pre and post commands skipped", q.c.State)
+			} else {
+				q.note("%s: left as it was", q.c.State)
+			}
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		q.entered = true
+		if q.pre == "" {
+			continue
+		}
+		outcome, ok := s.exec(ctx, q, q.pre)
+		switch {
+		case ok:
+			q.note("pre: %s", outcome)
+		case q.abort:
+			q.note("pre: %s: snapshot aborted", outcome)
+			return fmt.Errorf("pre command of container %q failed (%s): no snapshot taken (%s=abort)", q.c.Name, outcome, LabelPreOnError)
+		default:
+			q.note("pre: %s: ignored (%s=ignore)", outcome, LabelPreOnError)
+		}
+	}
+	return nil
+}
+
+// runPost runs the post commands of the containers whose pre command ran,
+// in the reverse order.
+func (s *Store) runPost(ctx context.Context, qs []*quiesced) error {
+	var errs []error
+	for _, q := range slices.Backward(qs) {
+		if !q.entered || q.post == "" {
+			continue
+		}
+		outcome, ok := s.exec(ctx, q, q.post)
+		q.note("post: %s", outcome)
+		if !ok {
+			errs = append(errs, fmt.Errorf("post command of container %q failed (%s)", q.c.Name, outcome))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// exec runs a label's command in a container with sh -c and describes how
+// it went.
+func (s *Store) exec(ctx context.Context, q *quiesced, command string) (outcome string, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, execTimeout)
+	defer cancel()
+	start := time.Now()
+	code, out, err := s.cfg.Containers.Exec(ctx, q.c.ID, q.user, []string{"sh", "-c", command})
+	s.log.Debug("container command", "container", q.c.Name, "command", command, "exit_code", code, "duration", time.Since(start), "error", err)
+	switch {
+	case err != nil:
+		return err.Error(), false
+	case code != 0:
+		if line := lastLine(out); line != "" {
+			return fmt.Sprintf("exit code %d: %s", code, line), false
+		}
+		return fmt.Sprintf("exit code %d", code), false
+	}
+	return "exit code 0", true
+}
+
+// lastLine is the last non-empty line of s, at most 200 bytes.
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[i+1:])
+	}
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// hold stops the running containers that ask for it, flushes the
+// filesystem, then pauses those that ask for that. It returns the
+// containers it stopped or paused, in order, also on failure.
+func (s *Store) hold(ctx context.Context, qs []*quiesced) ([]*quiesced, error) {
+	var held, todo []*quiesced
+	for _, q := range qs {
+		if q.running && q.action != ActionNone {
+			todo = append(todo, q)
+		}
+	}
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	if err := s.recordHeld(todo); err != nil {
+		return nil, fmt.Errorf("record the containers to hold (no snapshot taken): %w", err)
+	}
+	eng := s.cfg.Containers
+	for _, action := range []string{ActionStop, ActionPause} {
+		var batch []*quiesced
+		for _, q := range todo {
+			if q.action == action {
+				batch = append(batch, q)
+			}
+		}
+		if action == ActionPause {
+			if err := btrfs.Sync(s.volumesDir); err != nil {
+				return held, fmt.Errorf("flush before quiescing containers (no snapshot taken): %w", err)
+			}
+		}
+		for _, q := range batch {
+			if err := ctx.Err(); err != nil {
+				return held, err
+			}
+			var err error
+			if action == ActionPause {
+				err = eng.Pause(ctx, q.c.ID)
+			} else {
+				err = eng.Stop(ctx, q.c.ID)
+			}
+			if err != nil {
+				q.note("%s failed: %v", action, err)
+				return held, fmt.Errorf("cannot %s container %q (no snapshot taken): %w", action, q.c.Name, err)
+			}
+			q.heldFrom = time.Now()
+			held = append(held, q)
+		}
+	}
+	return held, nil
+}
+
+// release unpauses or starts again, in the reverse order, the containers
+// hold paused or stopped.
+func (s *Store) release(ctx context.Context, held []*quiesced) error {
+	eng := s.cfg.Containers
+	var errs []error
+	for _, q := range slices.Backward(held) {
+		q.held = time.Since(q.heldFrom)
+		var err error
+		if q.action == ActionPause {
+			err = eng.Unpause(ctx, q.c.ID)
+		} else {
+			err = eng.Start(ctx, q.c.ID)
+		}
+		if err != nil {
+			q.note("%s not undone: %v", q.action, err)
+			errs = append(errs, fmt.Errorf("container %q stays %s: %w", q.c.Name, map[string]string{ActionPause: "paused", ActionStop: "stopped"}[q.action], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// snapshotVolumes snapshots each volume with one timestamp for all. Either
+// every snapshot is made or, as far as deleting can undo, none.
+func (s *Store) snapshotVolumes(volumes []string) ([]string, error) {
+	defer s.lockVolumes(volumes...)()
+	for _, v := range volumes {
+		if _, err := s.GetVolume(v); err != nil {
+			return nil, err
+		}
+	}
+	names := s.newSnapshotNames(volumes)
+	for i, v := range volumes {
+		if err := s.snapshotSubvolume(s.volumePath(v), s.snapshotPath(names[i]), true); err != nil {
+			for _, made := range names[:i] {
+				if derr := btrfs.Delete(s.snapshotPath(made)); derr != nil {
+					s.log.Error("snapshot of a failed group snapshot not deleted", "snapshot", made, "error", derr)
+					s.addSnapshot(made)
+				}
+			}
+			return nil, err
+		}
+	}
+	for _, n := range names {
+		s.addSnapshot(n)
+	}
+	return names, nil
+}
+
+func ids(qs []*quiesced) []string {
+	out := make([]string, len(qs))
+	for i, q := range qs {
+		out[i] = q.c.ID
+	}
+	return out
+}

@@ -1,0 +1,370 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeEngine is a container engine that records every call in order.
+type fakeEngine struct {
+	mu         sync.Mutex
+	containers []Container
+	listErr    error
+	calls      []string
+	exitCodes  map[string]int   // by command
+	fail       map[string]error // by call, such as "pause db"
+}
+
+func (f *fakeEngine) name(id string) string { return strings.TrimPrefix(id, "id-") }
+
+func (f *fakeEngine) do(call string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+	return f.fail[call]
+}
+
+func (f *fakeEngine) Using(ctx context.Context, volumes []string) ([]Container, error) {
+	f.do("list " + strings.Join(volumes, ","))
+	return slices.Clone(f.containers), f.listErr
+}
+
+func (f *fakeEngine) ProjectVolumes(ctx context.Context, project string) ([]string, error) {
+	f.do("project " + project)
+	var vols []string
+	for _, c := range f.containers {
+		if c.Labels[LabelComposeProject] == project {
+			vols = append(vols, c.Volumes...)
+		}
+	}
+	return vols, f.listErr
+}
+
+func (f *fakeEngine) State(ctx context.Context, id string) (string, error) {
+	if err := f.do("state " + f.name(id)); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.containers {
+		if c.ID == id {
+			return c.State, nil
+		}
+	}
+	return "", fmt.Errorf("no such container %s", id)
+}
+
+func (f *fakeEngine) Pause(ctx context.Context, id string) error { return f.do("pause " + f.name(id)) }
+func (f *fakeEngine) Unpause(ctx context.Context, id string) error {
+	return f.do("unpause " + f.name(id))
+}
+func (f *fakeEngine) Stop(ctx context.Context, id string) error  { return f.do("stop " + f.name(id)) }
+func (f *fakeEngine) Start(ctx context.Context, id string) error { return f.do("start " + f.name(id)) }
+
+func (f *fakeEngine) Exec(ctx context.Context, id, user string, cmd []string) (int, string, error) {
+	if len(cmd) != 3 || cmd[0] != "sh" || cmd[1] != "-c" {
+		return 0, "", fmt.Errorf("exec %q: want sh -c COMMAND", cmd)
+	}
+	call := "exec " + f.name(id) + " " + cmd[2]
+	if user != "" {
+		call += " as " + user
+	}
+	if err := f.do(call); err != nil {
+		return 0, "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	code := f.exitCodes[cmd[2]]
+	return code, fmt.Sprintf("some output\nlast words of %s\n", cmd[2]), nil
+}
+
+func (f *fakeEngine) takeCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+func container(name, state string, labels ...string) Container {
+	c := Container{ID: "id-" + name, Name: name, State: state, Labels: map[string]string{}, Volumes: []string{"v1"}}
+	for _, kv := range labels {
+		k, v, _ := strings.Cut(kv, "=")
+		c.Labels[k] = v
+	}
+	return c
+}
+
+// quiesceStore is a store with only what consistent snapshots use: the
+// engine, a directory to flush and a log.
+func quiesceStore(t *testing.T, f *fakeEngine) *Store {
+	t.Helper()
+	return &Store{cfg: Config{Containers: f}, log: slog.New(slog.DiscardHandler), volumesDir: t.TempDir(), stateDir: t.TempDir()}
+}
+
+// snapshotRun takes the snapshots through the fake, recording the call.
+func (f *fakeEngine) snapshot(err error) func() ([]string, error) {
+	return func() ([]string, error) {
+		f.do("snapshot")
+		if err != nil {
+			return nil, err
+		}
+		return []string{"v1@2026-01-02T03:04:05.000006"}, nil
+	}
+}
+
+func reportOf(t *testing.T, res ConsistentSnapshot, name string) ContainerReport {
+	t.Helper()
+	for _, r := range res.Containers {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no report of container %q in %+v", name, res.Containers)
+	return ContainerReport{}
+}
+
+func wantCalls(t *testing.T, f *fakeEngine, want ...string) {
+	t.Helper()
+	if got := f.takeCalls(); !slices.Equal(got, want) {
+		t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+func TestConsistentOrder(t *testing.T) {
+	f := &fakeEngine{containers: []Container{
+		container("web", "running", "butterd.action=stop", "butterd.pre=pre-web", "butterd.post=post-web"),
+		container("db", "running", "butterd.action=pause", "butterd.pre=pre-db", "butterd.post=post-db", "butterd.user=postgres"),
+		container("idle", "running"),
+	}}
+	s := quiesceStore(t, f)
+	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pre commands first (so that they run while the containers run), then
+	// stops (slow) before pauses (so that no pause lasts a stop), the
+	// snapshot, and everything undone in reverse.
+	wantCalls(t, f, "list v1",
+		"exec db pre-db as postgres", "exec web pre-web",
+		"stop web", "pause db",
+		"snapshot",
+		"unpause db", "start web",
+		"exec web post-web", "exec db post-db as postgres")
+	if !slices.Equal(res.Snapshots, []string{"v1@2026-01-02T03:04:05.000006"}) {
+		t.Errorf("snapshots %q", res.Snapshots)
+	}
+	db, web, idle := reportOf(t, res, "db"), reportOf(t, res, "web"), reportOf(t, res, "idle")
+	if db.Action != "pause" || db.Held <= 0 || web.Action != "stop" || web.Held <= 0 {
+		t.Errorf("reports %+v %+v: want db paused and web stopped, each for some time", db, web)
+	}
+	if idle.Action != "none" || idle.Held != 0 {
+		t.Errorf("a container without labels: %+v, want action none, not held", idle)
+	}
+	if db.Note != "pre: exit code 0; post: exit code 0" {
+		t.Errorf("db note %q", db.Note)
+	}
+}
+
+func TestConsistentPreFailureAborts(t *testing.T) {
+	f := &fakeEngine{
+		containers: []Container{
+			container("a", "running", "butterd.action=pause", "butterd.pre=pre-a", "butterd.post=post-a"),
+			container("b", "running", "butterd.action=pause", "butterd.pre=pre-b", "butterd.post=post-b"),
+		},
+		exitCodes: map[string]int{"pre-a": 3},
+	}
+	s := quiesceStore(t, f)
+	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err == nil || !strings.Contains(err.Error(), `pre command of container "a" failed (exit code 3: last words of pre-a): no snapshot taken`) {
+		t.Fatalf("error %v, want the failing pre command named with its exit code and output", err)
+	}
+	// No pause, no snapshot; the failing container's post command runs,
+	// the next container was never touched.
+	wantCalls(t, f, "list v1", "exec a pre-a", "exec a post-a")
+	if len(res.Snapshots) != 0 {
+		t.Errorf("snapshots %q after an aborted pre command", res.Snapshots)
+	}
+	if a := reportOf(t, res, "a"); a.Held != 0 || !strings.Contains(a.Note, "snapshot aborted") {
+		t.Errorf("report of a: %+v", a)
+	}
+}
+
+func TestConsistentPreFailureIgnored(t *testing.T) {
+	f := &fakeEngine{
+		containers: []Container{container("a", "running", "butterd.action=pause", "butterd.pre=pre-a", "butterd.pre.on-error=ignore")},
+		exitCodes:  map[string]int{"pre-a": 1},
+	}
+	s := quiesceStore(t, f)
+	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, f, "list v1", "exec a pre-a", "pause a", "snapshot", "unpause a")
+	if a := reportOf(t, res, "a"); !strings.Contains(a.Note, "ignored") {
+		t.Errorf("note %q: want it to say the failure was ignored", a.Note)
+	}
+}
+
+func TestConsistentLeavesPausedAndStoppedAlone(t *testing.T) {
+	f := &fakeEngine{containers: []Container{
+		container("paused", "paused", "butterd.action=pause", "butterd.pre=pre-p", "butterd.post=post-p"),
+		container("stopped", "exited", "butterd.action=stop", "butterd.pre=pre-s"),
+	}}
+	s := quiesceStore(t, f)
+	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, f, "list v1", "snapshot")
+	for name, state := range map[string]string{"paused": "paused", "stopped": "exited"} {
+		r := reportOf(t, res, name)
+		if r.Action != ActionLeft || r.Held != 0 || r.Note != state+": left as it was; pre and post commands skipped" {
+			t.Errorf("report of %s: %+v", name, r)
+		}
+	}
+}
+
+func TestConsistentPutsBackAfterFailures(t *testing.T) {
+	f := &fakeEngine{
+		containers: []Container{
+			container("a", "running", "butterd.action=pause", "butterd.post=post-a"),
+			container("b", "running", "butterd.action=stop", "butterd.post=post-b"),
+		},
+		fail: map[string]error{"unpause a": errors.New("engine hiccup")},
+	}
+	s := quiesceStore(t, f)
+	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(errors.New("disk full")))
+	wantCalls(t, f, "list v1", "stop b", "pause a", "snapshot", "unpause a", "start b", "exec b post-b", "exec a post-a")
+	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), `container "a" stays paused: engine hiccup`) {
+		t.Errorf("error %v: want the snapshot's failure and the unpause's", err)
+	}
+	if len(res.Snapshots) != 0 {
+		t.Errorf("snapshots %q", res.Snapshots)
+	}
+
+	// A failing pause: nothing more is paused, no snapshot, what was
+	// stopped is started.
+	f.fail = map[string]error{"pause a": errors.New("no")}
+	_, err = s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	wantCalls(t, f, "list v1", "stop b", "pause a", "start b", "exec b post-b", "exec a post-a")
+	if err == nil || !strings.Contains(err.Error(), `cannot pause container "a" (no snapshot taken): no`) {
+		t.Errorf("error %v", err)
+	}
+
+	// A failing post command after a good snapshot: the snapshot stays and
+	// the error says so.
+	f.fail, f.exitCodes = nil, map[string]int{"post-a": 2}
+	res, err = s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err == nil || !strings.Contains(err.Error(), `snapshots taken (v1@2026-01-02T03:04:05.000006), but post command of container "a" failed (exit code 2`) {
+		t.Errorf("error %v", err)
+	}
+	if len(res.Snapshots) != 1 {
+		t.Errorf("snapshots %q: the snapshot stays", res.Snapshots)
+	}
+}
+
+func TestConsistentCancelStillPutsBack(t *testing.T) {
+	f := &fakeEngine{containers: []Container{container("a", "running", "butterd.action=pause", "butterd.post=post-a")}}
+	s := quiesceStore(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	snapshot := func() ([]string, error) {
+		cancel() // canceled while paused
+		f.do("snapshot")
+		return []string{"v1@x"}, nil
+	}
+	if _, err := s.consistently(ctx, []string{"v1"}, snapshot); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, f, "list v1", "pause a", "snapshot", "unpause a", "exec a post-a")
+}
+
+func TestConsistentRefusesBadLabels(t *testing.T) {
+	for _, tc := range []struct {
+		c    Container
+		want string
+	}{
+		{container("a", "running", "butterd.action=freeze"), `container "a": label butterd.action="freeze": use pause, stop or none`},
+		{container("a", "running", "butterd.pre.on-error=retry"), `container "a": label butterd.pre.on-error="retry": use abort or ignore`},
+		{func() Container {
+			c := container("a", "running", "butterd.action=stop")
+			c.AutoRemove = true
+			return c
+		}(), "removes this container once stopped (--rm): use pause"},
+	} {
+		f := &fakeEngine{containers: []Container{container("good", "running", "butterd.action=pause"), tc.c}}
+		s := quiesceStore(t, f)
+		_, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidArg) {
+			t.Errorf("error %v, want %q", err, tc.want)
+		}
+		wantCalls(t, f, "list v1") // nothing done
+	}
+}
+
+func TestConsistentWithoutEngine(t *testing.T) {
+	f := &fakeEngine{listErr: fmt.Errorf("cannot connect: %w", ErrNoEngine)}
+	s := quiesceStore(t, f)
+	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, f, "list v1", "snapshot")
+	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "no container quiesced") {
+		t.Errorf("notes %q", res.Notes)
+	}
+
+	// Any other failure to list them takes no snapshot.
+	f.listErr = errors.New("permission denied")
+	if _, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil)); err == nil || !strings.Contains(err.Error(), "no snapshot taken") {
+		t.Errorf("error %v", err)
+	}
+	wantCalls(t, f, "list v1")
+}
+
+// One consistent snapshot runs at a time: a second waits until the first
+// has put its containers back.
+func TestConsistentOneAtATime(t *testing.T) {
+	f := &fakeEngine{containers: []Container{container("a", "running", "butterd.action=pause")}}
+	s := quiesceStore(t, f)
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	slow := func() ([]string, error) {
+		close(inside)
+		<-release
+		f.do("snapshot 1")
+		return nil, nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.consistently(context.Background(), []string{"v1"}, slow)
+		done <- err
+	}()
+	<-inside
+	second := make(chan error, 1)
+	go func() {
+		_, err := s.consistently(context.Background(), []string{"v1"}, func() ([]string, error) { f.do("snapshot 2"); return nil, nil })
+		second <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // give the second a chance to go wrong
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	calls := f.takeCalls()
+	i := slices.Index(calls, "unpause a")
+	j := slices.Index(calls, "snapshot 2")
+	if i < 0 || j < i || slices.Index(calls, "snapshot 1") > i {
+		t.Errorf("calls %q: the second snapshot must come after the first one's unpause", calls)
+	}
+}

@@ -1,0 +1,53 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"butterd/service"
+)
+
+func TestNewRefusesBadHosts(t *testing.T) {
+	for _, host := range []string{"", "/var/run/docker.sock", "ssh://host", "npipe:////./pipe/docker_engine"} {
+		if _, err := New(host, "btrfs"); err == nil || !strings.Contains(err.Error(), "unix:///PATH or tcp://HOST:PORT") {
+			t.Errorf("New(%q): %v", host, err)
+		}
+	}
+}
+
+// New never connects; a call to an engine that is not there is
+// service.ErrNoEngine, one to something else answering is another error.
+func TestEngineNotRunning(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	e, err := New("unix://"+sock, "btrfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.Using(context.Background(), []string{"v1"}); !errors.Is(err, service.ErrNoEngine) {
+		t.Errorf("Using with no socket: %v, want ErrNoEngine", err)
+	}
+
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("not http\r\n\r\n"))
+			c.Close()
+		}
+	}()
+	defer l.Close()
+	if _, err := e.Using(context.Background(), []string{"v1"}); err == nil || errors.Is(err, service.ErrNoEngine) {
+		t.Errorf("Using with something else on the socket: %v, want an error that is not ErrNoEngine", err)
+	}
+}
