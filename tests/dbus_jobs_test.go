@@ -404,7 +404,7 @@ func TestDBusExportImport(t *testing.T) {
 		"ExportSnapshot", "ex1@2001-01-01T00:00:00.000000", "", dbus.UnixFD(none.Fd()), uint64(0))
 	e.fdFails(conn, "NoSuchSnapshot", `no such snapshot "ex1@2001-01-01T00:00:00.000000"`,
 		"ExportSnapshot", snap, "ex1@2001-01-01T00:00:00.000000", dbus.UnixFD(none.Fd()), uint64(0))
-	e.fdFails(conn, "InvalidArgument", "unknown flag bits 0x1", "ExportSnapshot", snap, "", dbus.UnixFD(none.Fd()), uint64(1))
+	e.fdFails(conn, "InvalidArgument", "unknown flag bits 0x2", "ExportSnapshot", snap, "", dbus.UnixFD(none.Fd()), uint64(2))
 	if fi, err := none.Stat(); err != nil || fi.Size() != 0 {
 		t.Errorf("refused exports wrote into the file: %v %v", fi.Size(), err)
 	}

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,12 +24,14 @@ func TestSystemdSSHSocketEnabledByFirstPeer(t *testing.T) {
 	bin := testenv.BuildButterd(t)
 	root := filepath.Join(testenv.ModuleRoot(t), "packaging")
 	data := testenv.Btrfs(t)
+	// The default data root: butterd.service sees no /tmp of the host.
 	m := testenv.BootSystemd(t,
 		testenv.Bind{Src: bin, Dst: "/usr/bin/butterd", ReadOnly: true},
-		testenv.Bind{Src: data},
+		testenv.Bind{Src: data, Dst: "/var/lib/butterd"},
 	)
 	for src, dst := range map[string]string{
 		"systemd/butterd.service":          "/etc/systemd/system/butterd.service",
+		"systemd/butterd-pool.service":     "/etc/systemd/system/butterd-pool.service",
 		"systemd/butterd.socket":           "/etc/systemd/system/butterd.socket",
 		"systemd/butterd-ssh.socket":       "/etc/systemd/system/butterd-ssh.socket",
 		"dbus/io.butterd.volumes1.conf":    "/usr/share/dbus-1/system.d/io.butterd.volumes1.conf",
@@ -40,8 +41,7 @@ func TestSystemdSSHSocketEnabledByFirstPeer(t *testing.T) {
 		must(t, err)
 		m.WriteFile(dst, b, 0o644)
 	}
-	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte(fmt.Sprintf(
-		"[Service]\nEnvironment=%s BUTTERD_LOG_LEVEL=debug\n", systemdQuote("BUTTERD_DATA_ROOT="+data))), 0o644)
+	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte("[Service]\nEnvironment=BUTTERD_LOG_LEVEL=debug\n"), 0o644)
 	if out, err := m.Run("systemd-analyze", "verify", "--man=no", "/etc/systemd/system/butterd-ssh.socket"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify butterd-ssh.socket: %v\n%s", err, out)
 	}
