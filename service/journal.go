@@ -25,12 +25,19 @@ type intent struct {
 	TmpUUID string `json:"tmp_uuid,omitempty"`
 	// Safety is the snapshot that keeps the replaced data.
 	Safety string `json:"safety,omitempty"`
+	// Unit is the timer of a schedule being set or removed (see
+	// schedintent.go); Remove says it is being removed and TargetNew that
+	// the setting made butterd-schedules.target.
+	Unit      string `json:"unit,omitempty"`
+	Remove    bool   `json:"remove,omitempty"`
+	TargetNew bool   `json:"target_new,omitempty"`
 }
 
 const (
 	opCreate  = "create"
 	opRestore = "restore"
-	opImport  = "import" // see import.go
+	opImport  = "import"   // see import.go
+	opSched   = "schedule" // see schedintent.go
 )
 
 func (s *Store) journalDir() string { return filepath.Join(s.stateDir, "journal") }

@@ -31,8 +31,11 @@ func (s *Store) reconcile() error {
 // deletes only what the intent names, and the replaced data only when its
 // safety snapshot exists. It reports whether the operation was finished.
 func (s *Store) resolveIntent(in *intent) (forward bool, err error) {
-	if in.Op == opImport {
+	switch in.Op {
+	case opImport:
 		return s.resolveImport(in)
+	case opSched:
+		return s.resolveSchedule(in)
 	}
 	tmp := in.tmpPath(s)
 	if in.TmpUUID != "" {
