@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := btrfs-progs docker.io busybox-static dbus systemd systemd-container e2fsprogs util-linux iproute2 openssh-client openssh-server kmod rpm lintian rsync bash zsh fish groff-base
 GOTEST  := $(GO) test -count=1
 
-.PHONY: all deps build run bus test unit integration bench fuzz load vet clean pkgbin man completions deb rpm
+.PHONY: all deps build run bus test unit integration bench killtest fuzz load vet clean pkgbin man completions deb rpm
 
 all: build
 
@@ -66,6 +66,16 @@ bench: deps build
 	  $(GO) test -run '^$$' -bench Plan100k -benchtime 20x ./service/retention/ 2>&1; b=$$?; \
 	  echo $$((a | r | b | c)) >$(BIN)/bench.status; } | tee $(BIN)/bench.txt | $(GO) run ./tests/benchreport
 	@status=$$(cat $(BIN)/bench.status); rm -f $(BIN)/bench.status; exit $$status
+
+# Kills butterd with SIGKILL at random moments of restores, clones, imports,
+# purges and schedule changes and checks what each restart finds
+# (tests/kill_test.go), then prints the kills survived per operation; the
+# output stays in bin/killtest.txt. BUTTERD_KILL_SEED=N repeats a run,
+# BUTTERD_KILLS=N sets the kills per operation.
+killtest: deps
+	@mkdir -p $(BIN)
+	CI=true $(GOTEST) -timeout 10m -v -run '^TestKill$$' ./tests/ 2>&1 | tee $(BIN)/killtest.txt
+	@grep -h 'kills survived' $(BIN)/killtest.txt; grep -q '^ok' $(BIN)/killtest.txt
 
 # Load: 64 clients mixing plugin and D-Bus calls on one butterd on a loop
 # BTRFS for LOAD_TIME, then checks that nothing leaked; prints the latency

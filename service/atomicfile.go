@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // writeJSON writes v to path atomically: a temp file in the same directory,
@@ -81,4 +82,47 @@ func removeSynced(path string) error {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// removeStaleTemps deletes the temporary files that writeFileAtomic left in
+// dir when the process died before renaming them: regular files
+// ".NAME.tmp-DIGITS" whose NAME owned accepts. It returns those it deleted.
+func removeStaleTemps(dir string, owned func(name string) bool) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, de := range entries {
+		name, ok := tempTarget(de.Name())
+		if !ok || !de.Type().IsRegular() || !owned(name) {
+			continue
+		}
+		path := filepath.Join(dir, de.Name())
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+		removed = append(removed, path)
+	}
+	if len(removed) > 0 {
+		return removed, syncDir(dir)
+	}
+	return nil, nil
+}
+
+// tempTarget reads the name a temporary file of writeFileAtomic was for.
+func tempTarget(file string) (string, bool) {
+	rest, ok := strings.CutPrefix(file, ".")
+	i := strings.LastIndex(rest, ".tmp-")
+	if !ok || i <= 0 {
+		return "", false
+	}
+	digits := rest[i+len(".tmp-"):]
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return "", false
+	}
+	return rest[:i], true
 }

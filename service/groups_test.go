@@ -14,7 +14,6 @@ import (
 func groupStore(t *testing.T, volumes ...string) (*Store, string) {
 	t.Helper()
 	s, dir := schedStore(t, newFakeSystemd(""), volumes...)
-	s.stateDir = t.TempDir()
 	if err := s.loadGroups(); err != nil {
 		t.Fatal(err)
 	}

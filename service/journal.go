@@ -31,6 +31,12 @@ type intent struct {
 	// Committed says a group restore switched every volume: from then on
 	// it is finished, never rolled back.
 	Committed bool `json:"committed,omitempty"`
+	// Unit is the timer of a schedule being set or removed (see
+	// schedintent.go); Remove says it is being removed and TargetNew that
+	// the setting made butterd-schedules.target.
+	Unit      string `json:"unit,omitempty"`
+	Remove    bool   `json:"remove,omitempty"`
+	TargetNew bool   `json:"target_new,omitempty"`
 }
 
 // groupItem is one volume of a group restore.
@@ -45,8 +51,9 @@ type groupItem struct {
 const (
 	opCreate  = "create"
 	opRestore = "restore"
-	opImport  = "import" // see import.go
-	opSync    = "sync"   // see sync.go
+	opImport  = "import"   // see import.go
+	opSched   = "schedule" // see schedintent.go
+	opSync    = "sync"     // see sync.go
 	// A pull for another host's sync: the temporary read-only snapshot of
 	// the volume is tmpPath, deleted at the end (see sync_serve.go).
 	opServeSync = "serve-sync"

@@ -38,6 +38,8 @@ func (s *Store) resolveIntent(in *intent) (forward bool, err error) {
 		return s.resolveSync(in)
 	case opRestoreGroup:
 		return s.resolveGroupRestore(in)
+	case opSched:
+		return s.resolveSchedule(in)
 	}
 	tmp := in.tmpPath(s)
 	if in.TmpUUID != "" {

@@ -163,23 +163,21 @@ func (s *Store) setSchedule(sc units.Schedule) (unit string, err error) {
 	if err := os.MkdirAll(s.sched.dir, 0o755); err != nil {
 		return "", err
 	}
-	targetNew, err := s.writeTarget()
-	if err != nil {
-		return "", err
-	}
 	old, rerr := os.ReadFile(s.unitPath(timer))
 	isNew := errors.Is(rerr, fs.ErrNotExist)
 	if rerr != nil && !isNew {
 		return "", rerr
 	}
-	defer func() {
-		if err != nil && isNew { // leave nothing half made behind
-			sd.Disable([]string{timer})
-			removeSynced(s.unitPath(timer))
-			removeSynced(s.unitPath(service))
-			sd.Reload()
-		}
-	}()
+	_, terr := os.Stat(s.unitPath(units.TargetName))
+	in, err := s.beginSchedule(sc.Volume, timer, !isNew, false, errors.Is(terr, fs.ErrNotExist))
+	if err != nil {
+		return "", err
+	}
+	// Nothing is left half made: see schedintent.go.
+	defer func() { err = s.endSchedule(in, err) }()
+	if err := s.writeTarget(); err != nil {
+		return "", err
+	}
 	svcChanged, err := writeIfChanged(s.unitPath(service), serviceData)
 	if err != nil {
 		return "", err
@@ -192,7 +190,7 @@ func (s *Store) setSchedule(sc units.Schedule) (unit string, err error) {
 	}
 	changed = changed || svcChanged
 	enable := []string{timer}
-	if targetNew {
+	if in.TargetNew {
 		enable = append(enable, units.TargetName)
 	}
 	if err := sd.Enable(enable); err != nil {
@@ -238,14 +236,11 @@ func writeIfChanged(path string, data []byte) (bool, error) {
 	return true, writeFileAtomic(path, data, 0o644)
 }
 
-// writeTarget writes butterd-schedules.target as this version renders it
-// and says whether it did not exist before. Callers hold s.sched.mu.
-func (s *Store) writeTarget() (created bool, err error) {
-	p := s.unitPath(units.TargetName)
-	_, err = os.Stat(p)
-	created = errors.Is(err, fs.ErrNotExist)
-	_, err = writeIfChanged(p, units.RenderTarget())
-	return created, err
+// writeTarget writes butterd-schedules.target as this version renders it.
+// Callers hold s.sched.mu.
+func (s *Store) writeTarget() error {
+	_, err := writeIfChanged(s.unitPath(units.TargetName), units.RenderTarget())
+	return err
 }
 
 // startTarget starts the target when it is not active (timers started one
@@ -318,10 +313,12 @@ func (s *Store) existing(sc units.Schedule) (timer, service string, err error) {
 // units.
 func (s *Store) RemoveSchedule(action, volume, arg string) error {
 	return s.onSchedule(action, volume, arg, func(timer, service string) error {
-		if err := s.dropUnits(timer, service); err != nil {
+		// Resolving a removal's intent is finishing it: see schedintent.go.
+		in, err := s.beginSchedule(volume, timer, true, true, false)
+		if err != nil {
 			return err
 		}
-		if err := s.sched.sd.Reload(); err != nil {
+		if _, err := s.resolveSchedule(in); err != nil {
 			return err
 		}
 		s.forgetFailed(timer, service)
@@ -391,14 +388,23 @@ func (s *Store) onSchedule(action, volume, arg string, fn func(timer, service st
 }
 
 // dropUnits stops and disables a timer and deletes its two files; the
-// caller reloads systemd.
+// caller reloads systemd. Either file may be missing (a schedule half
+// made), and the timer unknown to systemd.
 func (s *Store) dropUnits(timer, service string) error {
 	sd := s.sched.sd
-	if err := sd.Stop(timer); err != nil {
+	st, err := sd.UnitState(timer)
+	if err != nil {
 		return err
 	}
-	if err := sd.Disable([]string{timer}); err != nil {
-		return err
+	if unitBusy(st.ActiveState) {
+		if err := sd.Stop(timer); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(s.unitPath(timer)); err == nil {
+		if err := sd.Disable([]string{timer}); err != nil {
+			return err
+		}
 	}
 	if err := removeSynced(s.unitPath(timer)); err != nil {
 		return err
@@ -490,7 +496,7 @@ func (s *Store) onTarget(fn func(units.Manager) error) error {
 	if err := os.MkdirAll(s.sched.dir, 0o755); err != nil {
 		return err
 	}
-	if _, err := s.writeTarget(); err != nil {
+	if err := s.writeTarget(); err != nil {
 		return err
 	}
 	return fn(s.sched.sd)

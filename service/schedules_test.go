@@ -187,8 +187,11 @@ func schedStore(t *testing.T, sd units.Manager, volumes ...string) (*Store, stri
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "units")
 	s := &Store{cfg: Config{Now: time.Now, UnitDir: dir, Systemd: sd}, log: slog.New(slog.DiscardHandler),
-		volumesDir: "/nonexistent", volumes: map[string]*volumeEntry{},
+		volumesDir: "/nonexistent", stateDir: t.TempDir(), volumes: map[string]*volumeEntry{},
 		peers: remote.OpenPeers(filepath.Join(t.TempDir(), "peers.json"))}
+	if err := os.Mkdir(s.journalDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if f, ok := sd.(*fakeSystemd); ok {
 		f.dir = dir
 	}
@@ -387,6 +390,56 @@ func TestSetScheduleFailureLeavesNothing(t *testing.T) {
 	}
 	if sd.enabled[timer] {
 		t.Fatal("a failed new schedule stays enabled")
+	}
+}
+
+// The first schedule makes butterd-schedules.target; when setting it fails
+// before the target is enabled, the target must not stay behind disabled,
+// which would read as "all schedules paused" from then on.
+func TestFirstScheduleFailureLeavesTargetUsable(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1", "v2")
+	sc := units.Schedule{Action: units.ActionSnapshot, Volume: "v1", Every: time.Hour}
+	timer, _ := units.Names(sc)
+	sd.fail["enable "+timer] = errors.New("boom")
+	if _, err := s.SetSchedule(sc); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("failed enable: %v", err)
+	}
+	if files := unitFiles(t, dir); !slices.Equal(files, []string{units.TargetName}) {
+		t.Fatalf("a failed first schedule left %v", files)
+	}
+	if _, all, err := s.ListSchedules(); err != nil || all {
+		t.Fatalf("after a failed first schedule: all paused %v, %v", all, err)
+	}
+	t2, err := s.SetSchedule(units.Schedule{Action: units.ActionSnapshot, Volume: "v2", Every: time.Hour})
+	if err != nil || !sd.active[t2] {
+		t.Fatalf("the next schedule: %v, active %v", err, sd.active)
+	}
+	if entries, err := os.ReadDir(s.journalDir()); err != nil || len(entries) != 0 {
+		t.Fatalf("journal holds %v (%v)", entries, err)
+	}
+}
+
+// A failed setting whose undoing failed too stays in the journal, to be
+// undone at the next start, until the schedule is set again.
+func TestScheduleSetAgainSupersedesUnresolved(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, _ := schedStore(t, sd, "v1")
+	sc := units.Schedule{Action: units.ActionSnapshot, Volume: "v1", Every: time.Hour}
+	sd.fail["reload "] = errors.New("boom")
+	if _, err := s.SetSchedule(sc); err == nil {
+		t.Fatal("SetSchedule with systemd failing: no error")
+	}
+	if entries, _ := os.ReadDir(s.journalDir()); len(entries) != 1 {
+		t.Fatalf("journal after a failure not undone: %d entries, want 1", len(entries))
+	}
+	delete(sd.fail, "reload ")
+	timer, err := s.SetSchedule(sc)
+	if err != nil || !sd.active[timer] || !sd.enabled[units.TargetName] {
+		t.Fatalf("set again: %v, active %v, enabled %v", err, sd.active, sd.enabled)
+	}
+	if entries, _ := os.ReadDir(s.journalDir()); len(entries) != 0 {
+		t.Fatalf("journal after setting again: %d entries; the next start would undo the schedule", len(entries))
 	}
 }
 

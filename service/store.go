@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -156,6 +157,9 @@ func Open(cfg Config) (*Store, error) {
 }
 
 func (s *Store) open() error {
+	if err := s.removeStaleTemps(); err != nil {
+		return err
+	}
 	if err := s.loadMeta(); err != nil {
 		return err
 	}
@@ -195,6 +199,33 @@ func (s *Store) flock() error {
 		return fmt.Errorf("lock data root %q: %w", s.cfg.Root, err)
 	}
 	s.lock = f
+	return nil
+}
+
+// removeStaleTemps deletes what writes of butterd's own files left when it
+// died during them: temporaries of the state files, of journal entries and,
+// with systemd reachable, of schedule units.
+func (s *Store) removeStaleTemps() error {
+	stateFile := func(name string) bool { return name == "jobs.json" || name == "meta.json" || name == "mounts.json" }
+	dirs := map[string]func(string) bool{
+		s.stateDir:     stateFile,
+		s.journalDir(): func(name string) bool { return strings.HasSuffix(name, ".json") },
+	}
+	if s.sched.sd != nil {
+		dirs[s.sched.dir] = func(name string) bool {
+			return name == units.TargetName || strings.HasPrefix(name, units.Prefix) &&
+				(strings.HasSuffix(name, ".timer") || strings.HasSuffix(name, ".service"))
+		}
+	}
+	for dir, owned := range dirs {
+		removed, err := removeStaleTemps(dir, owned)
+		for _, path := range removed {
+			s.log.Info("temporary file of an interrupted write removed", "path", path)
+		}
+		if err != nil {
+			return fmt.Errorf("remove temporary files in %q: %w", dir, err)
+		}
+	}
 	return nil
 }
 
