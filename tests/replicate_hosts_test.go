@@ -223,6 +223,26 @@ func TestReplicateHosts(t *testing.T) {
 		}
 	}
 
+	// replicate: a fresh snapshot of A's volume, sent to B in the same job,
+	// incrementally against s3, which both hold.
+	writeFile(t, filepath.Join(va, "replicated"), "taken by replicate\n")
+	var rep struct {
+		Result, Volume, Snapshot, Summary string
+		JobID                             uint32 `json:"job_id"`
+	}
+	rr := a.ctl.run("--json", "replicate", "-q", "hostb", "v1")
+	if err := json.Unmarshal([]byte(rr.stdout), &rep); rr.code != 0 || err != nil {
+		t.Fatalf("butterctl --json replicate hostb v1: exit %d, %v, stderr %q", rr.code, err, rr.stderr)
+	}
+	if rep.Result != "done" || rep.Volume != "v1" || !strings.HasPrefix(rep.Snapshot, "v1@") ||
+		!strings.Contains(rep.Summary, fmt.Sprintf(`incremental against %q`, s3)) {
+		t.Errorf("butterctl replicate hostb v1: %+v, want a new snapshot sent incrementally against %s", rep, s3)
+	}
+	if got := readFile(t, filepath.Join(b.snapPath(rep.Snapshot), "replicated")); got != "taken by replicate\n" {
+		t.Errorf("B's copy of %s: replicated holds %q", rep.Snapshot, got)
+	}
+	sameSums(t, a.snapPath(rep.Snapshot), b.snapPath(rep.Snapshot))
+
 	// 2. Sync of A's volume from B and C, each with newer files of its own.
 	now := time.Now()
 	put(t, filepath.Join(va, "small"), "older on A\n", now.Add(-time.Hour))
@@ -245,8 +265,8 @@ func TestReplicateHosts(t *testing.T) {
 		}
 	}
 	sameContent(t, a.snapPath(s1), va, "big")
-	if got := a.snapshots("v1"); len(got) != 4 {
-		t.Errorf("A's snapshots after the sync: %q, want one safety snapshot more", got)
+	if got := a.snapshots("v1"); len(got) != 5 {
+		t.Errorf("A's snapshots after the sync: %q, want s1, s2, s3, the replicated one and one safety snapshot", got)
 	}
 
 	// 3. Export on A, import on C: a full stream, then an incremental one;
