@@ -98,10 +98,10 @@ func (s *Store) consistently(ctx context.Context, volumes []string, snapshot fun
 
 // plainSnapshot snapshots the volumes when no container with butterd's
 // labels uses them, and says whether it did; err is the listing's or the
-// snapshot's.
+// snapshot's. It does not wait for a consistent snapshot under way: a
+// plain snapshot quiesces nothing, and the volume locks order it with the
+// others.
 func (s *Store) plainSnapshot(ctx context.Context, volumes []string) (names []string, plain bool, err error) {
-	s.quiesceMu.Lock()
-	defer s.quiesceMu.Unlock()
 	qs, _, err := s.containersUsing(ctx, volumes)
 	if err != nil || slices.ContainsFunc(qs, (*quiesced).labelled) {
 		return nil, false, err
@@ -336,7 +336,7 @@ func (s *Store) snapshotVolumes(volumes []string) ([]string, error) {
 					s.addSnapshot(made)
 				}
 			}
-			return nil, err
+			return nil, s.noSpace(fmt.Sprintf("snapshot of volume %q", v), err)
 		}
 	}
 	for _, n := range names {
