@@ -132,3 +132,22 @@ func TestProjectRestoreKeepsRemovedVolumes(t *testing.T) {
 		t.Errorf("snapshot target %q %v, want v1", vols, err)
 	}
 }
+
+// A replicate job quiesces the containers using its volume as a snapshot
+// job does: here the pre command refuses, so nothing is snapshotted nor
+// sent, and the job says why.
+func TestReplicateQuiesces(t *testing.T) {
+	f := &fakeEngine{
+		containers: []Container{container("db", "running", "butterd.action=pause", "butterd.pre=checkpoint")},
+		exitCodes:  map[string]int{"checkpoint": 1},
+	}
+	s, failed := snapshotJobStore(t, f)
+	if _, err := s.ReplicateVolume("backup.example", "v1", SendJobOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	j := <-failed
+	if j.Kind != "replicate" || !strings.Contains(j.Error, `pre command of container "db" failed`) || len(j.Containers) != 1 {
+		t.Errorf("replicate job %+v: want it failed on the pre command, the container reported", j)
+	}
+	wantCalls(t, f, "list v1", "exec db checkpoint")
+}
