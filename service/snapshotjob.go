@@ -53,8 +53,11 @@ func (s *Store) SnapshotVolume(volume string) (string, error) {
 		return "", err
 	}
 	names, plain, err := s.plainSnapshot(context.Background(), volumes)
-	if plain && err == nil {
+	switch {
+	case plain && err == nil:
 		return names[0], nil
+	case errors.Is(err, ErrNoSuchVolume):
+		return "", err // removed meanwhile: as if never there
 	}
 	var res ConsistentSnapshot
 	if _, jerr := s.runJobNow("snapshot", volume, func(ctx context.Context, p *JobProgress) error {

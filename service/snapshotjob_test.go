@@ -151,3 +151,21 @@ func TestReplicateQuiesces(t *testing.T) {
 	}
 	wantCalls(t, f, "list v1", "exec db checkpoint")
 }
+
+// A volume removed while its snapshot starts is an error of the call
+// alone, as a name that never existed: no failed job.
+func TestSnapshotOfVolumeRemovedMeanwhile(t *testing.T) {
+	f := &fakeEngine{}
+	s, _ := snapshotJobStore(t, f)
+	f.onCall = func(string) {
+		s.mu.Lock()
+		delete(s.volumes, "v1")
+		s.mu.Unlock()
+	}
+	if _, err := s.SnapshotVolume("v1"); !errors.Is(err, ErrNoSuchVolume) {
+		t.Errorf("snapshot of a volume removed meanwhile: %v", err)
+	}
+	if jobs := s.ListJobs(); len(jobs) != 0 {
+		t.Errorf("jobs %+v, want none", jobs)
+	}
+}
