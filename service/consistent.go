@@ -29,8 +29,11 @@ import (
 //   - A pre command that fails (exit code not 0) with on-error=abort stops
 //     there: no snapshot; what was done is put back (post commands of the
 //     containers whose pre command ran, included the failing one).
-//   - No volume lock is held while Docker is called: Docker mounts and
-//     unmounts through butterd when it starts and stops containers. One
+//   - The volume locks are taken after the stops and before the pauses,
+//     and dropped after the unpauses, before the starts: Docker mounts and
+//     unmounts through butterd when it starts and stops containers, and no
+//     container stays paused while another operation on its volumes
+//     (a sync merging, a restore) ends. One
 //     consistent snapshot runs at a time, so that none mistakes a container
 //     another one paused for one paused by its user.
 //   - An engine that does not answer at all (ErrNoEngine) runs no
@@ -77,8 +80,8 @@ func (s *Store) snapshotConsistent(ctx context.Context, volumes []string) (Consi
 	return s.consistently(ctx, volumes, func() ([]string, error) { return s.snapshotVolumes(volumes) })
 }
 
-// consistently runs snapshot, which takes the snapshots of volumes, while
-// the containers using them are quiesced. The containers are listed under
+// consistently runs snapshot, which takes the snapshots of volumes with
+// their locks held, while the containers using them are quiesced. The containers are listed under
 // the lock too: a container another snapshot holds paused must not pass
 // for one its user paused.
 func (s *Store) consistently(ctx context.Context, volumes []string, snapshot func() ([]string, error)) (ConsistentSnapshot, error) {
@@ -89,7 +92,7 @@ func (s *Store) consistently(ctx context.Context, volumes []string, snapshot fun
 	if err != nil {
 		return res, err
 	}
-	res.Snapshots, err = s.quiesceAndSnapshot(ctx, qs, snapshot)
+	res.Snapshots, err = s.quiesceAndSnapshot(ctx, volumes, qs, snapshot)
 	for _, q := range qs {
 		res.Containers = append(res.Containers, q.report())
 	}
@@ -106,6 +109,7 @@ func (s *Store) plainSnapshot(ctx context.Context, volumes []string) (names []st
 	if err != nil || slices.ContainsFunc(qs, (*quiesced).labelled) {
 		return nil, false, err
 	}
+	defer s.lockVolumes(volumes...)()
 	names, err = s.snapshotVolumes(volumes)
 	return names, true, err
 }
@@ -117,7 +121,11 @@ func (s *Store) containersUsing(ctx context.Context, volumes []string) ([]*quies
 	if eng == nil {
 		return nil, nil, nil
 	}
-	cs, err := eng.Using(ctx, volumes)
+	var cs []Container
+	err := bounded(ctx, dockerTimeout, "list containers", func(ctx context.Context) (err error) {
+		cs, err = eng.Using(ctx, volumes)
+		return err
+	})
 	if errors.Is(err, ErrNoEngine) {
 		s.log.Debug("snapshot without quiescing containers: the container engine does not answer", "volumes", volumes, "error", err)
 		return nil, []string{"no container quiesced: " + err.Error()}, nil
@@ -137,22 +145,42 @@ func (s *Store) containersUsing(ctx context.Context, volumes []string) ([]*quies
 	return qs, nil, nil
 }
 
-// quiesceAndSnapshot runs the pre commands, pauses or stops, snapshots,
-// and puts everything back.
-func (s *Store) quiesceAndSnapshot(ctx context.Context, qs []*quiesced, snapshot func() ([]string, error)) ([]string, error) {
+// quiesceAndSnapshot runs the pre commands, stops, locks the volumes,
+// pauses, snapshots, and puts everything back. The volume locks are taken
+// before the pauses and dropped before the starts: no container waits
+// paused for another operation on its volumes, and Docker can mount them
+// again to start the stopped ones.
+func (s *Store) quiesceAndSnapshot(ctx context.Context, volumes []string, qs []*quiesced, snapshot func() ([]string, error)) ([]string, error) {
 	var snaps []string
-	var held []*quiesced
+	var stopped, paused []*quiesced
+	todo := slices.DeleteFunc(slices.Clone(qs), func(q *quiesced) bool { return !q.running || q.action == ActionNone })
 	err := s.runPre(ctx, qs)
+	if err == nil && len(todo) > 0 {
+		if err = s.recordHeld(todo); err != nil {
+			err = fmt.Errorf("record the containers to hold (no snapshot taken): %w", err)
+		}
+	}
 	if err == nil {
-		held, err = s.hold(ctx, qs)
+		stopped, err = s.hold(ctx, todo, ActionStop)
+	}
+	unlock := func() {}
+	if err == nil {
+		unlock = s.lockVolumes(volumes...)
+		paused, err = s.hold(ctx, todo, ActionPause)
 	}
 	if err == nil {
 		snaps, err = snapshot()
 	}
 	back := context.WithoutCancel(ctx)
-	after := s.release(back, held)
-	if slices.ContainsFunc(qs, func(q *quiesced) bool { return q.running && q.action != ActionNone }) {
-		if err := s.dropHeld(ids(qs)...); err != nil {
+	stuck, after := s.release(back, paused)
+	unlock()
+	stuckStopped, afterStopped := s.release(back, stopped)
+	stuck, after = append(stuck, stuckStopped...), errors.Join(after, afterStopped)
+	if len(todo) > 0 {
+		// Those still paused or stopped stay recorded: the next start
+		// tries again.
+		released := slices.DeleteFunc(ids(todo), func(id string) bool { return slices.Contains(ids(stuck), id) })
+		if err := s.dropHeld(released...); err != nil {
 			s.log.Error("containers held for a snapshot: record not updated", "file", s.heldPath(), "error", err)
 		}
 	}
@@ -247,81 +275,71 @@ func lastLine(s string) string {
 	return s
 }
 
-// hold stops the running containers that ask for it, flushes the
-// filesystem, then pauses those that ask for that. It returns the
-// containers it stopped or paused, in order, also on failure.
-func (s *Store) hold(ctx context.Context, qs []*quiesced) ([]*quiesced, error) {
-	var held, todo []*quiesced
-	for _, q := range qs {
-		if q.running && q.action != ActionNone {
-			todo = append(todo, q)
+// hold stops, or flushes the filesystem then pauses, the containers of
+// todo whose action is action. It returns those it stopped or paused, in
+// order, also on failure.
+func (s *Store) hold(ctx context.Context, todo []*quiesced, action string) ([]*quiesced, error) {
+	var held, batch []*quiesced
+	for _, q := range todo {
+		if q.action == action {
+			batch = append(batch, q)
 		}
 	}
-	if len(todo) == 0 {
+	if len(batch) == 0 {
 		return nil, nil
 	}
-	if err := s.recordHeld(todo); err != nil {
-		return nil, fmt.Errorf("record the containers to hold (no snapshot taken): %w", err)
+	if action == ActionPause {
+		if err := btrfs.Sync(s.volumesDir); err != nil {
+			return nil, fmt.Errorf("flush before quiescing containers (no snapshot taken): %w", err)
+		}
 	}
 	eng := s.cfg.Containers
-	for _, action := range []string{ActionStop, ActionPause} {
-		var batch []*quiesced
-		for _, q := range todo {
-			if q.action == action {
-				batch = append(batch, q)
-			}
+	for _, q := range batch {
+		if err := ctx.Err(); err != nil {
+			return held, err
 		}
+		var err error
 		if action == ActionPause {
-			if err := btrfs.Sync(s.volumesDir); err != nil {
-				return held, fmt.Errorf("flush before quiescing containers (no snapshot taken): %w", err)
-			}
+			err = bounded(ctx, dockerTimeout, "pause container "+q.c.Name, func(ctx context.Context) error { return eng.Pause(ctx, q.c.ID) })
+		} else {
+			err = bounded(ctx, stopTimeout, "stop container "+q.c.Name, func(ctx context.Context) error { return eng.Stop(ctx, q.c.ID) })
 		}
-		for _, q := range batch {
-			if err := ctx.Err(); err != nil {
-				return held, err
-			}
-			var err error
-			if action == ActionPause {
-				err = eng.Pause(ctx, q.c.ID)
-			} else {
-				err = eng.Stop(ctx, q.c.ID)
-			}
-			if err != nil {
-				q.note("%s failed: %v", action, err)
-				return held, fmt.Errorf("cannot %s container %q (no snapshot taken): %w", action, q.c.Name, err)
-			}
-			q.heldFrom = time.Now()
-			held = append(held, q)
+		if err != nil {
+			q.note("%s failed: %v", action, err)
+			return held, fmt.Errorf("cannot %s container %q (no snapshot taken): %w", action, q.c.Name, err)
 		}
+		q.heldFrom = time.Now()
+		held = append(held, q)
 	}
 	return held, nil
 }
 
 // release unpauses or starts again, in the reverse order, the containers
-// hold paused or stopped.
-func (s *Store) release(ctx context.Context, held []*quiesced) error {
+// hold paused or stopped. It returns those it could not.
+func (s *Store) release(ctx context.Context, held []*quiesced) (stuck []*quiesced, err error) {
 	eng := s.cfg.Containers
 	var errs []error
 	for _, q := range slices.Backward(held) {
 		q.held = time.Since(q.heldFrom)
 		var err error
 		if q.action == ActionPause {
-			err = eng.Unpause(ctx, q.c.ID)
+			err = bounded(ctx, dockerTimeout, "unpause container "+q.c.Name, func(ctx context.Context) error { return eng.Unpause(ctx, q.c.ID) })
 		} else {
-			err = eng.Start(ctx, q.c.ID)
+			err = bounded(ctx, stopTimeout, "start container "+q.c.Name, func(ctx context.Context) error { return eng.Start(ctx, q.c.ID) })
 		}
 		if err != nil {
 			q.note("%s not undone: %v", q.action, err)
-			errs = append(errs, fmt.Errorf("container %q stays %s: %w", q.c.Name, map[string]string{ActionPause: "paused", ActionStop: "stopped"}[q.action], err))
+			errs = append(errs, fmt.Errorf("container %q stays %s (tried again at the next start of butterd): %w", q.c.Name, map[string]string{ActionPause: "paused", ActionStop: "stopped"}[q.action], err))
+			stuck = append(stuck, q)
 		}
 	}
-	return errors.Join(errs...)
+	return stuck, errors.Join(errs...)
 }
 
 // snapshotVolumes snapshots each volume with one timestamp for all. Either
-// every snapshot is made or, as far as deleting can undo, none.
+// every snapshot is made or, as far as deleting can undo, none. Callers
+// hold the volumes' locks.
 func (s *Store) snapshotVolumes(volumes []string) ([]string, error) {
-	defer s.lockVolumes(volumes...)()
 	for _, v := range volumes {
 		if _, err := s.GetVolume(v); err != nil {
 			return nil, err

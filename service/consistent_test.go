@@ -20,11 +20,16 @@ type fakeEngine struct {
 	calls      []string
 	exitCodes  map[string]int   // by command
 	fail       map[string]error // by call, such as "pause db"
+	block      bool             // listing answers only when its context ends
+	onCall     func(call string)
 }
 
 func (f *fakeEngine) name(id string) string { return strings.TrimPrefix(id, "id-") }
 
 func (f *fakeEngine) do(call string) error {
+	if f.onCall != nil {
+		f.onCall(call)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call)
@@ -33,11 +38,19 @@ func (f *fakeEngine) do(call string) error {
 
 func (f *fakeEngine) Using(ctx context.Context, volumes []string) ([]Container, error) {
 	f.do("list " + strings.Join(volumes, ","))
+	if f.block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	return slices.Clone(f.containers), f.listErr
 }
 
 func (f *fakeEngine) ProjectVolumes(ctx context.Context, project string) ([]string, error) {
 	f.do("project " + project)
+	if f.block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	var vols []string
 	for _, c := range f.containers {
 		if c.Labels[LabelComposeProject] == project {
@@ -243,12 +256,21 @@ func TestConsistentPutsBackAfterFailures(t *testing.T) {
 	s := quiesceStore(t, f)
 	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(errors.New("disk full")))
 	wantCalls(t, f, "list v1", "stop b", "pause a", "snapshot", "unpause a", "start b", "exec b post-b", "exec a post-a")
-	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), `container "a" stays paused: engine hiccup`) {
+	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), `container "a" stays paused (tried again at the next start of butterd): engine hiccup`) {
 		t.Errorf("error %v: want the snapshot's failure and the unpause's", err)
 	}
 	if len(res.Snapshots) != 0 {
 		t.Errorf("snapshots %q", res.Snapshots)
 	}
+	// a stays on record, so that the next start unpauses it; b runs again.
+	var held heldData
+	if _, err := readJSON(s.heldPath(), &held); err != nil || len(held.Held) != 1 || held.Held[0].ID != "id-a" {
+		t.Errorf("held record %+v (%v), want a alone", held.Held, err)
+	}
+	if left := s.resumeOnce(map[string]time.Time{}); left != 0 {
+		t.Errorf("%d containers left held after a resume", left)
+	}
+	wantCalls(t, f, "unpause a")
 
 	// A failing pause: nothing more is paused, no snapshot, what was
 	// stopped is started.

@@ -74,6 +74,28 @@ const (
 // execTimeout bounds each pre and post command.
 const execTimeout = 5 * time.Minute
 
+// How long the container engine may take to answer: to list or inspect
+// containers, pause or unpause one (dockerTimeout), and to stop or start
+// one (stopTimeout: a stop waits for the container's own grace period
+// first). An engine that accepts connections but never answers would
+// otherwise hold every snapshot.
+var (
+	dockerTimeout = 30 * time.Second
+	stopTimeout   = 3 * time.Minute
+)
+
+// bounded runs an engine call with a deadline of d; past it, the error
+// says the engine did not answer.
+func bounded(ctx context.Context, d time.Duration, what string, call func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := call(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("the container engine (DOCKER_HOST) did not answer within %s to %s: %w", d, what, err)
+	}
+	return err
+}
+
 // ContainerReport says what a consistent snapshot did with one container.
 type ContainerReport struct {
 	ID   string `json:"id"`

@@ -37,8 +37,14 @@ func TestHeldContainersResumedAfterACrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.hold(context.Background(), qs); err != nil {
+	todo := qs[:2] // a and b: c is left alone
+	if err := s.recordHeld(todo); err != nil {
 		t.Fatal(err)
+	}
+	for _, action := range []string{ActionStop, ActionPause} {
+		if _, err := s.hold(context.Background(), todo, action); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.takeCalls()
 

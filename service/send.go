@@ -87,8 +87,9 @@ func (s *Store) SendSnapshot(host, snapshot string, o SendJobOptions) (Job, erro
 	})
 }
 
-// ReplicateVolume takes a fresh snapshot of volume and sends it to host as
-// a send does, in one job of kind "replicate" (a replicate schedule runs
+// ReplicateVolume takes a fresh consistent snapshot of volume (the
+// containers using it quiesced as their labels ask, as for a snapshot
+// job) and sends it to host as a send does, in one job of kind "replicate" (a replicate schedule runs
 // it). The job's target becomes the snapshot once taken, and its summary
 // names it and says what was sent. The snapshot stays when the send fails:
 // the next replicate sends a newer one, incrementally when they share one.
@@ -101,18 +102,23 @@ func (s *Store) ReplicateVolume(host, volume string, o SendJobOptions) (Job, err
 		return Job{}, err
 	}
 	return s.startJob("replicate", volume, nil, func(ctx context.Context, p *JobProgress) error {
-		snap, err := s.CreateSnapshot(volume)
-		if err != nil {
+		res, err := s.snapshotConsistent(ctx, []string{volume})
+		p.setResult(res)
+		switch {
+		case len(res.Snapshots) == 0:
 			return fmt.Errorf("replicate %q to %s: no snapshot taken: %w", volume, dest, err)
+		case err != nil:
+			return fmt.Errorf("replicate %q to %s: nothing sent: %w", volume, dest, err)
 		}
+		snap := res.Snapshots[0]
 		p.jobs.update(p.id, func(j *Job) {
-			j.Target = snap.Name
-			j.Uses = append(j.Uses, snap.Name)
+			j.Target = snap
+			j.Uses = append(j.Uses, snap)
 		})
-		if err := s.sendJob(ctx, p, dest, snap.Name, o); err != nil {
-			return fmt.Errorf("replicate %q: snapshot %q taken and kept, but %w", volume, snap.Name, err)
+		if err := s.sendJob(ctx, p, dest, snap, o); err != nil {
+			return fmt.Errorf("replicate %q: snapshot %q taken and kept, but %w", volume, snap, err)
 		}
-		p.jobs.update(p.id, func(j *Job) { j.Summary = fmt.Sprintf("snapshot %q to %s: %s", snap.Name, dest.peer, j.Summary) })
+		p.jobs.update(p.id, func(j *Job) { j.Summary = fmt.Sprintf("snapshot %q to %s: %s", snap, dest.peer, j.Summary) })
 		return nil
 	})
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,10 +19,20 @@ type SnapshotRequest struct {
 // StartSnapshot checks the request and starts a snapshot job: a consistent
 // snapshot (SnapshotConsistent) whose result, the snapshots made and what
 // was done with each container, stays in the job history. It starts at
-// once, never queued behind long jobs.
+// once, never queued behind long jobs. When a group's or a project's
+// volumes cannot be found (one removed, Docker failing), the request
+// fails and a failed job records it too, so that the history, the
+// JobFailed signal and the webhooks tell of a schedule that did nothing.
 func (s *Store) StartSnapshot(req SnapshotRequest) (Job, error) {
 	target, volumes, err := s.resolveTarget(context.Background(), req, true)
 	if err != nil {
+		if (req.Group != "" || req.Project != "") && !errors.Is(err, ErrInvalidArg) && !errors.Is(err, ErrInvalidName) {
+			target = "group:" + req.Group
+			if req.Project != "" {
+				target = "project:" + req.Project
+			}
+			s.recordFailed(target, err)
+		}
 		return Job{}, err
 	}
 	return s.startJobNow("snapshot", target, func(ctx context.Context, p *JobProgress) error {
@@ -42,8 +53,11 @@ func (s *Store) SnapshotVolume(volume string) (string, error) {
 		return "", err
 	}
 	names, plain, err := s.plainSnapshot(context.Background(), volumes)
-	if plain && err == nil {
+	switch {
+	case plain && err == nil:
 		return names[0], nil
+	case errors.Is(err, ErrNoSuchVolume):
+		return "", err // removed meanwhile: as if never there
 	}
 	var res ConsistentSnapshot
 	if _, jerr := s.runJobNow("snapshot", volume, func(ctx context.Context, p *JobProgress) error {
@@ -60,6 +74,14 @@ func (s *Store) SnapshotVolume(volume string) (string, error) {
 		return res.Snapshots[0], err
 	}
 	return "", err
+}
+
+// recordFailed records a snapshot request that failed before its job
+// could start as a failed job of its own.
+func (s *Store) recordFailed(target string, err error) {
+	if _, jerr := s.runJobNow("snapshot", target, func(context.Context, *JobProgress) error { return err }); jerr != nil {
+		s.log.Error("failed snapshot request not recorded as a job", "target", target, "error", err, "record_error", jerr)
+	}
 }
 
 // setResult records a snapshot job's result.
@@ -92,7 +114,7 @@ func (s *Store) resolveTarget(ctx context.Context, req SnapshotRequest, exist bo
 		}
 		return "group:" + g.Name, volumes, nil
 	case req.Project != "":
-		volumes, err := s.projectVolumes(ctx, req.Project)
+		volumes, err := s.projectVolumes(ctx, req.Project, exist)
 		return "project:" + req.Project, volumes, err
 	}
 	volumes, err = s.checkVolumes(req.Volumes)
@@ -100,21 +122,26 @@ func (s *Store) resolveTarget(ctx context.Context, req SnapshotRequest, exist bo
 }
 
 // projectVolumes are the butterd volumes of a compose project, as Docker
-// tells.
-func (s *Store) projectVolumes(ctx context.Context, project string) ([]string, error) {
+// tells. Unless exist is set, those Docker knows but butterd does not have
+// any more are kept: a restore brings them back, or fails naming them.
+func (s *Store) projectVolumes(ctx context.Context, project string, exist bool) ([]string, error) {
 	if err := validateGroupName("project", project); err != nil {
 		return nil, err
 	}
 	if s.cfg.Containers == nil {
 		return nil, errorf(ErrInvalidArg, "compose project %q: projects need the Docker Engine API, which is turned off (DOCKER_HOST=none)", project)
 	}
-	vols, err := s.cfg.Containers.ProjectVolumes(ctx, project)
+	var vols []string
+	err := bounded(ctx, dockerTimeout, "list the project's volumes", func(ctx context.Context) (err error) {
+		vols, err = s.cfg.Containers.ProjectVolumes(ctx, project)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("compose project %q: %w", project, err)
 	}
 	var out []string
 	for _, v := range vols {
-		if _, err := s.GetVolume(v); err == nil {
+		if _, err := s.GetVolume(v); err == nil || (!exist && ValidateName(v) == nil) {
 			out = append(out, v)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,22 +137,41 @@ func lastNumber(t *testing.T, path string) int {
 	return n
 }
 
-// freezerState is the path of the freezer state of a container's cgroup
-// (FROZEN while Docker pauses it).
-func (e *consistentEnv) freezerState(t *testing.T, name string) string {
+// frozen tells whether a container's cgroup is frozen (as while Docker
+// pauses it), through the cgroup v1 freezer (freezer.state FROZEN) or
+// cgroup v2 (cgroup.events "frozen 1"), whichever the machine has.
+func (e *consistentEnv) frozen(t *testing.T, name string) func() bool {
 	t.Helper()
 	pid := e.docker.MustRun("inspect", "-f", "{{.State.Pid}}", name)
 	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
 	if err != nil {
 		t.Fatal(err)
 	}
+	read := func(path string) string {
+		b, _ := os.ReadFile(path)
+		return string(b)
+	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.SplitN(line, ":", 3); len(f) == 3 && f[1] == "freezer" {
-			return filepath.Join("/sys/fs/cgroup/freezer", f[2], "freezer.state")
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if v1 := filepath.Join("/sys/fs/cgroup/freezer", f[2], "freezer.state"); f[1] == "freezer" && exists(v1) {
+			return func() bool { return strings.TrimSpace(read(v1)) == "FROZEN" }
+		}
+		for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+			if v2 := filepath.Join(root, f[2], "cgroup.events"); f[0] == "0" && f[1] == "" && exists(v2) && exists(filepath.Join(root, f[2], "cgroup.freeze")) {
+				return func() bool { return slices.Contains(strings.Split(read(v2), "\n"), "frozen 1") }
+			}
 		}
 	}
-	testenv.Need(t, false, "needs the cgroup v1 freezer (to see the pause from outside)")
-	return ""
+	testenv.Need(t, false, "needs the cgroup v1 freezer or cgroup v2 freezing (to see the pause from outside)")
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // A container writing a counter every millisecond is paused around the
@@ -164,7 +184,7 @@ func TestConsistentPauseAroundSnapshot(t *testing.T) {
 		"i=0; while :; do i=$((i+1)); echo $i >> /data/counter; usleep 1000; done")
 	counter := filepath.Join(e.volumePath("data"), "counter")
 	waitFile(t, counter)
-	freezer := e.freezerState(t, "writer")
+	frozen := e.frozen(t, "writer")
 
 	// Watch the container from outside: the counter's value while its
 	// cgroup is frozen (read between two reads that both say FROZEN).
@@ -174,10 +194,6 @@ func TestConsistentPauseAroundSnapshot(t *testing.T) {
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		frozen := func() bool {
-			b, _ := os.ReadFile(freezer)
-			return strings.TrimSpace(string(b)) == "FROZEN"
-		}
 		for {
 			select {
 			case <-stop:

@@ -27,7 +27,7 @@ import (
 	"butterd/units"
 )
 
-// Kill tests (issue 8, "Kill tests"). A real butterd, started by the test
+// Kill tests. A real butterd, started by the test
 // on a real loop-mounted BTRFS and a private bus with the real policy, runs
 // a multi-step operation for a D-Bus call and is killed with SIGKILL at a
 // random moment of it; its children (btrfs receive) die with it. butterd is

@@ -20,8 +20,7 @@ import (
 	"butterd/units"
 )
 
-// Schedules as systemd timers under a real systemd (issue 4, "Tests (real
-// systemd, in CI)"): butterd runs inside a container booted with
+// Schedules as systemd timers under a real systemd, in CI: butterd runs inside a container booted with
 // systemd-nspawn, activated by the bus as packaged, reaching systemd over
 // /run/systemd/private; the data root is a loop-mounted BTRFS bound in,
 // butterctl is bound at /usr/bin/butterctl (the generated services run it),

@@ -218,6 +218,9 @@ func (e *Engine) fail(what string, err error) error {
 	if client.IsErrConnectionFailed(err) && e.absent() {
 		return fmt.Errorf("Docker does not run at %s: %w", e.host, service.ErrNoEngine)
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("docker %s: no answer in time from Docker at %s (DOCKER_HOST): %w", what, e.host, err)
+	}
 	return fmt.Errorf("docker %s: %w", what, err)
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"butterd/service"
 )
@@ -49,5 +50,42 @@ func TestEngineNotRunning(t *testing.T) {
 	defer l.Close()
 	if _, err := e.Using(context.Background(), []string{"v1"}); err == nil || errors.Is(err, service.ErrNoEngine) {
 		t.Errorf("Using with something else on the socket: %v, want an error that is not ErrNoEngine", err)
+	}
+}
+
+// An engine that accepts connections but never answers: the call ends
+// at its deadline, and the error names DOCKER_HOST.
+func TestEngineSilent(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c) // read nothing, answer nothing
+		}
+	}()
+	defer func() { l.Close(); <-done }()
+	e, err := New("unix://"+sock, "btrfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = e.Using(ctx, []string{"v1"})
+	if err == nil || !strings.Contains(err.Error(), sock) || !strings.Contains(err.Error(), "DOCKER_HOST") {
+		t.Errorf("Using with a silent engine: %v, want the host named", err)
 	}
 }
