@@ -723,3 +723,26 @@ func TestStreamFixtures(t *testing.T) {
 		t.Logf("wrote %s (%d bytes)", filepath.Join(testdata, name+".stream"), len(data))
 	}
 }
+
+// An export's parent must be another snapshot of the same volume.
+func TestExportParentMustBeAnotherSnapshotOfTheVolume(t *testing.T) {
+	s, _ := openStore(t)
+	var snaps []string
+	for _, vol := range []string{"app", "other"} {
+		_, _, err := s.CreateVolume(vol, service.CreateOptions{})
+		must(t, err)
+		snap, err := s.CreateSnapshot(vol)
+		must(t, err)
+		snaps = append(snaps, snap.Name)
+	}
+	for _, c := range []struct{ parent, want string }{
+		{snaps[0], "is the snapshot exported itself"},
+		{snaps[1], `is a snapshot of volume "other", not of "app"`},
+	} {
+		f, err := os.Create(filepath.Join(t.TempDir(), "stream"))
+		must(t, err)
+		if _, err := s.ExportSnapshot(snaps[0], c.parent, f); !errors.Is(err, service.ErrInvalidArg) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("export of %s against %s: %v; want an invalid argument saying %q", snaps[0], c.parent, err, c.want)
+		}
+	}
+}
