@@ -746,3 +746,49 @@ func TestExportParentMustBeAnotherSnapshotOfTheVolume(t *testing.T) {
 		}
 	}
 }
+
+// btrfs receive finds a CLONE's source by received UUID anywhere on the
+// filesystem, past its chroot: a stream for volume "app" that clones from
+// the copy of another volume's snapshot would read that volume's data.
+// butterd refuses the stream before the clone reaches btrfs receive, and
+// leaves nothing.
+func TestImportCloneFromAnotherVolumeIsRefused(t *testing.T) {
+	src, srcRoot := openStore(t)
+	o, _, err := src.CreateVolume("other", service.CreateOptions{})
+	must(t, err)
+	secret := make([]byte, 1<<20)
+	rand.Read(secret)
+	must(t, os.WriteFile(filepath.Join(o.Path, "secret"), secret, 0o600))
+	other1, err := src.CreateSnapshot("other")
+	must(t, err)
+	a, _, err := src.CreateVolume("app", service.CreateOptions{})
+	must(t, err)
+	writeFile(t, filepath.Join(a.Path, "own"), "app's own data")
+	app1, err := src.CreateSnapshot("app")
+	must(t, err)
+	// app's next snapshot shares other's extents.
+	if out, err := exec.Command("cp", "--reflink=always", filepath.Join(o.Path, "secret"), filepath.Join(a.Path, "x")).CombinedOutput(); err != nil {
+		t.Fatalf("cp --reflink: %v: %s", err, out)
+	}
+	time.Sleep(2 * time.Millisecond) // distinct snapshot names
+	app2, err := src.CreateSnapshot("app")
+	must(t, err)
+	stream := filepath.Join(t.TempDir(), "clone.stream")
+	snap := func(name string) string { return filepath.Join(srcRoot, "snapshots", name) }
+	if out, err := exec.Command("btrfs", "send", "-q", "-p", snap(app1.Name), "-c", snap(other1.Name), "-f", stream, snap(app2.Name)).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs send -c: %v: %s", err, out)
+	}
+	if out, _ := exec.Command("btrfs", "receive", "--dump", "-f", stream).CombinedOutput(); !strings.Contains(string(out), "clone ") {
+		t.Fatalf("the stream carries no clone:\n%s", out)
+	}
+
+	// The receiving host holds a copy of other's snapshot and app's first.
+	s, root := openStore(t)
+	importOK(t, s, exportStream(t, src, other1.Name, ""))
+	importOK(t, s, exportStream(t, src, app1.Name, ""))
+	importFails(t, s, importFile(t, s, stream), "neither the received subvolume nor its parent")
+	noImportLeftovers(t, root)
+	if names := snapshotNames(t, s, "app"); !slices.Equal(names, []string{app1.Name}) {
+		t.Fatalf("app's snapshots after the refused import: %v", names)
+	}
+}
