@@ -47,5 +47,5 @@ func removeSynced(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return atomicfile.SyncDir(filepath.Dir(path))
+	return atomicfile.Sync(filepath.Dir(path))
 }

@@ -316,7 +316,7 @@ func (s *Store) removeReceived(dir string) error {
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return atomicfile.SyncDir(s.receivedDir)
+	return atomicfile.Sync(s.receivedDir)
 }
 
 // countingReader counts the bytes read as the job's progress, as a fraction

@@ -110,7 +110,7 @@ func makeImage(image string, size int64, log *slog.Logger) error {
 		return err
 	}
 	log.Info("created pool image", "image", image, "size", size)
-	return atomicfile.SyncDir(filepath.Dir(image))
+	return atomicfile.Sync(filepath.Dir(image))
 }
 
 // lockDir takes a blocking flock on a directory.

@@ -17,6 +17,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"butterd/dbusapi"
+	"butterd/internal/atomicfile"
 )
 
 // Long operations run as butterd jobs: the verb starts one, prints its id on
@@ -254,24 +255,18 @@ func (m *madeFile) commit() error {
 	if !m.replacing() {
 		return nil
 	}
-	err := syncFile(m.path)
+	err := atomicfile.Sync(m.path)
 	if err == nil {
 		err = os.Rename(m.path, m.target)
+	}
+	if err == nil {
+		err = atomicfile.Sync(filepath.Dir(m.target))
 	}
 	if err != nil {
 		m.remove()
 		return &localError{fmt.Sprintf("cannot replace %s: %v", m.target, pathErr(err))}
 	}
 	return nil
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // createOutput opens FILE for writing with the caller's own rights: it

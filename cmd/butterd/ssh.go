@@ -145,7 +145,7 @@ func (e *sshEndpoint) writeListen() (bool, error) {
 		if err := os.Remove(path); err != nil {
 			return false, err
 		}
-		return true, atomicfile.SyncDir(dir)
+		return true, atomicfile.Sync(dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err

@@ -52,7 +52,7 @@ func write(path string, data []byte, perm os.FileMode, rename func(old, new stri
 	if err := rename(tmp, path); err != nil {
 		return err
 	}
-	return SyncDir(dir)
+	return Sync(dir)
 }
 
 // renameNoReplace renames old to new unless new exists (fs.ErrExist).
@@ -68,9 +68,9 @@ func renameNoReplace(old, new string) error {
 	return nil
 }
 
-// SyncDir makes the entries of dir durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+// Sync makes path durable: a file's data, or a directory's entries.
+func Sync(path string) error {
+	d, err := os.Open(path)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func RemoveStale(dir string, owned func(name string) bool) ([]string, error) {
 		removed = append(removed, path)
 	}
 	if len(removed) > 0 {
-		return removed, SyncDir(dir)
+		return removed, Sync(dir)
 	}
 	return nil, nil
 }
