@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -32,7 +33,8 @@ func Receive(ctx context.Context, dir string, r io.Reader) error {
 	const op = "receive"
 	args := []string{"receive", "-C", "-e", "-E", "1", dir}
 	cmd := exec.CommandContext(ctx, "btrfs", args...)
-	cmd.Stdin = r
+	in := &badStreamReader{r: r}
+	cmd.Stdin = in
 	out := &cappedBuffer{max: 16 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -52,6 +54,11 @@ func Receive(ctx context.Context, dir string, r io.Reader) error {
 	debugDone(op, "btrfs "+strings.Join(args, " "), dir, start, err)
 	if ctx.Err() != nil {
 		return &Error{op, dir, fmt.Errorf("btrfs receive stopped: %w", ctx.Err())}
+	}
+	if bad := in.bad(); err != nil && bad != nil {
+		// butterd's own check of the stream stopped it: its reason is
+		// the one that matters, not how btrfs receive met the cut.
+		return &Error{op, dir, bad}
 	}
 	if err != nil {
 		msg := fmt.Sprintf("%v: %s", err, receiveErrors(out.String()))
@@ -114,4 +121,29 @@ func (c *cappedBuffer) String() string {
 		return fmt.Sprintf("%s... (%d more bytes)", c.b, c.dropped)
 	}
 	return string(c.b)
+}
+
+// badStreamReader remembers the first ErrBadStream error of r.
+type badStreamReader struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error
+}
+
+func (b *badStreamReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && errors.Is(err, ErrBadStream) {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *badStreamReader) bad() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }

@@ -66,7 +66,9 @@ func (h StreamHeader) Incremental() bool { return h.ParentUUID != "" }
 // UUID and CTRANSID, and for SNAPSHOT its CLONE_UUID and CLONE_CTRANSID),
 // and returns what they say with a reader that yields the whole stream
 // again: the bytes consumed, then the rest of r. It reads no more of r than
-// the header and the first command.
+// the header and the first command. The reader fails (ErrBadStream) before
+// passing a command that would reach another subvolume: a CLONE from other
+// than the subvolume itself or the parent, or a second SUBVOL or SNAPSHOT.
 //
 // Errors about the data wrap ErrBadStream (a truncated header too, with
 // io.ErrUnexpectedEOF); an error of r itself is returned wrapped as it is.
@@ -103,7 +105,8 @@ func ReadStreamHeader(r io.Reader) (StreamHeader, io.Reader, error) {
 	if err := parseFirstCommand(&h, kind, buf[len(head):]); err != nil {
 		return h, nil, err
 	}
-	return h, io.MultiReader(bytes.NewReader(buf), r), nil
+	check := &streamCheck{r: r, version: h.Version, self: h.UUID, parent: h.ParentUUID}
+	return h, io.MultiReader(bytes.NewReader(buf), check), nil
 }
 
 // parseFirstCommand reads the attributes of a SUBVOL or SNAPSHOT command.

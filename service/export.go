@@ -27,16 +27,25 @@ func (s *Store) ExportSnapshot(name, parent string, out *os.File, opts ...Export
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	if _, err := s.GetSnapshot(name); err != nil {
+	snap, err := s.GetSnapshot(name)
+	if err != nil {
 		out.Close()
 		return Job{}, err
 	}
 	parentPath := ""
 	if parent != "" {
 		p, err := s.GetSnapshot(parent)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("parent: %w", err)
+		case p.Name == snap.Name:
+			err = errorf(ErrInvalidArg, "parent %q is the snapshot exported itself: give an older snapshot of volume %q", parent, snap.Volume)
+		case p.Volume != snap.Volume:
+			err = errorf(ErrInvalidArg, "parent %q is a snapshot of volume %q, not of %q: give a snapshot of the same volume", parent, p.Volume, snap.Volume)
+		}
 		if err != nil {
 			out.Close()
-			return Job{}, fmt.Errorf("parent: %w", err)
+			return Job{}, err
 		}
 		parentPath = p.Path
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"butterd/btrfs"
+	"butterd/internal/atomicfile"
 )
 
 // An import (DESIGN.md "Replication") runs in these steps, journaled as an
@@ -315,7 +316,7 @@ func (s *Store) removeReceived(dir string) error {
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return syncDir(s.receivedDir)
+	return atomicfile.Sync(s.receivedDir)
 }
 
 // countingReader counts the bytes read as the job's progress, as a fraction

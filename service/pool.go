@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"butterd/btrfs"
+	"butterd/internal/atomicfile"
 )
 
 // EnsurePool makes sure the data root is on BTRFS. When it is not, butterd
@@ -109,7 +110,7 @@ func makeImage(image string, size int64, log *slog.Logger) error {
 		return err
 	}
 	log.Info("created pool image", "image", image, "size", size)
-	return syncDir(filepath.Dir(image))
+	return atomicfile.Sync(filepath.Dir(image))
 }
 
 // lockDir takes a blocking flock on a directory.

@@ -17,15 +17,25 @@ import (
 // rights (peers.json), the hosts it trusts (known_hosts) and what each peer
 // holds (shared.json, see shared.go).
 const (
-	hostKeyFile    = "host_key"
-	clientKeyFile  = "client_key"
-	peersFile      = "peers.json"
-	knownHostsFile = "known_hosts"
+	hostKeyFile     = "host_key"
+	clientKeyFile   = "client_key"
+	peersFile       = "peers.json"
+	knownHostsFile  = "known_hosts"
+	sharedStateFile = "shared.json"
 )
 
 // SSHUser is the user name butterd's client gives; the endpoint knows a
 // client by its key alone.
 const SSHUser = "butterd"
+
+// sshFile tells the files butterd writes in state/ssh/.
+func sshFile(name string) bool {
+	switch name {
+	case hostKeyFile, clientKeyFile, peersFile, knownHostsFile, sharedStateFile:
+		return true
+	}
+	return false
+}
 
 func (s *Store) sshDir() string { return filepath.Join(s.stateDir, "ssh") }
 

@@ -43,7 +43,7 @@ type sharedFile struct {
 }
 
 func (s *Store) loadShared() error {
-	s.shared.path = filepath.Join(s.sshDir(), "shared.json")
+	s.shared.path = filepath.Join(s.sshDir(), sharedStateFile)
 	_, err := readJSON(s.shared.path, &s.shared.data)
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"butterd/btrfs"
+	"butterd/internal/atomicfile"
 	"butterd/service/remote"
 	"butterd/units"
 )
@@ -203,13 +204,15 @@ func (s *Store) flock() error {
 }
 
 // removeStaleTemps deletes what writes of butterd's own files left when it
-// died during them: temporaries of the state files, of journal entries and,
-// with systemd reachable, of schedule units.
+// died during them: temporaries of the state files, of journal entries, of
+// the replication keys and files and, with systemd reachable, of schedule
+// units.
 func (s *Store) removeStaleTemps() error {
 	stateFile := func(name string) bool { return name == "jobs.json" || name == "meta.json" || name == "mounts.json" }
 	dirs := map[string]func(string) bool{
 		s.stateDir:     stateFile,
 		s.journalDir(): func(name string) bool { return strings.HasSuffix(name, ".json") },
+		s.sshDir():     sshFile,
 	}
 	if s.sched.sd != nil {
 		dirs[s.sched.dir] = func(name string) bool {
@@ -218,7 +221,7 @@ func (s *Store) removeStaleTemps() error {
 		}
 	}
 	for dir, owned := range dirs {
-		removed, err := removeStaleTemps(dir, owned)
+		removed, err := atomicfile.RemoveStale(dir, owned)
 		for _, path := range removed {
 			s.log.Info("temporary file of an interrupted write removed", "path", path)
 		}

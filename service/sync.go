@@ -64,9 +64,6 @@ func (s *Store) SyncVolume(volume string, hosts []string, force bool) (Job, erro
 	if err := checkSyncHosts(hosts); err != nil {
 		return Job{}, err
 	}
-	if err := s.syncAllowed(volume, force); err != nil {
-		return Job{}, err
-	}
 	sources := make([]syncSource, len(hosts))
 	for i, h := range hosts {
 		sources[i] = syncSource{host: h}
@@ -77,12 +74,17 @@ func (s *Store) SyncVolume(volume string, hosts []string, force bool) (Job, erro
 // SyncFrom is SyncVolume over connections already made. The caller closes
 // them once the job has ended.
 func (s *Store) SyncFrom(clients []*remote.Client, volume string, force bool) (Job, error) {
-	if len(clients) == 0 || len(clients) > maxSyncHosts {
-		return Job{}, errorf(ErrInvalidArg, "sync of %q needs 1 to %d hosts, not %d", volume, maxSyncHosts, len(clients))
-	}
+	hosts := make([]string, len(clients))
 	sources := make([]syncSource, len(clients))
 	for i, c := range clients {
+		if c == nil {
+			return Job{}, errorf(ErrInvalidArg, "sync of %q: host %d is not connected", volume, i+1)
+		}
+		hosts[i] = c.Addr()
 		sources[i] = syncSource{host: c.Addr(), client: c}
+	}
+	if err := checkSyncHosts(hosts); err != nil {
+		return Job{}, err
 	}
 	return s.startSync(volume, force, sources)
 }

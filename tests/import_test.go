@@ -723,3 +723,72 @@ func TestStreamFixtures(t *testing.T) {
 		t.Logf("wrote %s (%d bytes)", filepath.Join(testdata, name+".stream"), len(data))
 	}
 }
+
+// An export's parent must be another snapshot of the same volume.
+func TestExportParentMustBeAnotherSnapshotOfTheVolume(t *testing.T) {
+	s, _ := openStore(t)
+	var snaps []string
+	for _, vol := range []string{"app", "other"} {
+		_, _, err := s.CreateVolume(vol, service.CreateOptions{})
+		must(t, err)
+		snap, err := s.CreateSnapshot(vol)
+		must(t, err)
+		snaps = append(snaps, snap.Name)
+	}
+	for _, c := range []struct{ parent, want string }{
+		{snaps[0], "is the snapshot exported itself"},
+		{snaps[1], `is a snapshot of volume "other", not of "app"`},
+	} {
+		f, err := os.Create(filepath.Join(t.TempDir(), "stream"))
+		must(t, err)
+		if _, err := s.ExportSnapshot(snaps[0], c.parent, f); !errors.Is(err, service.ErrInvalidArg) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("export of %s against %s: %v; want an invalid argument saying %q", snaps[0], c.parent, err, c.want)
+		}
+	}
+}
+
+// btrfs receive finds a CLONE's source by received UUID anywhere on the
+// filesystem, past its chroot: a stream for volume "app" that clones from
+// the copy of another volume's snapshot would read that volume's data.
+// butterd refuses the stream before the clone reaches btrfs receive, and
+// leaves nothing.
+func TestImportCloneFromAnotherVolumeIsRefused(t *testing.T) {
+	src, srcRoot := openStore(t)
+	o, _, err := src.CreateVolume("other", service.CreateOptions{})
+	must(t, err)
+	secret := make([]byte, 1<<20)
+	rand.Read(secret)
+	must(t, os.WriteFile(filepath.Join(o.Path, "secret"), secret, 0o600))
+	other1, err := src.CreateSnapshot("other")
+	must(t, err)
+	a, _, err := src.CreateVolume("app", service.CreateOptions{})
+	must(t, err)
+	writeFile(t, filepath.Join(a.Path, "own"), "app's own data")
+	app1, err := src.CreateSnapshot("app")
+	must(t, err)
+	// app's next snapshot shares other's extents.
+	if out, err := exec.Command("cp", "--reflink=always", filepath.Join(o.Path, "secret"), filepath.Join(a.Path, "x")).CombinedOutput(); err != nil {
+		t.Fatalf("cp --reflink: %v: %s", err, out)
+	}
+	time.Sleep(2 * time.Millisecond) // distinct snapshot names
+	app2, err := src.CreateSnapshot("app")
+	must(t, err)
+	stream := filepath.Join(t.TempDir(), "clone.stream")
+	snap := func(name string) string { return filepath.Join(srcRoot, "snapshots", name) }
+	if out, err := exec.Command("btrfs", "send", "-q", "-p", snap(app1.Name), "-c", snap(other1.Name), "-f", stream, snap(app2.Name)).CombinedOutput(); err != nil {
+		t.Fatalf("btrfs send -c: %v: %s", err, out)
+	}
+	if out, _ := exec.Command("btrfs", "receive", "--dump", "-f", stream).CombinedOutput(); !strings.Contains(string(out), "clone ") {
+		t.Fatalf("the stream carries no clone:\n%s", out)
+	}
+
+	// The receiving host holds a copy of other's snapshot and app's first.
+	s, root := openStore(t)
+	importOK(t, s, exportStream(t, src, other1.Name, ""))
+	importOK(t, s, exportStream(t, src, app1.Name, ""))
+	importFails(t, s, importFile(t, s, stream), "neither the received subvolume nor its parent")
+	noImportLeftovers(t, root)
+	if names := snapshotNames(t, s, "app"); !slices.Equal(names, []string{app1.Name}) {
+		t.Fatalf("app's snapshots after the refused import: %v", names)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -398,5 +399,36 @@ func TestStoreReadsDoNotWaitForOperations(t *testing.T) {
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A kill during an atomic write in state/ssh/ leaves a temporary, maybe of a
+// private key; the next start removes those of butterd's own files only.
+func TestStoreRemovesReplicationTemps(t *testing.T) {
+	s, root := openStore(t)
+	if _, err := s.ClientKey(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	dir := filepath.Join(root, "state", "ssh")
+	stale := []string{".host_key.tmp-12", ".client_key.tmp-345", ".peers.json.tmp-6", ".shared.json.tmp-78", ".known_hosts.tmp-9"}
+	kept := []string{".notes.tmp-1", ".client_key.tmp-x", "client_key"}
+	for _, name := range append(slices.Clone(stale), kept[:2]...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openStoreAt(t, root, service.Config{})
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	slices.Sort(kept)
+	if !slices.Equal(left, kept) {
+		t.Fatalf("state/ssh holds %v after a restart, want %v", left, kept)
 	}
 }

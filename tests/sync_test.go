@@ -437,3 +437,27 @@ func cutProxy(t *testing.T, target string, after int64, stall bool) string {
 	})
 	return l.Addr().String()
 }
+
+// SyncFrom checks its hosts as SyncVolume does: one host twice, or none,
+// is refused before any job.
+func TestSyncFromChecksHosts(t *testing.T) {
+	local, a := newReplHost(t), newReplHost(t)
+	a.serve(t, local)
+	fromA := local.dial(t, a)
+	syncVolume(t, local, "db", service.CreateOptions{})
+	for _, c := range []struct {
+		clients []*remote.Client
+		want    string
+	}{
+		{[]*remote.Client{fromA, fromA}, "is given twice"},
+		{nil, "sync needs 1 to 32 hosts, not 0"},
+		{[]*remote.Client{nil}, "is not connected"},
+	} {
+		if j, err := local.s.SyncFrom(c.clients, "db", false); !errors.Is(err, service.ErrInvalidArg) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("sync from %d clients: job %d, %v; want an invalid argument saying %q", len(c.clients), j.ID, err, c.want)
+		}
+	}
+	if jobs := local.s.ListJobs(); len(jobs) != 0 {
+		t.Errorf("refused syncs started jobs: %+v", jobs)
+	}
+}

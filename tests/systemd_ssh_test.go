@@ -41,7 +41,7 @@ func TestSystemdSSHSocketEnabledByFirstPeer(t *testing.T) {
 		must(t, err)
 		m.WriteFile(dst, b, 0o644)
 	}
-	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte("[Service]\nEnvironment=BUTTERD_LOG_LEVEL=debug\n"), 0o644)
+	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte("[Service]\nEnvironment=BUTTERD_LOG_LEVEL=debug BUTTERD_SSH_PORT=2122\n"), 0o644)
 	if out, err := m.Run("systemd-analyze", "verify", "--man=no", "/etc/systemd/system/butterd-ssh.socket"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify butterd-ssh.socket: %v\n%s", err, out)
 	}
@@ -75,7 +75,11 @@ func TestSystemdSSHSocketEnabledByFirstPeer(t *testing.T) {
 	if st := unitState(t, m, "butterd-ssh.socket"); st["ActiveState"] != "active" || st["SubState"] != "running" && st["SubState"] != "listening" {
 		t.Fatalf("butterd-ssh.socket after the restart: %v; journal:\n%s", st, unitJournal(m))
 	}
-	banner, err := m.Run("timeout", "20", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/1122 && head -c 15 <&3")
+	// SSH_PORT is not the socket's own: butterd's drop-in moves it.
+	if listen := m.MustRun("systemctl", "show", "-p", "Listen", "--value", "butterd-ssh.socket"); strings.TrimSpace(listen) != "[::]:2122 (Stream)" {
+		t.Fatalf("butterd-ssh.socket listens on %q with SSH_PORT=2122, want [::]:2122", listen)
+	}
+	banner, err := m.Run("timeout", "20", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/2122 && head -c 15 <&3")
 	if err != nil || banner != "SSH-2.0-butterd" {
 		t.Fatalf("connection to butterd-ssh.socket: %q (%v), want butterd's SSH banner; journal:\n%s", banner, err, unitJournal(m))
 	}

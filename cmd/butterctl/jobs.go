@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"butterd/dbusapi"
+	"butterd/internal/atomicfile"
 )
 
 // Long operations run as butterd jobs: the verb starts one, prints its id on
@@ -103,9 +105,10 @@ restores the plain stream; 'butterctl import' takes either as it is).
 The bytes shown count the stream before compression.
 
 FILE is created; an existing file is never overwritten unless --force is
-given (export fails, exit 1, and leaves it alone). A pipe or a device is
-written as is. When the export fails or is canceled, the partly written
-FILE is removed.
+given (export fails, exit 1, and leaves it alone); with --force the stream
+goes to a temporary file beside it, which replaces FILE only when the
+export succeeds. A pipe or a device is written as is. When the export
+fails or is canceled, the partly written FILE is removed.
 
 The job's id is printed on stderr at the start ("job 7 started"), then its
 progress: a line redrawn in place on a terminal, plain lines every few
@@ -191,10 +194,13 @@ func (c *exportCmd) Run(ctx context.Context, args []string) error {
 	}
 	j, err := c.followJob(ctx, m, "export", id, c.quiet)
 	var je *jobError
-	if errors.As(err, &je) {
+	if errors.As(err, &je) || err != nil && made.replacing() {
 		made.remove()
 	}
 	if err != nil {
+		return err
+	}
+	if err := made.commit(); err != nil {
 		return err
 	}
 	if c.json {
@@ -220,11 +226,13 @@ func roundDuration(d time.Duration) time.Duration {
 }
 
 // madeFile is an output file butterctl opened: removed again when the job
-// fails, if it is a regular file (not a pipe or a device).
+// fails, if it is a regular file (not a pipe or a device). With target set
+// it is a temporary file that replaces target once the job succeeded.
 type madeFile struct {
 	f       *os.File
 	path    string
 	regular os.FileInfo // nil unless a regular file
+	target  string      // the file --force replaces
 }
 
 // remove deletes the file, if it is a regular file and the path still
@@ -238,11 +246,36 @@ func (m *madeFile) remove() {
 	}
 }
 
+// replacing tells whether m is a temporary file for --force.
+func (m *madeFile) replacing() bool { return m != nil && m.target != "" }
+
+// commit puts the finished temporary file of --force in place of its
+// target. It accepts nil.
+func (m *madeFile) commit() error {
+	if !m.replacing() {
+		return nil
+	}
+	err := atomicfile.Sync(m.path)
+	if err == nil {
+		err = os.Rename(m.path, m.target)
+	}
+	if err == nil {
+		err = atomicfile.Sync(filepath.Dir(m.target))
+	}
+	if err != nil {
+		m.remove()
+		return &localError{fmt.Sprintf("cannot replace %s: %v", m.target, pathErr(err))}
+	}
+	return nil
+}
+
 // createOutput opens FILE for writing with the caller's own rights: it
 // creates a new file; an existing regular file is refused unless force, and
-// then truncated; an existing pipe or device is opened as it is (a pipe
-// waits for its reader, or for ctx).
+// then a temporary file in its directory, with its mode, stands in for it
+// until the export succeeds; an existing pipe or device is opened as it is
+// (a pipe waits for its reader, or for ctx).
 func createOutput(ctx context.Context, file string, force bool) (*madeFile, error) {
+	target := ""
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if errors.Is(err, fs.ErrExist) {
 		st, serr := os.Stat(file)
@@ -255,7 +288,14 @@ func createOutput(ctx context.Context, file string, force bool) (*madeFile, erro
 		case st.Mode().IsRegular() && !force:
 			return nil, &localError{fmt.Sprintf("%s exists: export never overwrites a file (use --force to replace it)", file)}
 		case st.Mode().IsRegular():
-			f, err = os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
+			target = file
+			f, err = os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
+			if err == nil {
+				if err = f.Chmod(st.Mode().Perm()); err != nil {
+					f.Close()
+					os.Remove(f.Name())
+				}
+			}
 		default:
 			f, err = openWait(ctx, file)
 		}
@@ -263,7 +303,7 @@ func createOutput(ctx context.Context, file string, force bool) (*madeFile, erro
 	if err != nil {
 		return nil, &localError{fmt.Sprintf("cannot write %s: %v", file, pathErr(err))}
 	}
-	m := &madeFile{f: f, path: file}
+	m := &madeFile{f: f, path: f.Name(), target: target}
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		m.regular = st
 	}

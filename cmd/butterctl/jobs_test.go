@@ -121,7 +121,7 @@ func TestExportToStdout(t *testing.T) {
 // untouched, nothing exported. --force replaces it.
 func TestExportNeverOverwrites(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "s.stream")
-	if err := os.WriteFile(file, []byte("precious"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("precious"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	f := exportFake("done", "")
@@ -155,6 +155,12 @@ func TestExportNeverOverwrites(t *testing.T) {
 	if got := readOr(t, file); got != "STREAM" {
 		t.Errorf("--force: FILE holds %q", got)
 	}
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o640 {
+		t.Errorf("--force: FILE's mode %v (%v), want the old file's 0640", st.Mode(), err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(file)); len(entries) != 1 {
+		t.Errorf("--force: the directory holds %v, want only FILE", entries)
+	}
 
 	// A device is written as is, without --force.
 	if r := runWith(t, exportFake("done", ""), "export", snapA, os.DevNull); r.code != 0 {
@@ -185,12 +191,16 @@ func TestExportFailure(t *testing.T) {
 		t.Errorf("partial FILE left: %q", got)
 	}
 
-	// A file replaced with --force is removed too: it holds a partial
-	// stream.
+	// A file --force would replace stays as it was, and the stream's
+	// temporary file is gone.
 	os.WriteFile(file, []byte("old"), 0o644)
-	if r := runWith(t, exportFake("failed", "boom"), "export", "--force", snapA, file); r.code != exitFailed || readOr(t, file) != "<none>" {
+	if r := runWith(t, exportFake("failed", "boom"), "export", "--force", snapA, file); r.code != exitFailed || readOr(t, file) != "old" {
 		t.Errorf("--force, failed: exit %d, file %q", r.code, readOr(t, file))
 	}
+	if entries, _ := os.ReadDir(filepath.Dir(file)); len(entries) != 1 {
+		t.Errorf("--force, failed: the directory holds %v, want only the old file", entries)
+	}
+	os.Remove(file)
 
 	f = exportFake("done", "")
 	f.exportErr = dbusErr(dbusapi.ErrAccessDenied, `ExportSnapshot changes volumes: only root and members of group "butterd" may call it (caller uid 65534)`)

@@ -25,7 +25,7 @@ var configKeys = []configKey{
 	{"UNIT_DIR", "/etc/systemd/system", "where schedule units are written (a directory of systemd's unit search path)"},
 	{"BUTTERCTL", "/usr/bin/butterctl", "the butterctl the schedule units run"},
 	{"SYSTEMD_BUS", "", "how to reach systemd for schedules: empty picks /run/systemd/private as root, else the system bus; a D-Bus address; none turns schedules off"},
-	{"SSH_PORT", "1122", "replication endpoint port, bound once a peer exists (ignored when systemd passes butterd-ssh.socket)"},
+	{"SSH_PORT", "1122", "replication endpoint port, bound once a peer exists (under systemd, butterd writes it into a drop-in of butterd-ssh.socket)"},
 	{"SSH_ADDRESS", "", "replication endpoint address (all when empty)"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"EXIT_IDLE", "0", "exit after this long without plugin requests, D-Bus calls, replication connections or jobs (a time span: minutes, or 90s, 5min...; 0 never); the socket or bus activation starts butterd again"},

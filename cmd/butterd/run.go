@@ -90,7 +90,8 @@ func runCommand(ctx context.Context, args []string) error {
 		jobFailed = hook.JobFailed
 	}
 	ssh := &sshEndpoint{ctx: ctx, log: log, act: act, sd: sd, managed: sockets.plugin != nil,
-		addr: net.JoinHostPort(cfg["SSH_ADDRESS"], cfg["SSH_PORT"])}
+		addr: net.JoinHostPort(cfg["SSH_ADDRESS"], cfg["SSH_PORT"]),
+		host: cfg["SSH_ADDRESS"], port: cfg["SSH_PORT"], unitDir: cfg["UNIT_DIR"]}
 	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log,
 		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies, Containers: engine,
 		JobFailed: jobFailed, PeerAdded: func() error { return ssh.peerAdded() }})

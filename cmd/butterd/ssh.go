@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"butterd/internal/atomicfile"
 	"butterd/service"
 	"butterd/service/remote"
 	"butterd/units"
@@ -31,6 +37,9 @@ type sshEndpoint struct {
 	act   *activity
 	addr  string        // SSH_ADDRESS:SSH_PORT
 	sd    units.Manager // nil when systemd is not reachable
+	// host and port are SSH_ADDRESS and SSH_PORT, which a drop-in of
+	// butterd-ssh.socket in unitDir carries when they are not its own.
+	host, port, unitDir string
 	// managed: systemd runs butterd (it passed the plugin socket), so the
 	// endpoint is butterd-ssh.socket, never a socket of butterd's own.
 	managed bool
@@ -47,6 +56,7 @@ func (e *sshEndpoint) start(passed net.Listener) error {
 	if passed != nil {
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		e.followListen()
 		return e.serveLocked(passed)
 	}
 	peers, err := e.store.Peers().List()
@@ -76,6 +86,9 @@ func (e *sshEndpoint) peerAdded() error {
 		return nil
 	}
 	if e.managed && e.sd != nil {
+		if _, err := e.writeListen(); err != nil {
+			return err
+		}
 		if err := e.sd.Enable([]string{units.SSHSocket}); err != nil {
 			return fmt.Errorf("enable %s: %w", units.SSHSocket, err)
 		}
@@ -92,6 +105,52 @@ func (e *sshEndpoint) peerAdded() error {
 		return fmt.Errorf("listen on %s (SSH_ADDRESS:SSH_PORT): %w", e.addr, err)
 	}
 	return e.serveLocked(l)
+}
+
+// followListen brings the drop-in of butterd-ssh.socket in line with
+// SSH_ADDRESS:SSH_PORT when systemd passed the socket; the socket listens
+// there once restarted.
+func (e *sshEndpoint) followListen() {
+	if e.sd == nil {
+		return
+	}
+	changed, err := e.writeListen()
+	if err == nil && changed {
+		err = e.sd.Reload()
+	}
+	if err != nil {
+		e.logger().Error("replication address of "+units.SSHSocket+" not updated", "error", err)
+	} else if changed {
+		e.logger().Warn("SSH_ADDRESS or SSH_PORT changed: systemctl restart " + units.SSHSocket + " " + units.ServiceName + " makes the endpoint listen there")
+	}
+}
+
+// writeListen writes the drop-in of butterd-ssh.socket that makes it listen
+// on SSH_ADDRESS:SSH_PORT, or removes it when those are the socket's own,
+// and reports whether it changed anything.
+func (e *sshEndpoint) writeListen() (bool, error) {
+	conf, err := units.RenderSSHListen(e.host, e.port)
+	if err != nil {
+		return false, fmt.Errorf("replication endpoint under systemd: %w", err)
+	}
+	dir := filepath.Join(e.unitDir, units.SSHSocket+".d")
+	path := filepath.Join(dir, units.SSHListenDropIn)
+	old, err := os.ReadFile(path)
+	switch {
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return false, err
+	case conf == nil && err != nil, bytes.Equal(old, conf) && err == nil:
+		return false, nil
+	case conf == nil:
+		if err := os.Remove(path); err != nil {
+			return false, err
+		}
+		return true, atomicfile.Sync(dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	return true, atomicfile.Write(path, conf, 0o644)
 }
 
 func (e *sshEndpoint) serveLocked(l net.Listener) error {

@@ -1,4 +1,4 @@
-package service
+package atomicfile
 
 import (
 	"os"
@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-func TestRemoveStaleTemps(t *testing.T) {
+func TestRemoveStale(t *testing.T) {
 	dir := t.TempDir()
-	// What writeFileAtomic leaves when killed between create and rename.
+	// What Write leaves when killed between create and rename.
 	f, err := os.CreateTemp(dir, ".jobs.json.tmp-*")
 	if err != nil {
 		t.Fatal(err)
@@ -19,7 +19,7 @@ func TestRemoveStaleTemps(t *testing.T) {
 	keep := []string{
 		"jobs.json",
 		".other.json.tmp-123",   // not a file of ours
-		".jobs.json.tmp-12x",    // not writeFileAtomic's pattern
+		".jobs.json.tmp-12x",    // not Write's pattern
 		".jobs.json.tmp-",       // no digits
 		".tmp-123",              // no name
 		"jobs.json.tmp-123",     // no dot
@@ -33,7 +33,7 @@ func TestRemoveStaleTemps(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, ".jobs.json.tmp-7"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := removeStaleTemps(dir, func(name string) bool { return name == "jobs.json" })
+	removed, err := RemoveStale(dir, func(name string) bool { return name == "jobs.json" })
 	if err != nil || !slices.Equal(removed, []string{filepath.Join(dir, stale)}) {
 		t.Fatalf("removed %v, %v; want only %s", removed, err, stale)
 	}
@@ -50,7 +50,7 @@ func TestRemoveStaleTemps(t *testing.T) {
 	if !slices.Equal(left, want) {
 		t.Fatalf("left %v, want %v", left, want)
 	}
-	if removed, err := removeStaleTemps(filepath.Join(dir, "missing"), func(string) bool { return true }); err != nil || removed != nil {
+	if removed, err := RemoveStale(filepath.Join(dir, "missing"), func(string) bool { return true }); err != nil || removed != nil {
 		t.Fatalf("missing directory: %v %v", removed, err)
 	}
 }
