@@ -262,6 +262,54 @@ func BenchmarkReplicateSendToLoopback(b *testing.B) {
 	replSendRounds(b, src, dst, dstMnt, dial)
 }
 
+// BenchmarkReplicateExportImport is butterd's own stream path on one
+// machine, without SSH: an export job writes the send stream into a pipe
+// whose other end an import job of another store receives (header and
+// clone checks, btrfs receive, the snapshot put in place), as `butterctl
+// export SNAP - | butterctl import -` does on one host.
+func BenchmarkReplicateExportImport(b *testing.B) {
+	src := newReplSource(b, replSize(b, replMiB))
+	dst, dstMnt := replTarget(b, src.mib)
+	replRounds(b, src.mib, func() {
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ej, err := src.s.ExportSnapshot(src.snap, "", w)
+		if err != nil {
+			r.Close()
+			b.Fatal(err)
+		}
+		ij, err := dst.ImportSnapshot(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, j := range []struct {
+			s  *service.Store
+			id uint32
+		}{{src.s, ej.ID}, {dst, ij.ID}} {
+			for {
+				got, err := j.s.GetJob(j.id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got.Done() {
+					if got.State != service.JobDone {
+						b.Fatalf("%s job %d: %s %s", got.Kind, got.ID, got.State, got.Error)
+					}
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}, func() {
+		if err := dst.RemoveSnapshot(src.snap); err != nil {
+			b.Fatal(err)
+		}
+		replSettle(b, dstMnt)
+	})
+}
+
 // replLoopback makes a source of mib MiB and a target store whose endpoint
 // listens on 127.0.0.1.
 func replLoopback(b *testing.B, mib int) (*replSource, *service.Store, string, replDial) {
