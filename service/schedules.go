@@ -126,6 +126,11 @@ func (s *Store) checkSchedule(sc units.Schedule) error {
 	if err := sc.Validate(); err != nil {
 		return errorf(ErrInvalidArg, "%v", err)
 	}
+	if sc.OnCalendar != "" { // before anything is written: a bad one would leave a timer that never runs
+		if err := s.sched.sd.CheckCalendar(sc.OnCalendar); err != nil {
+			return errorf(ErrInvalidArg, "%v", err)
+		}
+	}
 	switch sc.Action {
 	case units.ActionPurge:
 		_, warnings, err := retention.ParsePattern(sc.Arg)

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,6 +163,15 @@ func (f *fakeSystemd) TimerTimes(timer string) (units.TimerTimes, error) {
 }
 
 func (f *fakeSystemd) QueueRestart(u string) error { return f.Restart(u) }
+
+// CheckCalendar refuses what starts with "bad" (the real parser is tested
+// in units/systemd).
+func (f *fakeSystemd) CheckCalendar(expr string) error {
+	if strings.HasPrefix(expr, "bad") {
+		return units.CalendarError(expr, "Failed to parse calendar specification")
+	}
+	return nil
+}
 
 func (f *fakeSystemd) ServiceResult(service string) (units.ServiceResult, error) {
 	f.mu.Lock()
@@ -369,6 +379,36 @@ func TestSetScheduleRefusals(t *testing.T) {
 	}
 	if files := unitFiles(t, dir); len(files) != 3 {
 		t.Fatalf("files: %v", files)
+	}
+}
+
+func TestBadCalendarChangesNothing(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1", "v2")
+	timer, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", OnCalendar: "daily"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, timer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", OnCalendar: "bad o'clock"})
+	if !errors.Is(err, ErrInvalidArg) || !strings.Contains(err.Error(), `"bad o'clock"`) || !strings.Contains(err.Error(), "daily") {
+		t.Fatalf("changing to a bad calendar: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, timer)); !bytes.Equal(before, after) {
+		t.Fatalf("the working timer was replaced:\n%s", after)
+	}
+	if err := s.PauseAllSchedules(); err != nil {
+		t.Fatal(err)
+	}
+	files := unitFiles(t, dir)
+	if _, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v2", OnCalendar: "bad"}); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("a bad calendar while all are paused: %v", err)
+	}
+	if got := unitFiles(t, dir); !slices.Equal(got, files) {
+		t.Fatalf("files %v, want %v", got, files)
 	}
 }
 
