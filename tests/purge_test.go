@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,6 +84,44 @@ func TestPurgeDeletesWhatThePatternSays(t *testing.T) {
 	again, _ := s.PlanPurge("db", "1h:1d", now)
 	if len(again.Delete) != 0 {
 		t.Fatalf("second purge would delete %v", planNames(again.Delete))
+	}
+}
+
+func TestPurgeRechecksProtectionsBeforeEachDelete(t *testing.T) {
+	now := time.Now()
+	s, root, names := purgeStore(t, now, time.Hour, 50*time.Hour, 51*time.Hour)
+	s.Close()
+	// The clock is read when the purge is asked for (1), when its job is
+	// made (2) and started (3), when it plans (4), then before each
+	// deletion: the old snapshots are pinned after the plan, before
+	// anything is deleted. Reads added or removed make this test fail
+	// (pinned before the plan, or after the deletions), not pass.
+	var (
+		store *service.Store
+		calls atomic.Int32
+		pin   sync.Once
+	)
+	store = openStoreAt(t, root, service.Config{Now: func() time.Time {
+		if calls.Add(1) >= 5 {
+			pin.Do(func() {
+				must(t, store.Pin(names[1], true))
+				must(t, store.Pin(names[2], true))
+			})
+		}
+		return now
+	}})
+	calls.Store(0)
+	job, err := store.Purge("db", "1d")
+	must(t, err)
+	j := waitJob(t, store, job.ID)
+	if j.State != service.JobDone {
+		t.Fatalf("purge job: %+v", j)
+	}
+	if left := snapshotNames(t, store, "db"); len(left) != 3 {
+		t.Fatalf("left %v: the snapshots pinned during the purge were deleted", left)
+	}
+	if !strings.Contains(j.Summary, "protected since the plan") || !strings.Contains(j.Summary, names[1]+" (pinned)") {
+		t.Fatalf("summary %q does not say which were kept", j.Summary)
 	}
 }
 
