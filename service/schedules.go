@@ -644,6 +644,24 @@ func (s *Store) scheduleInfo(f scheduleFile) (ScheduleInfo, error) {
 	return info, nil
 }
 
+// reportOrphanSchedules logs the snapshot, replicate and synchronize
+// schedules whose volume does not exist (left by a removal that was cut
+// short, or set by hand): each fails when it runs. They are left alone: a
+// volume of that name may come back. Purge schedules need no volume.
+func (s *Store) reportOrphanSchedules(files []scheduleFile) {
+	for _, f := range files {
+		switch f.sched.Action {
+		case units.ActionSnapshot, units.ActionReplicate, units.ActionSynchronize:
+		default:
+			continue
+		}
+		if _, err := s.GetVolume(f.sched.Volume); errors.Is(err, ErrNoSuchVolume) {
+			s.log.Warn("schedule of a volume that does not exist: it fails when it runs; remove it with 'butterctl schedule "+f.sched.Action+" delete' or create the volume",
+				"timer", f.timer, "schedule", f.sched.Key(), "volume", f.sched.Volume)
+		}
+	}
+}
+
 // regenerateSchedules rewrites, at Open, the units whose content differs
 // from what this version renders, reloads systemd once and reports each.
 func (s *Store) regenerateSchedules() {
@@ -655,6 +673,7 @@ func (s *Store) regenerateSchedules() {
 	for _, p := range problems {
 		s.log.Warn("schedule unit not understood: left alone", "dir", s.sched.dir, "problem", p)
 	}
+	s.reportOrphanSchedules(files)
 	sd := s.sched.sd
 	if sd == nil {
 		if len(files) > 0 {

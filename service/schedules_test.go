@@ -733,6 +733,58 @@ func TestCreateOptionSchedulesAndVolumeRemoval(t *testing.T) {
 	}
 }
 
+func TestVolumeRemovalTakesSchedulesFirst(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1")
+	timer, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This store's volumes have no subvolume: deleting it fails, as a kill
+	// would stop the removal there. The schedules are gone already.
+	r, err := s.RemoveVolumeReport("v1", RemoveOptions{NoFinalSnapshot: true})
+	if err == nil {
+		t.Fatal("removal of a volume without subvolume succeeded")
+	}
+	if !slices.Equal(r.Schedules, []string{timer}) {
+		t.Fatalf("removed schedules %v, want %v", r.Schedules, []string{timer})
+	}
+	if files := unitFiles(t, dir); slices.Contains(files, timer) {
+		t.Fatalf("the volume's timer stays: %v", files)
+	}
+}
+
+func TestOrphanSchedulesReportedAtStart(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1", "v2")
+	snap, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	purge, err := s.SetSchedule(units.Schedule{Action: "purge", Volume: "v1", Arg: "1d", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v2", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(s.volumes, "v1")
+	var log bytes.Buffer
+	s.log = slog.New(slog.NewTextHandler(&log, nil))
+	s.regenerateSchedules()
+	out := log.String()
+	if !strings.Contains(out, "schedule of a volume that does not exist") || !strings.Contains(out, snap) {
+		t.Fatalf("the snapshot schedule of a missing volume is not reported:\n%s", out)
+	}
+	if strings.Contains(out, purge) || strings.Contains(out, kept) {
+		t.Fatalf("a purge schedule or one of an existing volume reported:\n%s", out)
+	}
+	if files := unitFiles(t, dir); !slices.Contains(files, snap) {
+		t.Fatalf("an orphan schedule was deleted: %v", files)
+	}
+}
+
 func TestReplicateSchedules(t *testing.T) {
 	sd := newFakeSystemd("")
 	s, dir := schedStore(t, sd, "v1")

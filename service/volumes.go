@@ -224,11 +224,17 @@ func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolu
 		}
 		final = snap.Name
 	}
+	// The schedules go first: a kill in between leaves a volume without
+	// schedules (they can be set again), never schedules without a volume.
+	timers := s.removeVolumeSchedules(name)
 	if err := btrfs.Delete(s.volumePath(name)); err != nil {
-		if errors.Is(err, btrfs.ErrNested) {
-			return RemovedVolume{FinalSnapshot: final}, errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err)
+		if len(timers) > 0 {
+			s.log.Warn("volume not removed but its schedules were: set them again if it is kept", "volume", name, "schedules_removed", timers)
 		}
-		return RemovedVolume{FinalSnapshot: final}, err
+		if errors.Is(err, btrfs.ErrNested) {
+			err = errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err)
+		}
+		return RemovedVolume{FinalSnapshot: final, Schedules: timers}, err
 	}
 	s.mu.Lock()
 	delete(s.volumes, name)
@@ -237,7 +243,6 @@ func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolu
 	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) }); err != nil {
 		s.log.Warn("volume settings not cleared", "volume", name, "error", err)
 	}
-	timers := s.removeVolumeSchedules(name)
 	s.log.Info("volume removed", "volume", name, "final_snapshot", final, "schedules_removed", timers)
 	return RemovedVolume{FinalSnapshot: final, Schedules: timers}, nil
 }
