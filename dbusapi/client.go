@@ -280,6 +280,12 @@ func (c *Client) ResumeAllSchedules() error { return c.call("ResumeAllSchedules"
 // Purge starts a purge job, or with dryRun answers the plan evaluated at
 // `at` (zero: now) without deleting anything.
 func (c *Client) Purge(volume, pattern string, dryRun bool, at time.Time) (id uint32, path dbus.ObjectPath, del, keep []PurgeRow, err error) {
+	id, path, del, keep, _, err = c.PurgeWarned(volume, pattern, dryRun, at)
+	return
+}
+
+// PurgeWarned is Purge, answering the pattern's warnings too.
+func (c *Client) PurgeWarned(volume, pattern string, dryRun bool, at time.Time) (id uint32, path dbus.ObjectPath, del, keep []PurgeRow, warnings []string, err error) {
 	var flags, atUsec uint64
 	if dryRun {
 		flags |= PurgeDryRun
@@ -287,7 +293,7 @@ func (c *Client) Purge(volume, pattern string, dryRun bool, at time.Time) (id ui
 	if !at.IsZero() {
 		atUsec = uint64(at.UnixMicro())
 	}
-	err = c.call("Purge", volume, pattern, flags, atUsec).Store(&id, &path, &del, &keep)
+	err = c.call("Purge", volume, pattern, flags, atUsec).Store(&id, &path, &del, &keep, &warnings)
 	return
 }
 

@@ -75,15 +75,20 @@ func (s *Store) PlanPurge(volume, pattern string, at time.Time) (PurgePlan, erro
 
 // Purge deletes, as a job, what PlanPurge says at the moment the job runs.
 // Snapshots that disappear meanwhile are skipped; the first other failure
-// stops the job.
-func (s *Store) Purge(volume, pattern string) (Job, error) {
-	if _, err := s.PlanPurge(volume, pattern, s.cfg.Now()); err != nil {
-		return Job{}, err
+// stops the job. The pattern's warnings (PurgePlan.Warnings) are returned,
+// logged by the job and part of its summary.
+func (s *Store) Purge(volume, pattern string) (Job, []string, error) {
+	first, err := s.PlanPurge(volume, pattern, s.cfg.Now())
+	if err != nil {
+		return Job{}, nil, err
 	}
-	return s.StartJob("purge", volume, func(ctx context.Context, p *JobProgress) error {
+	j, err := s.StartJob("purge", volume, func(ctx context.Context, p *JobProgress) error {
 		plan, err := s.PlanPurge(volume, pattern, s.cfg.Now())
 		if err != nil {
 			return err
+		}
+		for _, w := range plan.Warnings {
+			s.log.Warn("purge pattern", "volume", volume, "pattern", pattern, "warning", w)
 		}
 		var skipped []string
 		err = lowPriority(s.log, func() error {
@@ -111,10 +116,14 @@ func (s *Store) Purge(volume, pattern string) (Job, error) {
 		if len(skipped) > 0 {
 			summary += "; kept because protected since the plan: " + strings.Join(skipped, ", ")
 		}
+		if len(plan.Warnings) > 0 {
+			summary += "; pattern: " + strings.Join(plan.Warnings, "; ")
+		}
 		p.SetSummary(summary)
 		s.log.Info("purged", "volume", volume, "pattern", plan.Pattern, "deleted", deleted, "kept", len(plan.Keep)+len(skipped), "skipped", len(skipped))
 		return nil
 	})
+	return j, first.Warnings, err
 }
 
 // purgeOne deletes a planned snapshot unless, planned again under the

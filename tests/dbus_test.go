@@ -555,7 +555,7 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "ListSnapshots", "s", "a(sostb)"},
 	{"method", "RemoveSnapshot", "s", "-"},
 	{"method", "RestoreSnapshot", "sst", "sss"},
-	{"method", "Purge", "sstt", "uoa(sts)a(sts)"},
+	{"method", "Purge", "sstt", "uoa(sts)a(sts)as"},
 	{"method", "PinSnapshot", "s", "-"},
 	{"method", "UnpinSnapshot", "s", "-"},
 	{"method", "ImportSnapshot", "ht", "uo"},

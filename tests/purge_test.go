@@ -67,7 +67,7 @@ func TestPurgeDeletesWhatThePatternSays(t *testing.T) {
 
 	// Pinned and in-use snapshots are kept.
 	must(t, s.Pin(names[3], true))
-	job, err := s.Purge("db", "1h:1d")
+	job, _, err := s.Purge("db", "1h:1d")
 	must(t, err)
 	j := waitJob(t, s, job.ID)
 	if j.State != service.JobDone {
@@ -111,7 +111,7 @@ func TestPurgeRechecksProtectionsBeforeEachDelete(t *testing.T) {
 		return now
 	}})
 	calls.Store(0)
-	job, err := store.Purge("db", "1d")
+	job, _, err := store.Purge("db", "1d")
 	must(t, err)
 	j := waitJob(t, store, job.ID)
 	if j.State != service.JobDone {
@@ -125,12 +125,25 @@ func TestPurgeRechecksProtectionsBeforeEachDelete(t *testing.T) {
 	}
 }
 
+func TestPurgeOldSpellingWarns(t *testing.T) {
+	s, _, _ := purgeStore(t, time.Now(), time.Hour, 50*time.Hour)
+	job, warnings, err := s.Purge("db", "1d:1d")
+	must(t, err)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], `read as "1d"`) {
+		t.Fatalf("warnings %q", warnings)
+	}
+	j := waitJob(t, s, job.ID)
+	if j.State != service.JobDone || !strings.Contains(j.Summary, warnings[0]) || !strings.Contains(j.Summary, "deleted 1 snapshot(s)") {
+		t.Fatalf("purge job %+v: the summary says neither what it did nor the warning", j)
+	}
+}
+
 func TestPurgeWorksWithoutTheVolume(t *testing.T) {
 	now := time.Now()
 	s, _, names := purgeStore(t, now, 10*24*time.Hour, 20*24*time.Hour)
 	_, err := s.RemoveVolume("db", service.RemoveOptions{NoFinalSnapshot: true})
 	must(t, err)
-	j, err := s.Purge("db", "1d")
+	j, _, err := s.Purge("db", "1d")
 	must(t, err)
 	waitJob(t, s, j.ID)
 	// "1d" deletes everything a day old, but the newest stays.

@@ -53,6 +53,7 @@ type fake struct {
 	purgeID    uint32
 	purgeDel   []dbusapi.PurgeRow
 	purgeKeep  []dbusapi.PurgeRow
+	purgeWarn  []string              // the pattern's warnings
 	purgeAt    time.Time             // the at of the last Purge
 	afterPurge []dbusapi.SnapshotRow // ListSnapshots answers this once WaitJob ran
 	schedules  []dbusapi.ScheduleRow
@@ -208,17 +209,17 @@ func (f *fake) ListSnapshots(volume string) ([]dbusapi.SnapshotRow, error) {
 	return rows, f.record("ListSnapshots(%q)", volume)
 }
 
-func (f *fake) Purge(volume, pattern string, dryRun bool, at time.Time) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, error) {
+func (f *fake) PurgeWarned(volume, pattern string, dryRun bool, at time.Time) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, []string, error) {
 	f.mu.Lock()
 	f.purgeAt = at
 	f.mu.Unlock()
 	if err := f.record("Purge(%q, %q, %v, %v)", volume, pattern, dryRun, !at.IsZero()); err != nil {
-		return 0, "", nil, nil, err
+		return 0, "", nil, nil, nil, err
 	}
 	if dryRun {
-		return 0, "/", f.purgeDel, f.purgeKeep, nil
+		return 0, "/", f.purgeDel, f.purgeKeep, f.purgeWarn, nil
 	}
-	return f.purgeID, dbusapi.JobPath(f.purgeID), nil, nil, nil
+	return f.purgeID, dbusapi.JobPath(f.purgeID), nil, nil, f.purgeWarn, nil
 }
 
 func (f *fake) PinSnapshot(name string) error   { return f.record("PinSnapshot(%q)", name) }

@@ -33,7 +33,7 @@ var managerSpec = ifaceSpec{
 		{name: "RestoreSnapshot", in: []arg{{"source", "s"}, {"target", "s"}, {"flags", "t"}},
 			out: []arg{{"snapshot", "s"}, {"volume", "s"}, {"safety_snapshot", "s"}}, changes: true},
 		{name: "Purge", in: []arg{{"volume", "s"}, {"pattern", "s"}, {"flags", "t"}, {"at", "t"}},
-			out: []arg{{"job_id", "u"}, {"job_path", "o"}, {"delete", "a(sts)"}, {"keep", "a(sts)"}}, changes: true},
+			out: []arg{{"job_id", "u"}, {"job_path", "o"}, {"delete", "a(sts)"}, {"keep", "a(sts)"}, {"warnings", "as"}}, changes: true},
 		{name: "PinSnapshot", in: []arg{{"name", "s"}}, changes: true},
 		{name: "UnpinSnapshot", in: []arg{{"name", "s"}}, changes: true},
 		{name: "ImportSnapshot", in: []arg{{"fd", "h"}, {"flags", "t"}},
@@ -245,32 +245,33 @@ func checkFlags(flags, known uint64) *dbus.Error {
 // Purge deletes a volume's snapshots by a retention pattern as a job. With
 // the dry-run flag it deletes nothing and answers the plan at once
 // (job_id 0, path "/"), evaluated at `at` (µs since the epoch; 0: now).
-func (m *Manager) Purge(sender dbus.Sender, volume, pattern string, flags, at uint64) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, *dbus.Error) {
+// warnings are the pattern's (an old spelling read another way).
+func (m *Manager) Purge(sender dbus.Sender, volume, pattern string, flags, at uint64) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, []string, *dbus.Error) {
 	if err := m.auth.allowChange(sender, "Purge"); err != nil {
-		return 0, "/", nil, nil, err
+		return 0, "/", nil, nil, nil, err
 	}
 	if err := checkFlags(flags, dbusapi.PurgeDryRun); err != nil {
-		return 0, "/", nil, nil, err
+		return 0, "/", nil, nil, nil, err
 	}
 	if flags&dbusapi.PurgeDryRun == 0 {
 		if at != 0 {
-			return 0, "/", nil, nil, invalidArg("an evaluation time (at) is only for a dry run: a purge deletes by the present time")
+			return 0, "/", nil, nil, nil, invalidArg("an evaluation time (at) is only for a dry run: a purge deletes by the present time")
 		}
-		j, err := m.store.Purge(volume, pattern)
+		j, warnings, err := m.store.Purge(volume, pattern)
 		if err != nil {
-			return 0, "/", nil, nil, toDBus(err)
+			return 0, "/", nil, nil, nil, toDBus(err)
 		}
-		return j.ID, dbusapi.JobPath(j.ID), []dbusapi.PurgeRow{}, []dbusapi.PurgeRow{}, nil
+		return j.ID, dbusapi.JobPath(j.ID), []dbusapi.PurgeRow{}, []dbusapi.PurgeRow{}, nonNil(warnings), nil
 	}
 	when, derr := moment(at, time.Now())
 	if derr != nil {
-		return 0, "/", nil, nil, derr
+		return 0, "/", nil, nil, nil, derr
 	}
 	plan, err := m.store.PlanPurge(volume, pattern, when)
 	if err != nil {
-		return 0, "/", nil, nil, toDBus(err)
+		return 0, "/", nil, nil, nil, toDBus(err)
 	}
-	return 0, "/", purgeRows(plan.Delete), purgeRows(plan.Keep), nil
+	return 0, "/", purgeRows(plan.Delete), purgeRows(plan.Keep), nonNil(plan.Warnings), nil
 }
 
 func purgeRows(entries []service.PurgeEntry) []dbusapi.PurgeRow {
