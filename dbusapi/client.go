@@ -51,8 +51,15 @@ func (c *Client) CreateVolume(name string, options map[string]string) (dbus.Obje
 }
 
 func (c *Client) RemoveVolume(name string, flags uint64) (string, error) {
-	var final string
-	return final, c.call("RemoveVolume", name, flags).Store(&final)
+	final, _, err := c.RemoveVolumeReport(name, flags)
+	return final, err
+}
+
+// RemoveVolumeReport is RemoveVolume, answering the timers of the
+// schedules removed with the volume too.
+func (c *Client) RemoveVolumeReport(name string, flags uint64) (final string, schedules []string, err error) {
+	err = c.call("RemoveVolume", name, flags).Store(&final, &schedules)
+	return
 }
 
 func (c *Client) GetVolume(name string) (dbus.ObjectPath, error) {

@@ -541,7 +541,7 @@ type introMember struct {
 // as busctl introspect shows them.
 var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "CreateVolume", "sa{ss}", "o"},
-	{"method", "RemoveVolume", "st", "s"},
+	{"method", "RemoveVolume", "st", "sas"},
 	{"method", "GetVolume", "s", "o"},
 	{"method", "ListVolumes", "-", "a(sostu)"},
 	{"method", "CloneVolume", "ss", "o"},

@@ -364,8 +364,10 @@ func TestSchedulesTimers(t *testing.T) {
 
 	// ---- 5. Removing a volume removes its schedules; its snapshots stay.
 	svSnaps := idleFor(t, c, m, root, "sv")
-	if _, err := c.RemoveVolume("sv", dbusapi.RemoveNoFinalSnapshot); err != nil {
+	if _, removed, err := c.RemoveVolumeReport("sv", dbusapi.RemoveNoFinalSnapshot); err != nil {
 		t.Fatalf("RemoveVolume sv: %v", err)
+	} else if !slices.Equal(removed, []string{svTimer}) {
+		t.Errorf("RemoveVolume sv says it removed schedules %q, want %q", removed, svTimer)
 	}
 	checkUnitsGone(t, m, unitDir, svTimer, svService)
 	if _, err := c.RemoveVolume("pv", dbusapi.RemoveNoFinalSnapshot); err != nil {

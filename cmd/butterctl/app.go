@@ -18,7 +18,7 @@ import (
 // tests.
 type manager interface {
 	CreateVolume(name string, options map[string]string) (dbus.ObjectPath, error)
-	RemoveVolume(name string, flags uint64) (string, error)
+	RemoveVolumeReport(name string, flags uint64) (string, []string, error)
 	GetVolume(name string) (dbus.ObjectPath, error)
 	ListVolumes() ([]dbusapi.VolumeRow, error)
 	CloneVolume(name, newName string) (dbus.ObjectPath, error)

@@ -24,14 +24,15 @@ type fake struct {
 	calls []string
 	err   error
 
-	volumes   []dbusapi.VolumeRow
-	snapshots []dbusapi.SnapshotRow
-	props     map[string]dbus.Variant
-	snapName  string
-	restored  [3]string
-	final     string
-	forgotten uint32
-	closed    bool
+	volumes          []dbusapi.VolumeRow
+	snapshots        []dbusapi.SnapshotRow
+	props            map[string]dbus.Variant
+	snapName         string
+	restored         [3]string
+	final            string
+	removedSchedules []string // timers RemoveVolume answers
+	forgotten        uint32
+	closed           bool
 
 	// Jobs.
 	snapErrs  map[string]error // GetSnapshot's answer per name
@@ -178,8 +179,8 @@ func (f *fake) CreateVolume(name string, options map[string]string) (dbus.Object
 	return dbusapi.VolumePath(name), f.record("CreateVolume(%q, %v)", name, options)
 }
 
-func (f *fake) RemoveVolume(name string, flags uint64) (string, error) {
-	return f.final, f.record("RemoveVolume(%q, %d)", name, flags)
+func (f *fake) RemoveVolumeReport(name string, flags uint64) (string, []string, error) {
+	return f.final, f.removedSchedules, f.record("RemoveVolume(%q, %d)", name, flags)
 }
 
 func (f *fake) GetVolume(name string) (dbus.ObjectPath, error) {

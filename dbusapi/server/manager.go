@@ -15,7 +15,7 @@ var managerSpec = ifaceSpec{
 	name: dbusapi.ManagerIface,
 	methods: []methodSpec{
 		{name: "CreateVolume", in: []arg{{"name", "s"}, {"options", "a{ss}"}}, out: []arg{{"path", "o"}}, changes: true},
-		{name: "RemoveVolume", in: []arg{{"name", "s"}, {"flags", "t"}}, out: []arg{{"final_snapshot", "s"}}, changes: true},
+		{name: "RemoveVolume", in: []arg{{"name", "s"}, {"flags", "t"}}, out: []arg{{"final_snapshot", "s"}, {"schedules_removed", "as"}}, changes: true},
 		{name: "GetVolume", in: []arg{{"name", "s"}}, out: []arg{{"path", "o"}}},
 		{name: "ListVolumes", out: []arg{{"volumes", "a(sostu)"}}},
 		{name: "CloneVolume", in: []arg{{"name", "s"}, {"new_name", "s"}}, out: []arg{{"path", "o"}}, changes: true},
@@ -97,15 +97,20 @@ func (m *Manager) CreateVolume(sender dbus.Sender, name string, options map[stri
 	return dbusapi.VolumePath(v.Name), nil
 }
 
-func (m *Manager) RemoveVolume(sender dbus.Sender, name string, flags uint64) (string, *dbus.Error) {
+// RemoveVolume answers the final snapshot ("" when none) and the timers
+// of the schedules removed with the volume.
+func (m *Manager) RemoveVolume(sender dbus.Sender, name string, flags uint64) (string, []string, *dbus.Error) {
 	if err := m.auth.allowChange(sender, "RemoveVolume"); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := checkFlags(flags, dbusapi.RemoveNoFinalSnapshot); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	final, err := m.store.RemoveVolume(name, service.RemoveOptions{NoFinalSnapshot: flags&dbusapi.RemoveNoFinalSnapshot != 0})
-	return final, toDBus(err)
+	r, err := m.store.RemoveVolumeReport(name, service.RemoveOptions{NoFinalSnapshot: flags&dbusapi.RemoveNoFinalSnapshot != 0})
+	if err != nil {
+		return "", nil, toDBus(err)
+	}
+	return r.FinalSnapshot, nonNil(r.Schedules), nil
 }
 
 func (m *Manager) GetVolume(name string) (dbus.ObjectPath, *dbus.Error) {
