@@ -568,7 +568,7 @@ func TestPauseResumeRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, svc1 := units.Names(units.Schedule{Action: "snapshot", Volume: "v1"})
-	if calls := sd.takeCalls(); !slices.Equal(calls, []string{"stop " + t1, "disable " + t1, "reload", "reset-failed " + t1, "reset-failed " + svc1}) {
+	if calls := sd.takeCalls(); !slices.Equal(calls, []string{"stop " + t1, "stop " + svc1, "disable " + t1, "reload", "reset-failed " + t1, "reset-failed " + svc1}) {
 		t.Fatalf("remove calls %q", calls)
 	}
 	if files := unitFiles(t, dir); slices.Contains(files, t1) || slices.Contains(files, svc1) || len(files) != 5 {
@@ -751,6 +751,32 @@ func TestVolumeRemovalTakesSchedulesFirst(t *testing.T) {
 	}
 	if files := unitFiles(t, dir); slices.Contains(files, timer) {
 		t.Fatalf("the volume's timer stays: %v", files)
+	}
+}
+
+func TestRemovalStopsARunUnderWay(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1")
+	timer, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, service := units.Names(units.Schedule{Action: "snapshot", Volume: "v1"})
+	sd.active[service] = true // its timer just fired
+	sd.takeCalls()
+	if err := s.RemoveSchedule("snapshot", "v1", ""); err != nil {
+		t.Fatal(err)
+	}
+	calls := sd.takeCalls()
+	stop := slices.Index(calls, "stop "+service)
+	if stop < 0 || slices.Index(calls, "stop "+timer) > stop || slices.Index(calls, "reset-failed "+service) < stop {
+		t.Fatalf("calls %q: the timer, then the run must be stopped before the units go and are reset", calls)
+	}
+	if st, _ := sd.UnitState(service); st.ActiveState != "inactive" {
+		t.Fatalf("the run goes on after its schedule was removed: %+v", st)
+	}
+	if files := unitFiles(t, dir); slices.Contains(files, service) {
+		t.Fatalf("files %v", files)
 	}
 }
 
