@@ -51,8 +51,15 @@ func (c *Client) CreateVolume(name string, options map[string]string) (dbus.Obje
 }
 
 func (c *Client) RemoveVolume(name string, flags uint64) (string, error) {
-	var final string
-	return final, c.call("RemoveVolume", name, flags).Store(&final)
+	final, _, err := c.RemoveVolumeReport(name, flags)
+	return final, err
+}
+
+// RemoveVolumeReport is RemoveVolume, answering the timers of the
+// schedules removed with the volume too.
+func (c *Client) RemoveVolumeReport(name string, flags uint64) (final string, schedules []string, err error) {
+	err = c.call("RemoveVolume", name, flags).Store(&final, &schedules)
+	return
 }
 
 func (c *Client) GetVolume(name string) (dbus.ObjectPath, error) {
@@ -280,6 +287,12 @@ func (c *Client) ResumeAllSchedules() error { return c.call("ResumeAllSchedules"
 // Purge starts a purge job, or with dryRun answers the plan evaluated at
 // `at` (zero: now) without deleting anything.
 func (c *Client) Purge(volume, pattern string, dryRun bool, at time.Time) (id uint32, path dbus.ObjectPath, del, keep []PurgeRow, err error) {
+	id, path, del, keep, _, err = c.PurgeWarned(volume, pattern, dryRun, at)
+	return
+}
+
+// PurgeWarned is Purge, answering the pattern's warnings too.
+func (c *Client) PurgeWarned(volume, pattern string, dryRun bool, at time.Time) (id uint32, path dbus.ObjectPath, del, keep []PurgeRow, warnings []string, err error) {
 	var flags, atUsec uint64
 	if dryRun {
 		flags |= PurgeDryRun
@@ -287,7 +300,7 @@ func (c *Client) Purge(volume, pattern string, dryRun bool, at time.Time) (id ui
 	if !at.IsZero() {
 		atUsec = uint64(at.UnixMicro())
 	}
-	err = c.call("Purge", volume, pattern, flags, atUsec).Store(&id, &path, &del, &keep)
+	err = c.call("Purge", volume, pattern, flags, atUsec).Store(&id, &path, &del, &keep, &warnings)
 	return
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"butterd/service/retention"
@@ -74,23 +75,34 @@ func (s *Store) PlanPurge(volume, pattern string, at time.Time) (PurgePlan, erro
 
 // Purge deletes, as a job, what PlanPurge says at the moment the job runs.
 // Snapshots that disappear meanwhile are skipped; the first other failure
-// stops the job.
-func (s *Store) Purge(volume, pattern string) (Job, error) {
-	if _, err := s.PlanPurge(volume, pattern, s.cfg.Now()); err != nil {
-		return Job{}, err
+// stops the job. The pattern's warnings (PurgePlan.Warnings) are returned,
+// logged by the job and part of its summary.
+func (s *Store) Purge(volume, pattern string) (Job, []string, error) {
+	first, err := s.PlanPurge(volume, pattern, s.cfg.Now())
+	if err != nil {
+		return Job{}, nil, err
 	}
-	return s.StartJob("purge", volume, func(ctx context.Context, p *JobProgress) error {
+	j, err := s.StartJob("purge", volume, func(ctx context.Context, p *JobProgress) error {
 		plan, err := s.PlanPurge(volume, pattern, s.cfg.Now())
 		if err != nil {
 			return err
 		}
+		for _, w := range plan.Warnings {
+			s.log.Warn("purge pattern", "volume", volume, "pattern", pattern, "warning", w)
+		}
+		var skipped []string
 		err = lowPriority(s.log, func() error {
 			for i, e := range plan.Delete {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				if err := s.RemoveSnapshot(e.Name); err != nil && !errors.Is(err, ErrNotFound) {
+				why, err := s.purgeOne(volume, pattern, e.Name, s.cfg.Now())
+				if err != nil && !errors.Is(err, ErrNotFound) {
 					return fmt.Errorf("purge of %q stopped after %d of %d snapshots: %w", volume, i, len(plan.Delete), err)
+				}
+				if why != "" {
+					s.log.Info("purge skips a snapshot protected since the plan", "snapshot", e.Name, "reason", why)
+					skipped = append(skipped, fmt.Sprintf("%s (%s)", e.Name, why))
 				}
 				p.SetFraction(float64(i+1) / float64(len(plan.Delete)))
 			}
@@ -99,9 +111,36 @@ func (s *Store) Purge(volume, pattern string) (Job, error) {
 		if err != nil {
 			return err
 		}
-		s.log.Info("purged", "volume", volume, "pattern", plan.Pattern, "deleted", len(plan.Delete), "kept", len(plan.Keep))
+		deleted := len(plan.Delete) - len(skipped)
+		summary := fmt.Sprintf("deleted %d snapshot(s) of %s, kept %d", deleted, volume, len(plan.Keep)+len(skipped))
+		if len(skipped) > 0 {
+			summary += "; kept because protected since the plan: " + strings.Join(skipped, ", ")
+		}
+		if len(plan.Warnings) > 0 {
+			summary += "; pattern: " + strings.Join(plan.Warnings, "; ")
+		}
+		p.SetSummary(summary)
+		s.log.Info("purged", "volume", volume, "pattern", plan.Pattern, "deleted", deleted, "kept", len(plan.Keep)+len(skipped), "skipped", len(skipped))
 		return nil
 	})
+	return j, first.Warnings, err
+}
+
+// purgeOne deletes a planned snapshot unless, planned again under the
+// volume's lock at at, it is kept now (pinned, used by a job, newest,
+// newest shared with a peer since the plan was made): it then returns why.
+func (s *Store) purgeOne(volume, pattern, name string, at time.Time) (kept string, err error) {
+	defer s.locks.lock(volume)()
+	plan, err := s.PlanPurge(volume, pattern, at)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range plan.Keep {
+		if e.Name == name {
+			return e.Reason, nil
+		}
+	}
+	return "", s.removeSnapshotLocked(name)
 }
 
 // Pin keeps a snapshot from being purged (on=false lets purge take it
@@ -110,5 +149,7 @@ func (s *Store) Pin(name string, on bool) error {
 	if _, err := s.GetSnapshot(name); err != nil {
 		return err
 	}
+	volume, _, _ := strings.Cut(name, "@")
+	defer s.locks.lock(volume)() // a purge checks pins under it
 	return s.meta.update(func(d *metaData) { setFlag(&d.Pinned, name, on) })
 }

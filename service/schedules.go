@@ -126,6 +126,11 @@ func (s *Store) checkSchedule(sc units.Schedule) error {
 	if err := sc.Validate(); err != nil {
 		return errorf(ErrInvalidArg, "%v", err)
 	}
+	if sc.OnCalendar != "" { // before anything is written: a bad one would leave a timer that never runs
+		if err := s.sched.sd.CheckCalendar(sc.OnCalendar); err != nil {
+			return errorf(ErrInvalidArg, "%v", err)
+		}
+	}
 	switch sc.Action {
 	case units.ActionPurge:
 		_, warnings, err := retention.ParsePattern(sc.Arg)
@@ -389,16 +394,22 @@ func (s *Store) onSchedule(action, volume, arg string, fn func(timer, service st
 
 // dropUnits stops and disables a timer and deletes its two files; the
 // caller reloads systemd. Either file may be missing (a schedule half
-// made), and the timer unknown to systemd.
+// made), and the timer unknown to systemd. The timer is stopped first, so
+// that it starts no new run, then a run under way (waiting for it to end),
+// so that no run fails after its units are gone: a deleted unit that failed
+// would stay listed as failed, and the system "degraded".
 func (s *Store) dropUnits(timer, service string) error {
 	sd := s.sched.sd
-	st, err := sd.UnitState(timer)
-	if err != nil {
-		return err
-	}
-	if unitBusy(st.ActiveState) {
-		if err := sd.Stop(timer); err != nil {
+	for _, u := range []string{timer, service} {
+		st, err := sd.UnitState(u)
+		if err != nil {
 			return err
+		}
+		// A loaded service may have a start queued that shows in no state.
+		if unitBusy(st.ActiveState) || u == service && st.LoadState == "loaded" {
+			if err := sd.Stop(u); err != nil {
+				return err
+			}
 		}
 	}
 	if _, err := os.Stat(s.unitPath(timer)); err == nil {
@@ -412,40 +423,14 @@ func (s *Store) dropUnits(timer, service string) error {
 	return removeSynced(s.unitPath(service))
 }
 
-// forgetFailed drops what systemd remembers of deleted units. A run that
-// was under way (its timer fired just before) fails once its schedule or
-// volume is gone, after this reset: such a unit is reset again in the
-// background when it ends, so that no deleted unit stays failed (which
-// also leaves the system "degraded").
+// forgetFailed drops what systemd remembers of deleted units (a run that
+// failed before its schedule was removed); dropUnits stopped them, so
+// nothing runs that could fail later.
 func (s *Store) forgetFailed(units ...string) {
-	sd := s.sched.sd
-	var running []string
 	for _, u := range units {
-		sd.ResetFailed(u) // a unit that never failed is not an error worth reporting
-		if st, err := sd.UnitState(u); err == nil && unitBusy(st.ActiveState) {
-			running = append(running, u)
-		}
+		s.sched.sd.ResetFailed(u) // a unit that never failed is not an error worth reporting
 	}
-	if len(running) == 0 {
-		return
-	}
-	go func() {
-		deadline := time.Now().Add(forgetFailedWait)
-		for _, u := range running {
-			for time.Now().Before(deadline) {
-				st, err := sd.UnitState(u)
-				if err != nil || !unitBusy(st.ActiveState) {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			sd.ResetFailed(u)
-		}
-	}()
 }
-
-// forgetFailedWait bounds the wait for a deleted unit's last run.
-const forgetFailedWait = 2 * time.Minute
 
 func unitBusy(activeState string) bool {
 	return activeState == "active" || activeState == "activating" || activeState == "deactivating" || activeState == "reloading"
@@ -639,6 +624,24 @@ func (s *Store) scheduleInfo(f scheduleFile) (ScheduleInfo, error) {
 	return info, nil
 }
 
+// reportOrphanSchedules logs the snapshot, replicate and synchronize
+// schedules whose volume does not exist (left by a removal that was cut
+// short, or set by hand): each fails when it runs. They are left alone: a
+// volume of that name may come back. Purge schedules need no volume.
+func (s *Store) reportOrphanSchedules(files []scheduleFile) {
+	for _, f := range files {
+		switch f.sched.Action {
+		case units.ActionSnapshot, units.ActionReplicate, units.ActionSynchronize:
+		default:
+			continue
+		}
+		if _, err := s.GetVolume(f.sched.Volume); errors.Is(err, ErrNoSuchVolume) {
+			s.log.Warn("schedule of a volume that does not exist: it fails when it runs; remove it with 'butterctl schedule "+f.sched.Action+" delete' or create the volume",
+				"timer", f.timer, "schedule", f.sched.Key(), "volume", f.sched.Volume)
+		}
+	}
+}
+
 // regenerateSchedules rewrites, at Open, the units whose content differs
 // from what this version renders, reloads systemd once and reports each.
 func (s *Store) regenerateSchedules() {
@@ -650,6 +653,7 @@ func (s *Store) regenerateSchedules() {
 	for _, p := range problems {
 		s.log.Warn("schedule unit not understood: left alone", "dir", s.sched.dir, "problem", p)
 	}
+	s.reportOrphanSchedules(files)
 	sd := s.sched.sd
 	if sd == nil {
 		if len(files) > 0 {

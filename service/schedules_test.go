@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,6 +163,15 @@ func (f *fakeSystemd) TimerTimes(timer string) (units.TimerTimes, error) {
 }
 
 func (f *fakeSystemd) QueueRestart(u string) error { return f.Restart(u) }
+
+// CheckCalendar refuses what starts with "bad" (the real parser is tested
+// in units/systemd).
+func (f *fakeSystemd) CheckCalendar(expr string) error {
+	if strings.HasPrefix(expr, "bad") {
+		return units.CalendarError(expr, "Failed to parse calendar specification")
+	}
+	return nil
+}
 
 func (f *fakeSystemd) ServiceResult(service string) (units.ServiceResult, error) {
 	f.mu.Lock()
@@ -372,6 +382,36 @@ func TestSetScheduleRefusals(t *testing.T) {
 	}
 }
 
+func TestBadCalendarChangesNothing(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1", "v2")
+	timer, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", OnCalendar: "daily"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, timer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", OnCalendar: "bad o'clock"})
+	if !errors.Is(err, ErrInvalidArg) || !strings.Contains(err.Error(), `"bad o'clock"`) || !strings.Contains(err.Error(), "daily") {
+		t.Fatalf("changing to a bad calendar: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, timer)); !bytes.Equal(before, after) {
+		t.Fatalf("the working timer was replaced:\n%s", after)
+	}
+	if err := s.PauseAllSchedules(); err != nil {
+		t.Fatal(err)
+	}
+	files := unitFiles(t, dir)
+	if _, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v2", OnCalendar: "bad"}); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("a bad calendar while all are paused: %v", err)
+	}
+	if got := unitFiles(t, dir); !slices.Equal(got, files) {
+		t.Fatalf("files %v, want %v", got, files)
+	}
+}
+
 func TestSetScheduleFailureLeavesNothing(t *testing.T) {
 	sd := newFakeSystemd("")
 	s, dir := schedStore(t, sd, "v1", "v2")
@@ -528,7 +568,7 @@ func TestPauseResumeRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, svc1 := units.Names(units.Schedule{Action: "snapshot", Volume: "v1"})
-	if calls := sd.takeCalls(); !slices.Equal(calls, []string{"stop " + t1, "disable " + t1, "reload", "reset-failed " + t1, "reset-failed " + svc1}) {
+	if calls := sd.takeCalls(); !slices.Equal(calls, []string{"stop " + t1, "stop " + svc1, "disable " + t1, "reload", "reset-failed " + t1, "reset-failed " + svc1}) {
 		t.Fatalf("remove calls %q", calls)
 	}
 	if files := unitFiles(t, dir); slices.Contains(files, t1) || slices.Contains(files, svc1) || len(files) != 5 {
@@ -690,6 +730,84 @@ func TestCreateOptionSchedulesAndVolumeRemoval(t *testing.T) {
 	}
 	if after := unitFiles(t, dir); !slices.Equal(before, after) {
 		t.Fatalf("a failed create left units: %v, before %v", after, before)
+	}
+}
+
+func TestVolumeRemovalTakesSchedulesFirst(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1")
+	timer, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This store's volumes have no subvolume: deleting it fails, as a kill
+	// would stop the removal there. The schedules are gone already.
+	r, err := s.RemoveVolumeReport("v1", RemoveOptions{NoFinalSnapshot: true})
+	if err == nil {
+		t.Fatal("removal of a volume without subvolume succeeded")
+	}
+	if !slices.Equal(r.Schedules, []string{timer}) {
+		t.Fatalf("removed schedules %v, want %v", r.Schedules, []string{timer})
+	}
+	if files := unitFiles(t, dir); slices.Contains(files, timer) {
+		t.Fatalf("the volume's timer stays: %v", files)
+	}
+}
+
+func TestRemovalStopsARunUnderWay(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1")
+	timer, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, service := units.Names(units.Schedule{Action: "snapshot", Volume: "v1"})
+	sd.active[service] = true // its timer just fired
+	sd.takeCalls()
+	if err := s.RemoveSchedule("snapshot", "v1", ""); err != nil {
+		t.Fatal(err)
+	}
+	calls := sd.takeCalls()
+	stop := slices.Index(calls, "stop "+service)
+	if stop < 0 || slices.Index(calls, "stop "+timer) > stop || slices.Index(calls, "reset-failed "+service) < stop {
+		t.Fatalf("calls %q: the timer, then the run must be stopped before the units go and are reset", calls)
+	}
+	if st, _ := sd.UnitState(service); st.ActiveState != "inactive" {
+		t.Fatalf("the run goes on after its schedule was removed: %+v", st)
+	}
+	if files := unitFiles(t, dir); slices.Contains(files, service) {
+		t.Fatalf("files %v", files)
+	}
+}
+
+func TestOrphanSchedulesReportedAtStart(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1", "v2")
+	snap, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	purge, err := s.SetSchedule(units.Schedule{Action: "purge", Volume: "v1", Arg: "1d", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v2", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(s.volumes, "v1")
+	var log bytes.Buffer
+	s.log = slog.New(slog.NewTextHandler(&log, nil))
+	s.regenerateSchedules()
+	out := log.String()
+	if !strings.Contains(out, "schedule of a volume that does not exist") || !strings.Contains(out, snap) {
+		t.Fatalf("the snapshot schedule of a missing volume is not reported:\n%s", out)
+	}
+	if strings.Contains(out, purge) || strings.Contains(out, kept) {
+		t.Fatalf("a purge schedule or one of an existing volume reported:\n%s", out)
+	}
+	if files := unitFiles(t, dir); !slices.Contains(files, snap) {
+		t.Fatalf("an orphan schedule was deleted: %v", files)
 	}
 }
 

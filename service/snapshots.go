@@ -134,6 +134,11 @@ func (s *Store) RemoveSnapshot(name string) error {
 	}
 	volume, _, _ := strings.Cut(name, "@")
 	defer s.locks.lock(volume)()
+	return s.removeSnapshotLocked(name)
+}
+
+// removeSnapshotLocked is RemoveSnapshot; callers hold the volume's lock.
+func (s *Store) removeSnapshotLocked(name string) error {
 	if _, err := s.GetSnapshot(name); err != nil {
 		return err
 	}

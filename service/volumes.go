@@ -205,30 +205,43 @@ func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolu
 	if err := ValidateName(name); err != nil {
 		return RemovedVolume{}, err
 	}
-	defer s.locks.lock(name)()
-	v, err := s.GetVolume(name)
+	unlock := s.locks.lock(name)
+	err := s.removable(name)
+	unlock()
 	if err != nil {
 		return RemovedVolume{}, err
 	}
-	if v.Mounts > 0 {
-		return RemovedVolume{}, errorf(ErrInUse, "volume %q is in use (%s): stop the containers using it first", name, mountCount(v.Mounts))
-	}
+	// The schedules go first: a kill in between leaves a volume without
+	// schedules (they can be set again), never schedules without a volume.
+	// The volume is not locked meanwhile: a run under way, stopped and
+	// waited for, may be waiting for it.
+	timers := s.removeVolumeSchedules(name)
+	defer s.locks.lock(name)()
 	final := ""
+	kept := func(err error) (RemovedVolume, error) {
+		if len(timers) > 0 {
+			s.log.Warn("volume not removed but its schedules were: set them again if it is kept", "volume", name, "schedules_removed", timers)
+		}
+		return RemovedVolume{FinalSnapshot: final, Schedules: timers}, err
+	}
+	if err := s.removable(name); err != nil {
+		return kept(err)
+	}
 	if !opts.NoFinalSnapshot && s.meta.finalSnapshot(name) {
 		snap, err := s.snapshotLocked(name, false)
 		if errors.Is(err, ErrNoSpace) {
-			return RemovedVolume{}, fmt.Errorf("%w; or remove volume %q without its final snapshot", err, name)
+			return kept(fmt.Errorf("%w; or remove volume %q without its final snapshot", err, name))
 		}
 		if err != nil {
-			return RemovedVolume{}, fmt.Errorf("final snapshot before removing volume %q: %w", name, err)
+			return kept(fmt.Errorf("final snapshot before removing volume %q: %w", name, err))
 		}
 		final = snap.Name
 	}
 	if err := btrfs.Delete(s.volumePath(name)); err != nil {
 		if errors.Is(err, btrfs.ErrNested) {
-			return RemovedVolume{FinalSnapshot: final}, errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err)
+			err = errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err)
 		}
-		return RemovedVolume{FinalSnapshot: final}, err
+		return kept(err)
 	}
 	s.mu.Lock()
 	delete(s.volumes, name)
@@ -237,9 +250,20 @@ func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolu
 	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) }); err != nil {
 		s.log.Warn("volume settings not cleared", "volume", name, "error", err)
 	}
-	timers := s.removeVolumeSchedules(name)
 	s.log.Info("volume removed", "volume", name, "final_snapshot", final, "schedules_removed", timers)
 	return RemovedVolume{FinalSnapshot: final, Schedules: timers}, nil
+}
+
+// removable checks that a volume exists and no container holds it.
+func (s *Store) removable(name string) error {
+	v, err := s.GetVolume(name)
+	if err != nil {
+		return err
+	}
+	if v.Mounts > 0 {
+		return errorf(ErrInUse, "volume %q is in use (%s): stop the containers using it first", name, mountCount(v.Mounts))
+	}
+	return nil
 }
 
 // Path is the volume's directory.

@@ -128,7 +128,7 @@ func TestDBusPurgePinJobs(t *testing.T) {
 	// Dry run at the moment the ages count from: 1h:1d deletes what is a
 	// day old or more.
 	vals := e.ok(asRoot, "Purge", "sstt", "db", "1h:1d", "1", at)
-	if len(vals) != 4 || jsonUint(t, vals[0]) != 0 || jsonString(t, vals[1]) != "/" {
+	if len(vals) != 5 || jsonUint(t, vals[0]) != 0 || jsonString(t, vals[1]) != "/" || string(vals[4]) != "[]" {
 		t.Fatalf("dry-run Purge = %s, want job 0 and path /", vals)
 	}
 	del, _ := planRows(t, vals[2])
@@ -143,6 +143,11 @@ func TestDBusPurgePinJobs(t *testing.T) {
 	vals = e.ok(asRoot, "Purge", "sstt", "db", "1h:1d", "1", strconv.FormatInt(now.Add(24*h).UnixMicro(), 10))
 	if del, _ := planRows(t, vals[2]); !slices.Equal(del, sortedOf(names[1:]...)) {
 		t.Errorf("dry run a day later deletes %q, want %q", del, sortedOf(names[1:]...))
+	}
+	// buttervolume's A:A is read as A, and the reply says so.
+	vals = e.ok(asRoot, "Purge", "sstt", "db", "1d:1d", "1", at)
+	if len(vals) != 5 || !strings.Contains(string(vals[4]), `read as \"1d\"`) {
+		t.Errorf("dry run of 1d:1d warns %s", vals[4:])
 	}
 	// Refusals change nothing.
 	e.fails(asRoot, "InvalidArgument", "an evaluation time (at) is only for a dry run", "Purge", "sstt", "db", "1h:1d", "0", at)

@@ -541,7 +541,7 @@ type introMember struct {
 // as busctl introspect shows them.
 var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "CreateVolume", "sa{ss}", "o"},
-	{"method", "RemoveVolume", "st", "s"},
+	{"method", "RemoveVolume", "st", "sas"},
 	{"method", "GetVolume", "s", "o"},
 	{"method", "ListVolumes", "-", "a(sostu)"},
 	{"method", "CloneVolume", "ss", "o"},
@@ -555,7 +555,7 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "ListSnapshots", "s", "a(sostb)"},
 	{"method", "RemoveSnapshot", "s", "-"},
 	{"method", "RestoreSnapshot", "sst", "sss"},
-	{"method", "Purge", "sstt", "uoa(sts)a(sts)"},
+	{"method", "Purge", "sstt", "uoa(sts)a(sts)as"},
 	{"method", "PinSnapshot", "s", "-"},
 	{"method", "UnpinSnapshot", "s", "-"},
 	{"method", "ImportSnapshot", "ht", "uo"},

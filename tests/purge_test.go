@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +67,7 @@ func TestPurgeDeletesWhatThePatternSays(t *testing.T) {
 
 	// Pinned and in-use snapshots are kept.
 	must(t, s.Pin(names[3], true))
-	job, err := s.Purge("db", "1h:1d")
+	job, _, err := s.Purge("db", "1h:1d")
 	must(t, err)
 	j := waitJob(t, s, job.ID)
 	if j.State != service.JobDone {
@@ -84,12 +87,63 @@ func TestPurgeDeletesWhatThePatternSays(t *testing.T) {
 	}
 }
 
+func TestPurgeRechecksProtectionsBeforeEachDelete(t *testing.T) {
+	now := time.Now()
+	s, root, names := purgeStore(t, now, time.Hour, 50*time.Hour, 51*time.Hour)
+	s.Close()
+	// The clock is read when the purge is asked for (1), when its job is
+	// made (2) and started (3), when it plans (4), then before each
+	// deletion: the old snapshots are pinned after the plan, before
+	// anything is deleted. Reads added or removed make this test fail
+	// (pinned before the plan, or after the deletions), not pass.
+	var (
+		store *service.Store
+		calls atomic.Int32
+		pin   sync.Once
+	)
+	store = openStoreAt(t, root, service.Config{Now: func() time.Time {
+		if calls.Add(1) >= 5 {
+			pin.Do(func() {
+				must(t, store.Pin(names[1], true))
+				must(t, store.Pin(names[2], true))
+			})
+		}
+		return now
+	}})
+	calls.Store(0)
+	job, _, err := store.Purge("db", "1d")
+	must(t, err)
+	j := waitJob(t, store, job.ID)
+	if j.State != service.JobDone {
+		t.Fatalf("purge job: %+v", j)
+	}
+	if left := snapshotNames(t, store, "db"); len(left) != 3 {
+		t.Fatalf("left %v: the snapshots pinned during the purge were deleted", left)
+	}
+	if !strings.Contains(j.Summary, "protected since the plan") || !strings.Contains(j.Summary, names[1]+" (pinned)") {
+		t.Fatalf("summary %q does not say which were kept", j.Summary)
+	}
+}
+
+func TestPurgeOldSpellingWarns(t *testing.T) {
+	s, _, _ := purgeStore(t, time.Now(), time.Hour, 50*time.Hour)
+	job, warnings, err := s.Purge("db", "1d:1d")
+	must(t, err)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], `read as "1d"`) {
+		t.Fatalf("warnings %q", warnings)
+	}
+	j := waitJob(t, s, job.ID)
+	if j.State != service.JobDone || !strings.Contains(j.Summary, warnings[0]) || !strings.Contains(j.Summary, "deleted 1 snapshot(s)") {
+		t.Fatalf("purge job %+v: the summary says neither what it did nor the warning", j)
+	}
+}
+
 func TestPurgeWorksWithoutTheVolume(t *testing.T) {
 	now := time.Now()
 	s, _, names := purgeStore(t, now, 10*24*time.Hour, 20*24*time.Hour)
 	_, err := s.RemoveVolume("db", service.RemoveOptions{NoFinalSnapshot: true})
 	must(t, err)
-	j, err := s.Purge("db", "1d")
+	j, _, err := s.Purge("db", "1d")
 	must(t, err)
 	waitJob(t, s, j.ID)
 	// "1d" deletes everything a day old, but the newest stays.

@@ -167,7 +167,7 @@ func TestReplicationRecordsProtectAndFallBack(t *testing.T) {
 	if why, ok := keptFor(plan, s2.Name); !ok || why != "newest snapshot shared with hostb (its next incremental parent)" {
 		t.Errorf("A's purge keeps %s for %q (kept %v)", s2.Name, why, ok)
 	}
-	j, err = a.s.Purge("v1", "1d")
+	j, _, err = a.s.Purge("v1", "1d")
 	must(t, err)
 	if j = waitJob(t, a.s, j.ID); j.State != service.JobDone {
 		t.Fatalf("purge on A: %+v", j)

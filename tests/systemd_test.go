@@ -106,6 +106,17 @@ func TestSystemdActivation(t *testing.T) {
 	if len(rows) != 1 || len(rows[0]) != 5 || rows[0][0] != "sysd-vol" || rows[0][4] != float64(1) {
 		t.Errorf("ListVolumes after bus activation = %v, want sysd-vol with 1 mount", rows)
 	}
+	// A snapshot, to find in the journal by its name.
+	cmd = exec.CommandContext(ctx, busctl, "--address="+m.BusAddress(), "--timeout=20", "--json=short",
+		"call", "io.butterd.volumes1", "/io/butterd/volumes1", "io.butterd.volumes1.Manager", "CreateSnapshot", "s", "sysd-vol")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SYSTEMD_PAGER="}
+	out, err = cmd.CombinedOutput()
+	var snapReply struct{ Data []any }
+	if err != nil || json.Unmarshal(out, &snapReply) != nil || len(snapReply.Data) != 2 {
+		t.Fatalf("busctl CreateSnapshot sysd-vol: %v\n%s", err, out)
+	}
+	snapName, _ := snapReply.Data[0].(string)
+	lastRequest = time.Now()
 	second := waitActivated(t, m, first["InvocationID"])
 	t.Logf("bus activation: invocation %s, main pid %s", second["InvocationID"], second["MainPID"])
 
@@ -137,6 +148,16 @@ func TestSystemdActivation(t *testing.T) {
 	byVolume := m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd.service", "VOLUME=sysd-vol")
 	if !strings.Contains(byVolume, "volume created") {
 		t.Errorf("journalctl VOLUME=%s does not show the volume's creation:\n%s", "sysd-vol", byVolume)
+	}
+	bySnapshot := m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd.service", "SNAPSHOT="+snapName)
+	if !strings.Contains(bySnapshot, "snapshot created") {
+		t.Errorf("journalctl SNAPSHOT=%s does not show the snapshot's creation:\n%s", snapName, bySnapshot)
+	}
+	// What systemctl status shows of butterd: its STATUS= line (kept after
+	// it exits) and the watchdog of the packaged unit.
+	props := m.MustRun("systemctl", "show", "-p", "StatusText,WatchdogUSec", "butterd.service")
+	if !strings.Contains(props, "StatusText=serving 1 volumes, ") || !strings.Contains(props, "WatchdogUSec=30s") {
+		t.Errorf("systemctl show butterd.service: %q, want StatusText=serving 1 volumes, ... and WatchdogUSec=30s", props)
 	}
 }
 

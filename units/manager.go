@@ -24,6 +24,9 @@ type Manager interface {
 	UnitState(unit string) (UnitState, error)
 	TimerTimes(timer string) (TimerTimes, error)
 	ServiceResult(service string) (ServiceResult, error)
+	// CheckCalendar says whether systemd takes expr as an OnCalendar=
+	// value; the error names expr and shows a valid one.
+	CheckCalendar(expr string) error
 }
 
 // UnitState is what systemd says of a unit.

@@ -18,7 +18,7 @@ import (
 // tests.
 type manager interface {
 	CreateVolume(name string, options map[string]string) (dbus.ObjectPath, error)
-	RemoveVolume(name string, flags uint64) (string, error)
+	RemoveVolumeReport(name string, flags uint64) (string, []string, error)
 	GetVolume(name string) (dbus.ObjectPath, error)
 	ListVolumes() ([]dbusapi.VolumeRow, error)
 	CloneVolume(name, newName string) (dbus.ObjectPath, error)
@@ -40,7 +40,7 @@ type manager interface {
 	JobsProperties(ids []uint32) ([]map[string]dbus.Variant, error)
 	CancelJob(id uint32) error
 	WaitJob(id uint32, interval time.Duration, progress func(dbusapi.JobInfo)) (dbusapi.JobInfo, error)
-	Purge(volume, pattern string, dryRun bool, at time.Time) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, error)
+	PurgeWarned(volume, pattern string, dryRun bool, at time.Time) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, []string, error)
 	PinSnapshot(name string) error
 	UnpinSnapshot(name string) error
 	ListSchedules() ([]dbusapi.ScheduleRow, bool, error)

@@ -143,7 +143,9 @@ succeeds.`,
 			long: `Unless --no-final-snapshot is given (or the volume was created with
 -o finalsnapshot=false), butterd first takes a final snapshot
 NAME@TIMESTAMP, so that 'butterctl restore NAME@TIMESTAMP' undoes the
-removal. A mounted volume is refused.`,
+removal. A mounted volume is refused. The volume's schedules are removed
+with it (its snapshots stay), each named on stderr: "schedule removed
+with the volume: TIMER".`,
 			new: func(a *app) verb { return &volumeRmCmd{app: a} }},
 		{name: "volume ls", aliases: []string{"list"}, args: "[-q]", short: "list volumes: name, mounts, creation time, mount point",
 			new: func(a *app) verb { return &volumeLsCmd{app: a} }},

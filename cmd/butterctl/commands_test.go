@@ -19,6 +19,7 @@ func TestVerbs(t *testing.T) {
 		setup  func(*fake)
 		calls  []string
 		stdout string
+		stderr string
 	}{
 		{args: []string{"snapshot", "v1"}, setup: func(f *fake) { f.snapName = snap },
 			calls: []string{`CreateSnapshot("v1")`}, stdout: snap + "\n"},
@@ -43,6 +44,8 @@ func TestVerbs(t *testing.T) {
 			calls: []string{`RemoveVolume("v1", 0)`}, stdout: snap + "\n"},
 		{args: []string{"volume", "remove", "--no-final-snapshot", "v1"},
 			calls: []string{`RemoveVolume("v1", 1)`}, stdout: ""},
+		{args: []string{"volume", "rm", "v1"}, setup: func(f *fake) { f.final = snap; f.removedSchedules = []string{"butterd-sched-snapshot-v1.timer"} },
+			calls: []string{`RemoveVolume("v1", 0)`}, stdout: snap + "\n", stderr: "schedule removed with the volume: butterd-sched-snapshot-v1.timer\n"},
 		{args: []string{"volume", "ls", "-q"}, setup: func(f *fake) {
 			f.volumes = []dbusapi.VolumeRow{{Name: "a1"}, {Name: "b2"}}
 		}, calls: []string{`ListVolumes()`}, stdout: "a1\nb2\n"},
@@ -60,8 +63,8 @@ func TestVerbs(t *testing.T) {
 				tc.setup(f)
 			}
 			r := runWith(t, f, tc.args...)
-			if r.code != 0 || r.stderr != "" {
-				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			if r.code != 0 || r.stderr != tc.stderr {
+				t.Fatalf("exit %d, stderr %q, want %q", r.code, r.stderr, tc.stderr)
 			}
 			if !slices.Equal(f.calls, tc.calls) {
 				t.Errorf("calls %q, want %q", f.calls, tc.calls)

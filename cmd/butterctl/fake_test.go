@@ -24,14 +24,15 @@ type fake struct {
 	calls []string
 	err   error
 
-	volumes   []dbusapi.VolumeRow
-	snapshots []dbusapi.SnapshotRow
-	props     map[string]dbus.Variant
-	snapName  string
-	restored  [3]string
-	final     string
-	forgotten uint32
-	closed    bool
+	volumes          []dbusapi.VolumeRow
+	snapshots        []dbusapi.SnapshotRow
+	props            map[string]dbus.Variant
+	snapName         string
+	restored         [3]string
+	final            string
+	removedSchedules []string // timers RemoveVolume answers
+	forgotten        uint32
+	closed           bool
 
 	// Jobs.
 	snapErrs  map[string]error // GetSnapshot's answer per name
@@ -53,6 +54,7 @@ type fake struct {
 	purgeID    uint32
 	purgeDel   []dbusapi.PurgeRow
 	purgeKeep  []dbusapi.PurgeRow
+	purgeWarn  []string              // the pattern's warnings
 	purgeAt    time.Time             // the at of the last Purge
 	afterPurge []dbusapi.SnapshotRow // ListSnapshots answers this once WaitJob ran
 	schedules  []dbusapi.ScheduleRow
@@ -177,8 +179,8 @@ func (f *fake) CreateVolume(name string, options map[string]string) (dbus.Object
 	return dbusapi.VolumePath(name), f.record("CreateVolume(%q, %v)", name, options)
 }
 
-func (f *fake) RemoveVolume(name string, flags uint64) (string, error) {
-	return f.final, f.record("RemoveVolume(%q, %d)", name, flags)
+func (f *fake) RemoveVolumeReport(name string, flags uint64) (string, []string, error) {
+	return f.final, f.removedSchedules, f.record("RemoveVolume(%q, %d)", name, flags)
 }
 
 func (f *fake) GetVolume(name string) (dbus.ObjectPath, error) {
@@ -208,17 +210,17 @@ func (f *fake) ListSnapshots(volume string) ([]dbusapi.SnapshotRow, error) {
 	return rows, f.record("ListSnapshots(%q)", volume)
 }
 
-func (f *fake) Purge(volume, pattern string, dryRun bool, at time.Time) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, error) {
+func (f *fake) PurgeWarned(volume, pattern string, dryRun bool, at time.Time) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, []string, error) {
 	f.mu.Lock()
 	f.purgeAt = at
 	f.mu.Unlock()
 	if err := f.record("Purge(%q, %q, %v, %v)", volume, pattern, dryRun, !at.IsZero()); err != nil {
-		return 0, "", nil, nil, err
+		return 0, "", nil, nil, nil, err
 	}
 	if dryRun {
-		return 0, "/", f.purgeDel, f.purgeKeep, nil
+		return 0, "/", f.purgeDel, f.purgeKeep, f.purgeWarn, nil
 	}
-	return f.purgeID, dbusapi.JobPath(f.purgeID), nil, nil, nil
+	return f.purgeID, dbusapi.JobPath(f.purgeID), nil, nil, f.purgeWarn, nil
 }
 
 func (f *fake) PinSnapshot(name string) error   { return f.record("PinSnapshot(%q)", name) }

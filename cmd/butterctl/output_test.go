@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -96,8 +97,9 @@ func TestVerbJSON(t *testing.T) {
 		{[]string{"clone", "v1", "v2"}, nil, map[string]any{"name": "v2", "source": "v1"}},
 		{[]string{"rm", snap}, nil, map[string]any{"removed": snap}},
 		{[]string{"volume", "create", "v1"}, nil, map[string]any{"name": "v1"}},
-		{[]string{"volume", "rm", "v1"}, func(f *fake) { f.final = snap }, map[string]any{"name": "v1", "final_snapshot": snap}},
-		{[]string{"volume", "rm", "--no-final-snapshot", "v1"}, nil, map[string]any{"name": "v1", "final_snapshot": ""}},
+		{[]string{"volume", "rm", "v1"}, func(f *fake) { f.final = snap; f.removedSchedules = []string{"butterd-sched-snapshot-v1.timer"} },
+			map[string]any{"name": "v1", "final_snapshot": snap, "schedules_removed": []any{"butterd-sched-snapshot-v1.timer"}}},
+		{[]string{"volume", "rm", "--no-final-snapshot", "v1"}, nil, map[string]any{"name": "v1", "final_snapshot": "", "schedules_removed": []any{}}},
 		{[]string{"volume", "unmount", "--forget", "v1"}, func(f *fake) { f.forgotten = 3 }, map[string]any{"name": "v1", "forgotten": 3.0}},
 	} {
 		f := &fake{}
@@ -114,7 +116,7 @@ func TestVerbJSON(t *testing.T) {
 			t.Errorf("%q: %v, want %v", tc.args, got, tc.want)
 		}
 		for k, v := range tc.want {
-			if got[k] != v {
+			if !reflect.DeepEqual(got[k], v) {
 				t.Errorf("%q: %s = %v, want %v", tc.args, k, got[k], v)
 			}
 		}

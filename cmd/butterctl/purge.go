@@ -41,6 +41,9 @@ each entry {"name", "time", "reason"}.
 (2026-11-22T20:57:08+01:00, 2026-11-22T19:57:08Z) or local time
 YYYY-MM-DD[THH:MM[:SS[.FRACTION]]] (a space may stand for the T).
 
+An old spelling butterd reads another way (buttervolume's 1d:1d, read as
+1d) is done as read, with a warning on stderr.
+
 A PATTERN butterd refuses fails with exit 1 and butterd's message naming
 the bad item and the rule.`
 
@@ -90,10 +93,11 @@ func (c *purgeCmd) plan(m manager, pattern, volume string, at time.Time) error {
 		// Name the moment, so that --json can tell it.
 		at = time.Now()
 	}
-	_, _, del, keep, err := m.Purge(volume, pattern, true, at)
+	_, _, del, keep, warnings, err := m.PurgeWarned(volume, pattern, true, at)
 	if err != nil {
 		return err
 	}
+	c.warnPattern(warnings)
 	sortPurgeRows(del)
 	sortPurgeRows(keep)
 	if c.json {
@@ -129,6 +133,13 @@ func (c *purgeCmd) plan(m manager, pattern, volume string, at time.Time) error {
 	return nil
 }
 
+// warnPattern prints the pattern's warnings on stderr.
+func (c *purgeCmd) warnPattern(warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(c.stderr, "butterctl: warning: %s\n", oneLine(w))
+	}
+}
+
 // purge deletes as a job and waits for it.
 func (c *purgeCmd) purge(ctx context.Context, m manager, pattern, volume string) error {
 	report := c.verbose || c.json
@@ -139,10 +150,11 @@ func (c *purgeCmd) purge(ctx context.Context, m manager, pattern, volume string)
 			return err
 		}
 	}
-	id, path, _, _, err := m.Purge(volume, pattern, false, time.Time{})
+	id, path, _, _, warnings, err := m.PurgeWarned(volume, pattern, false, time.Time{})
 	if err != nil {
 		return err
 	}
+	c.warnPattern(warnings)
 	if c.verbose {
 		fmt.Fprintf(c.stderr, "job %d started\n", id)
 	}

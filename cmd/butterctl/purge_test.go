@@ -79,6 +79,12 @@ func TestPurgeDryRun(t *testing.T) {
 	if r := runWith(t, f, "purge", "1h:1d", "v1", "--dry-run"); r.code != 0 || !strings.HasPrefix(r.stdout, "keep ") {
 		t.Errorf("flag last: exit %d, stdout %q", r.code, r.stdout)
 	}
+	// The pattern's warnings go to stderr, the plan to stdout.
+	f = planFake()
+	f.purgeWarn = []string{`purge pattern "1d:1d": read as "1d"`}
+	if r := runWith(t, f, "purge", "--dry-run", "1d:1d", "v1"); r.code != 0 || r.stderr != "butterctl: warning: purge pattern \"1d:1d\": read as \"1d\"\n" || !strings.HasPrefix(r.stdout, "keep ") {
+		t.Errorf("warning: exit %d, stderr %q, stdout %q", r.code, r.stderr, r.stdout)
+	}
 	// An empty plan prints nothing.
 	if r := runWith(t, &fake{}, "purge", "--dry-run", "1d", "v1"); r.code != 0 || r.stdout != "" {
 		t.Errorf("empty plan: exit %d, stdout %q", r.code, r.stdout)

@@ -177,7 +177,7 @@ func parseEvery(s string) (time.Duration, error) {
 }
 
 // checkCalendar refuses what can never be a calendar expression; butterd
-// checks the rest.
+// has systemd parse the rest before it writes anything.
 func checkCalendar(s string) error {
 	if strings.TrimSpace(s) == "" {
 		return usagef("--on-calendar is empty: give a systemd calendar expression such as daily or \"Mon *-*-* 03:00\"")

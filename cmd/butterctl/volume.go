@@ -82,15 +82,19 @@ func (c *volumeRmCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	final, err := m.RemoveVolume(args[0], flags)
+	final, schedules, err := m.RemoveVolumeReport(args[0], flags)
 	if err != nil {
 		return err
 	}
 	if c.json {
 		return c.printJSON(struct {
-			Name  string `json:"name"`
-			Final string `json:"final_snapshot"`
-		}{args[0], final})
+			Name      string   `json:"name"`
+			Final     string   `json:"final_snapshot"`
+			Schedules []string `json:"schedules_removed"`
+		}{args[0], final, nonNilStrings(schedules)})
+	}
+	for _, timer := range schedules {
+		fmt.Fprintf(c.stderr, "schedule removed with the volume: %s\n", timer)
 	}
 	if final == "" {
 		return nil

@@ -15,7 +15,7 @@ var managerSpec = ifaceSpec{
 	name: dbusapi.ManagerIface,
 	methods: []methodSpec{
 		{name: "CreateVolume", in: []arg{{"name", "s"}, {"options", "a{ss}"}}, out: []arg{{"path", "o"}}, changes: true},
-		{name: "RemoveVolume", in: []arg{{"name", "s"}, {"flags", "t"}}, out: []arg{{"final_snapshot", "s"}}, changes: true},
+		{name: "RemoveVolume", in: []arg{{"name", "s"}, {"flags", "t"}}, out: []arg{{"final_snapshot", "s"}, {"schedules_removed", "as"}}, changes: true},
 		{name: "GetVolume", in: []arg{{"name", "s"}}, out: []arg{{"path", "o"}}},
 		{name: "ListVolumes", out: []arg{{"volumes", "a(sostu)"}}},
 		{name: "CloneVolume", in: []arg{{"name", "s"}, {"new_name", "s"}}, out: []arg{{"path", "o"}}, changes: true},
@@ -33,7 +33,7 @@ var managerSpec = ifaceSpec{
 		{name: "RestoreSnapshot", in: []arg{{"source", "s"}, {"target", "s"}, {"flags", "t"}},
 			out: []arg{{"snapshot", "s"}, {"volume", "s"}, {"safety_snapshot", "s"}}, changes: true},
 		{name: "Purge", in: []arg{{"volume", "s"}, {"pattern", "s"}, {"flags", "t"}, {"at", "t"}},
-			out: []arg{{"job_id", "u"}, {"job_path", "o"}, {"delete", "a(sts)"}, {"keep", "a(sts)"}}, changes: true},
+			out: []arg{{"job_id", "u"}, {"job_path", "o"}, {"delete", "a(sts)"}, {"keep", "a(sts)"}, {"warnings", "as"}}, changes: true},
 		{name: "PinSnapshot", in: []arg{{"name", "s"}}, changes: true},
 		{name: "UnpinSnapshot", in: []arg{{"name", "s"}}, changes: true},
 		{name: "ImportSnapshot", in: []arg{{"fd", "h"}, {"flags", "t"}},
@@ -97,15 +97,20 @@ func (m *Manager) CreateVolume(sender dbus.Sender, name string, options map[stri
 	return dbusapi.VolumePath(v.Name), nil
 }
 
-func (m *Manager) RemoveVolume(sender dbus.Sender, name string, flags uint64) (string, *dbus.Error) {
+// RemoveVolume answers the final snapshot ("" when none) and the timers
+// of the schedules removed with the volume.
+func (m *Manager) RemoveVolume(sender dbus.Sender, name string, flags uint64) (string, []string, *dbus.Error) {
 	if err := m.auth.allowChange(sender, "RemoveVolume"); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := checkFlags(flags, dbusapi.RemoveNoFinalSnapshot); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	final, err := m.store.RemoveVolume(name, service.RemoveOptions{NoFinalSnapshot: flags&dbusapi.RemoveNoFinalSnapshot != 0})
-	return final, toDBus(err)
+	r, err := m.store.RemoveVolumeReport(name, service.RemoveOptions{NoFinalSnapshot: flags&dbusapi.RemoveNoFinalSnapshot != 0})
+	if err != nil {
+		return "", nil, toDBus(err)
+	}
+	return r.FinalSnapshot, nonNil(r.Schedules), nil
 }
 
 func (m *Manager) GetVolume(name string) (dbus.ObjectPath, *dbus.Error) {
@@ -245,32 +250,33 @@ func checkFlags(flags, known uint64) *dbus.Error {
 // Purge deletes a volume's snapshots by a retention pattern as a job. With
 // the dry-run flag it deletes nothing and answers the plan at once
 // (job_id 0, path "/"), evaluated at `at` (µs since the epoch; 0: now).
-func (m *Manager) Purge(sender dbus.Sender, volume, pattern string, flags, at uint64) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, *dbus.Error) {
+// warnings are the pattern's (an old spelling read another way).
+func (m *Manager) Purge(sender dbus.Sender, volume, pattern string, flags, at uint64) (uint32, dbus.ObjectPath, []dbusapi.PurgeRow, []dbusapi.PurgeRow, []string, *dbus.Error) {
 	if err := m.auth.allowChange(sender, "Purge"); err != nil {
-		return 0, "/", nil, nil, err
+		return 0, "/", nil, nil, nil, err
 	}
 	if err := checkFlags(flags, dbusapi.PurgeDryRun); err != nil {
-		return 0, "/", nil, nil, err
+		return 0, "/", nil, nil, nil, err
 	}
 	if flags&dbusapi.PurgeDryRun == 0 {
 		if at != 0 {
-			return 0, "/", nil, nil, invalidArg("an evaluation time (at) is only for a dry run: a purge deletes by the present time")
+			return 0, "/", nil, nil, nil, invalidArg("an evaluation time (at) is only for a dry run: a purge deletes by the present time")
 		}
-		j, err := m.store.Purge(volume, pattern)
+		j, warnings, err := m.store.Purge(volume, pattern)
 		if err != nil {
-			return 0, "/", nil, nil, toDBus(err)
+			return 0, "/", nil, nil, nil, toDBus(err)
 		}
-		return j.ID, dbusapi.JobPath(j.ID), []dbusapi.PurgeRow{}, []dbusapi.PurgeRow{}, nil
+		return j.ID, dbusapi.JobPath(j.ID), []dbusapi.PurgeRow{}, []dbusapi.PurgeRow{}, nonNil(warnings), nil
 	}
 	when, derr := moment(at, time.Now())
 	if derr != nil {
-		return 0, "/", nil, nil, derr
+		return 0, "/", nil, nil, nil, derr
 	}
 	plan, err := m.store.PlanPurge(volume, pattern, when)
 	if err != nil {
-		return 0, "/", nil, nil, toDBus(err)
+		return 0, "/", nil, nil, nil, toDBus(err)
 	}
-	return 0, "/", purgeRows(plan.Delete), purgeRows(plan.Keep), nil
+	return 0, "/", purgeRows(plan.Delete), purgeRows(plan.Keep), nonNil(plan.Warnings), nil
 }
 
 func purgeRows(entries []service.PurgeEntry) []dbusapi.PurgeRow {

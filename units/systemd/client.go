@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -321,3 +322,18 @@ func u64(v any) uint64 {
 }
 
 var _ units.Manager = (*Client)(nil)
+
+// CheckCalendar runs `systemd-analyze calendar EXPR`, the parser of the
+// systemd that runs the timers (it comes with it).
+func (s *Client) CheckCalendar(expr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "systemd-analyze", "calendar", "--", expr).CombinedOutput()
+	if errors.Is(err, exec.ErrNotFound) {
+		return fmt.Errorf("cannot check calendar expression %q: systemd-analyze is not installed", expr)
+	}
+	if err != nil {
+		return units.CalendarError(expr, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

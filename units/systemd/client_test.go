@@ -1,6 +1,9 @@
 package systemd
 
 import (
+	"errors"
+	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -8,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"butterd/tests/testenv"
 	"butterd/units"
 )
 
@@ -47,5 +51,22 @@ func TestTimes(t *testing.T) {
 	}
 	if got := nextElapse(uint64(cal.UnixMicro()), 0); !got.Equal(cal) {
 		t.Fatalf("calendar only: %v", got)
+	}
+}
+
+func TestCheckCalendar(t *testing.T) {
+	_, err := exec.LookPath("systemd-analyze")
+	testenv.Need(t, err == nil, "systemd-analyze (apt-get install systemd)")
+	c := &Client{}
+	for _, ok := range []string{"daily", "Mon *-*-* 03:00", "*:0/15"} {
+		if err := c.CheckCalendar(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"nonsense o'clock", "25:00", "-daily"} {
+		err := c.CheckCalendar(bad)
+		if !errors.Is(err, units.ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) || !strings.Contains(err.Error(), "daily") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }
