@@ -381,6 +381,28 @@ func TestSchedulesTimers(t *testing.T) {
 	if got := snapshotRowNames(volumeSnapshots(t, c, "pv")); !slices.Equal(got, purgeRowNames(planKeep)) {
 		t.Errorf("pv's snapshots after removing pv: %v, want %v to stay", got, purgeRowNames(planKeep))
 	}
+
+	// ---- 6. Create options make the volume's schedules (as docker volume
+	// create -o snapshot=1h -o purge=1d:4w does); removing it removes them
+	// and says which.
+	if _, err := c.CreateVolume("ov", map[string]string{"snapshot": "1h", "purge": "1d:4w"}); err != nil {
+		t.Fatalf("CreateVolume ov snapshot=1h purge=1d:4w: %v", err)
+	}
+	ovTimer, ovService := units.Names(units.Schedule{Action: units.ActionSnapshot, Volume: "ov"})
+	opTimer, opService := units.Names(units.Schedule{Action: units.ActionPurge, Volume: "ov"})
+	timers = m.MustRun("systemctl", "list-timers", "--all", "--no-pager")
+	for _, u := range []string{ovTimer, opTimer} {
+		if !strings.Contains(timers, u) {
+			t.Errorf("after CreateVolume ov with schedule options, systemctl list-timers --all does not show %s:\n%s", u, timers)
+		}
+	}
+	if _, removed, err := c.RemoveVolumeReport("ov", dbusapi.RemoveNoFinalSnapshot); err != nil {
+		t.Fatalf("RemoveVolume ov: %v", err)
+	} else if want := sortedOf(ovTimer, opTimer); !slices.Equal(sortedOf(removed...), want) {
+		t.Errorf("RemoveVolume ov says it removed schedules %q, want %q", removed, want)
+	}
+	checkUnitsGone(t, m, unitDir, ovTimer, ovService)
+	checkUnitsGone(t, m, unitDir, opTimer, opService)
 	c.Close()
 }
 
