@@ -38,6 +38,53 @@ func (c *streamCheck) Read(p []byte) (int, error) {
 			return 0, c.err
 		}
 	}
+	n, err := c.pass(p)
+	// With a buffered reader, go on with the commands already buffered
+	// (each checked as above), so that one Read passes many: never
+	// waiting for more input once some is passed.
+	buf, ok := c.r.(bufferedReader)
+	for ok && err == nil && n < len(p) && !c.passRest && buf.Buffered() > 0 {
+		if len(c.pending) == 0 && c.left == 0 {
+			if !c.nextBuffered(buf) {
+				break
+			}
+			if c.err = c.next(); c.err != nil {
+				break
+			}
+		}
+		var m int
+		m, err = c.pass(p[n:])
+		n += m
+	}
+	return n, err
+}
+
+// bufferedReader is a reader that says how much it holds (a bufio.Reader).
+type bufferedReader interface {
+	io.Reader
+	Buffered() int
+	Peek(n int) ([]byte, error)
+}
+
+// nextBuffered says whether next can read the next command's header (and
+// a CLONE whole) from what buf holds, without waiting for input.
+func (c *streamCheck) nextBuffered(buf bufferedReader) bool {
+	if buf.Buffered() < cmdHeaderLen {
+		return false
+	}
+	hdr, err := buf.Peek(cmdHeaderLen)
+	if err != nil {
+		return false
+	}
+	if binary.LittleEndian.Uint16(hdr[4:6]) != sendCmdClone {
+		return true
+	}
+	size := int64(binary.LittleEndian.Uint32(hdr[0:4]))
+	return int64(buf.Buffered()) >= cmdHeaderLen+size
+}
+
+// pass passes checked bytes, or bytes of the current command, into p.
+func (c *streamCheck) pass(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
@@ -45,6 +92,12 @@ func (c *streamCheck) Read(p []byte) (int, error) {
 	}
 	if !c.passRest && int64(len(p)) > c.left {
 		p = p[:c.left]
+	}
+	if buf, ok := c.r.(bufferedReader); ok && !c.passRest {
+		// Not more than is buffered: a Read of more might wait.
+		if b := buf.Buffered(); b > 0 && len(p) > b {
+			p = p[:b]
+		}
 	}
 	n, err := c.r.Read(p)
 	c.left -= int64(n)

@@ -1,8 +1,10 @@
 package btrfs
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -40,31 +42,40 @@ func TestStreamCheckClones(t *testing.T) {
 		{"second subvolume", incremental, command(sendCmdSnapshot, snapshotAttrs("w@y")...), "a second SNAPSHOT command", end},
 		{"after the end", full, end, "", cloneFrom(uuidC)},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			before := append(bytes.Clone(c.head), write...)
-			data := append(append(bytes.Clone(before), c.cmd...), c.afterClone...)
-			_, r, err := ReadStreamHeader(bytes.NewReader(data))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(r)
-			if c.refused == "" {
-				if err != nil || !bytes.Equal(got, data) {
-					t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
+		// Buffered, the reader passes many commands per Read; each is
+		// checked all the same.
+		for _, buffered := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s buffered=%v", c.name, buffered), func(t *testing.T) {
+				before := append(bytes.Clone(c.head), write...)
+				data := append(append(bytes.Clone(before), c.cmd...), c.afterClone...)
+				var in io.Reader = bytes.NewReader(data)
+				if buffered {
+					in = bufio.NewReader(in)
 				}
-				return
-			}
-			if !errors.Is(err, ErrBadStream) || !strings.Contains(err.Error(), c.refused) {
-				t.Fatalf("error %v; want a bad stream saying %q", err, c.refused)
-			}
-			if !bytes.Equal(got, before) {
-				t.Fatalf("passed %d bytes; want the %d before the refused command", len(got), len(before))
-			}
-		})
+				_, r, err := ReadStreamHeader(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(r)
+				if c.refused == "" {
+					if err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
+					}
+					return
+				}
+				if !errors.Is(err, ErrBadStream) || !strings.Contains(err.Error(), c.refused) {
+					t.Fatalf("error %v; want a bad stream saying %q", err, c.refused)
+				}
+				if !bytes.Equal(got, before) {
+					t.Fatalf("passed %d bytes; want the %d before the refused command", len(got), len(before))
+				}
+			})
+		}
 	}
 }
 
-// Real streams pass whole through one-byte reads.
+// Real streams pass whole through one-byte reads, and through buffered
+// readers of any size, which pass many commands per Read.
 func TestStreamCheckShortReads(t *testing.T) {
 	for _, path := range fixtures(t) {
 		data, _ := readFixture(t, path)
@@ -75,6 +86,16 @@ func TestStreamCheckShortReads(t *testing.T) {
 		got, err := io.ReadAll(oneByteReader{r})
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%s: read %d of %d bytes: %v", path, len(got), len(data), err)
+		}
+		for _, size := range []int{16, 100, 4096, 1 << 20} {
+			_, r, err := ReadStreamHeader(bufio.NewReaderSize(oneByteReader{bytes.NewReader(data)}, size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%s, buffer of %d: read %d of %d bytes: %v", path, size, len(got), len(data), err)
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"butterd/btrfs"
 )
@@ -79,6 +80,10 @@ func (s *Store) ExportSnapshot(name, parent string, out *os.File, opts ...Export
 	return job, err
 }
 
+// streamPipeSize is the size of the pipe the send ioctl writes into, and
+// of the buffer an import reads a stream through.
+const streamPipeSize = 1 << 20
+
 // sendTo runs the send ioctl into a pipe and copies the pipe to out,
 // counting bytes. Canceling ctx closes the pipe, which ends the send.
 func sendTo(ctx context.Context, path, parent string, out io.Writer, p *JobProgress) error {
@@ -86,6 +91,9 @@ func sendTo(ctx context.Context, path, parent string, out io.Writer, p *JobProgr
 	if err != nil {
 		return err
 	}
+	// A larger pipe lets the send ioctl run ahead of the copy in bigger
+	// steps (fewer wake-ups); its default size works too.
+	unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, streamPipeSize)
 	sent := make(chan error, 1)
 	go func() {
 		err := btrfs.Send(path, parent, w)

@@ -27,7 +27,7 @@ type zstdStream struct {
 // decompressed returns r itself, or, when r starts with zstd's magic, a
 // reader of its decompressed content (z non-nil, to be closed).
 func decompressed(r io.Reader) (io.Reader, *zstdStream, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, streamPipeSize)
 	head, err := br.Peek(len(zstdMagic))
 	if err != nil && err != io.EOF {
 		return nil, nil, err

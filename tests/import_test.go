@@ -638,10 +638,15 @@ func importCrashChild(t *testing.T) {
 	in, err := os.Open(stream)
 	must(t, err)
 	if step == "receiving" {
-		// Half the stream, then a writer that stalls.
+		// Half the stream, then a writer that stalls, its end kept open
+		// however much the pipes and buffers on the way take in.
 		r, w, err := os.Pipe()
 		must(t, err)
-		go w.Write(data[:len(data)/2])
+		go func() {
+			w.Write(data[:len(data)/2])
+			select {}
+		}()
+		defer w.Close()
 		in.Close()
 		in = r
 	}
