@@ -1029,24 +1029,7 @@ func TestDBusNobodyDeniedByBusPolicy(t *testing.T) {
 	}
 
 	// Changes are refused by the bus before they reach butterd.
-	for _, c := range []struct {
-		method, sig string
-		args        []string
-	}{
-		{"CreateVolume", "sa{ss}", []string{"evil", "0"}},
-		{"RemoveVolume", "st", []string{"v1", "1"}},
-		{"CloneVolume", "ss", []string{"v1", "evil"}},
-		{"ForgetMounts", "s", []string{"v1"}},
-		{"CreateSnapshot", "s", []string{"v1"}},
-		{"RemoveSnapshot", "s", []string{snap}},
-		{"RestoreSnapshot", "sst", []string{snap, "", "1"}},
-		{"SyncVolume", "sast", []string{"v1", "1", "hostb", "1"}},
-		{"SendSnapshot", "sstt", []string{"127.0.0.1", snap, "0", "0"}},
-		{"ReplicateVolume", "sstt", []string{"v1", "127.0.0.1", "0", "0"}},
-		{"AddRemote", "sssast", []string{"evil", "", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEvil", "0", "3"}},
-		{"RemoveRemote", "s", []string{"evil"}},
-		{"TrustRemoteHost", "sst", []string{"127.0.0.1", "SHA256:evil", "0"}},
-	} {
+	for _, c := range changingCalls(snap) {
 		e.deniedByBus(asNobody, c.method, c.sig, c.args...)
 	}
 	// Replication reads are open: peers, replicas, our own public keys.
@@ -1070,14 +1053,13 @@ func TestDBusNobodyDeniedByBusPolicy(t *testing.T) {
 	}
 }
 
-// Under a policy that lets everyone send to butterd, butterd itself
-// refuses every changing call from uid 65534, and nothing changes.
-func TestDBusNobodyRefusedByButterd(t *testing.T) {
-	e := startDBus(t, permissivePolicy)
-	e.ok(asRoot, "CreateVolume", "sa{ss}", "v1", "0")
-	snap := jsonString(t, e.ok(asRoot, "CreateSnapshot", "s", "v1")[0])
-	e.mount("v1", "m")
-	for _, c := range []struct {
+// changingCalls are changing Manager calls of volume v1 and its snapshot
+// snap, with their signatures and busctl arguments.
+func changingCalls(snap string) []struct {
+	method, sig string
+	args        []string
+} {
+	return []struct {
 		method, sig string
 		args        []string
 	}{
@@ -1094,7 +1076,17 @@ func TestDBusNobodyRefusedByButterd(t *testing.T) {
 		{"AddRemote", "sssast", []string{"evil", "", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEvil", "0", "3"}},
 		{"RemoveRemote", "s", []string{"evil"}},
 		{"TrustRemoteHost", "sst", []string{"127.0.0.1", "SHA256:evil", "0"}},
-	} {
+	}
+}
+
+// Under a policy that lets everyone send to butterd, butterd itself
+// refuses every changing call from uid 65534, and nothing changes.
+func TestDBusNobodyRefusedByButterd(t *testing.T) {
+	e := startDBus(t, permissivePolicy)
+	e.ok(asRoot, "CreateVolume", "sa{ss}", "v1", "0")
+	snap := jsonString(t, e.ok(asRoot, "CreateSnapshot", "s", "v1")[0])
+	e.mount("v1", "m")
+	for _, c := range changingCalls(snap) {
 		e.fails(asNobody, "AccessDenied", c.method+` changes volumes: only root and members of group "butterd" may call it (caller uid 65534)`,
 			c.method, c.sig, c.args...)
 	}
