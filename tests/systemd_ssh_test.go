@@ -22,25 +22,13 @@ func TestSystemdSSHSocketEnabledByFirstPeer(t *testing.T) {
 	busctl := testenv.Command(t, "busctl")
 	testenv.Command(t, "bash")
 	bin := testenv.BuildButterd(t)
-	root := filepath.Join(testenv.ModuleRoot(t), "packaging")
 	data := testenv.Btrfs(t)
 	// The default data root: butterd.service sees no /tmp of the host.
 	m := testenv.BootSystemd(t,
 		testenv.Bind{Src: bin, Dst: "/usr/bin/butterd", ReadOnly: true},
 		testenv.Bind{Src: data, Dst: "/var/lib/butterd"},
 	)
-	for src, dst := range map[string]string{
-		"systemd/butterd.service":          "/etc/systemd/system/butterd.service",
-		"systemd/butterd-pool.service":     "/etc/systemd/system/butterd-pool.service",
-		"systemd/butterd.socket":           "/etc/systemd/system/butterd.socket",
-		"systemd/butterd-ssh.socket":       "/etc/systemd/system/butterd-ssh.socket",
-		"dbus/io.butterd.volumes1.conf":    "/usr/share/dbus-1/system.d/io.butterd.volumes1.conf",
-		"dbus/io.butterd.volumes1.service": "/usr/share/dbus-1/system-services/io.butterd.volumes1.service",
-	} {
-		b, err := os.ReadFile(filepath.Join(root, src))
-		must(t, err)
-		m.WriteFile(dst, b, 0o644)
-	}
+	installUnits(t, m, "butterd-ssh.socket")
 	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte("[Service]\nEnvironment=BUTTERD_LOG_LEVEL=debug BUTTERD_SSH_PORT=2122\n"), 0o644)
 	if out, err := m.Run("systemd-analyze", "verify", "--man=no", "/etc/systemd/system/butterd-ssh.socket"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify butterd-ssh.socket: %v\n%s", err, out)

@@ -26,7 +26,6 @@ func TestSystemdActivation(t *testing.T) {
 	testenv.Root(t)
 	busctl := testenv.Command(t, "busctl")
 	bin := testenv.BuildButterd(t)
-	root := filepath.Join(testenv.ModuleRoot(t), "packaging")
 	data := testenv.Btrfs(t)
 	// The default data root: butterd.service sees no /tmp of the host.
 	m := testenv.BootSystemd(t,
@@ -35,19 +34,7 @@ func TestSystemdActivation(t *testing.T) {
 	)
 
 	// Install as a package would, plus a drop-in with the test's settings.
-	for src, dst := range map[string]string{
-		"systemd/butterd.service":          "/etc/systemd/system/butterd.service",
-		"systemd/butterd-pool.service":     "/etc/systemd/system/butterd-pool.service",
-		"systemd/butterd.socket":           "/etc/systemd/system/butterd.socket",
-		"dbus/io.butterd.volumes1.conf":    "/usr/share/dbus-1/system.d/io.butterd.volumes1.conf",
-		"dbus/io.butterd.volumes1.service": "/usr/share/dbus-1/system-services/io.butterd.volumes1.service",
-	} {
-		b, err := os.ReadFile(filepath.Join(root, src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.WriteFile(dst, b, 0o644)
-	}
+	installUnits(t, m)
 	const idle = 2 * time.Second
 	m.WriteFile("/etc/systemd/system/butterd.service.d/test.conf", []byte(fmt.Sprintf(
 		"[Service]\nEnvironment=BUTTERD_EXIT_IDLE=%ds BUTTERD_LOG_LEVEL=debug\n", int(idle/time.Second))), 0o644)
@@ -271,4 +258,26 @@ func systemdPluginCall(t *testing.T, sock, path string, body any) map[string]any
 		t.Fatalf("plugin call %s answered %d with %q, not a JSON object", path, resp.StatusCode, data)
 	}
 	return m
+}
+
+// installUnits writes butterd's packaged units (and extra ones of
+// packaging/systemd) and D-Bus files into machine m, as the package
+// installs them.
+func installUnits(t *testing.T, m *testenv.Machine, extra ...string) {
+	t.Helper()
+	root := filepath.Join(testenv.ModuleRoot(t), "packaging")
+	files := map[string]string{
+		"dbus/io.butterd.volumes1.conf":    "/usr/share/dbus-1/system.d/io.butterd.volumes1.conf",
+		"dbus/io.butterd.volumes1.service": "/usr/share/dbus-1/system-services/io.butterd.volumes1.service",
+	}
+	for _, u := range append([]string{"butterd.service", "butterd-pool.service", "butterd.socket"}, extra...) {
+		files["systemd/"+u] = "/etc/systemd/system/" + u
+	}
+	for src, dst := range files {
+		b, err := os.ReadFile(filepath.Join(root, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.WriteFile(dst, b, 0o644)
+	}
 }
