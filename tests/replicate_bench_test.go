@@ -31,6 +31,8 @@ import (
 //
 //   - BenchmarkReplicateBtrfsPipe: `btrfs send | btrfs receive`, two
 //     processes joined by a pipe, from one loop BTRFS to another.
+//   - BenchmarkReplicateBtrfsPipeDurable: the same, then `btrfs
+//     filesystem sync` of the receiver (its data written out).
 //   - BenchmarkReplicateSendToLoopback: service.Store.SendTo to another
 //     store's replication endpoint (remote.Server) on 127.0.0.1: butterd's
 //     SSH transport, both ends in this process.
@@ -237,6 +239,24 @@ func BenchmarkReplicateBtrfsPipe(b *testing.B) {
 	dst := testenv.BtrfsSize(b, replFSSize(src.mib))
 	replRounds(b, src.mib, func() {
 		replPipe(b, exec.Command(btrfsBin, "send", "-q", src.snapPath), exec.Command(btrfsBin, "receive", "-q", dst))
+	}, func() {
+		replDropSubvolume(b, dst, dst, src.snap)
+	})
+}
+
+// BenchmarkReplicateBtrfsPipeDurable is BenchmarkReplicateBtrfsPipe
+// followed by `btrfs filesystem sync` of the receiving filesystem: the
+// received data on disk, as it is when butterd's import makes its
+// read-only snapshot (a snapshot writes out the data of its source).
+func BenchmarkReplicateBtrfsPipeDurable(b *testing.B) {
+	btrfsBin := testenv.Command(b, "btrfs")
+	src := newReplSource(b, replSize(b, replMiB))
+	dst := testenv.BtrfsSize(b, replFSSize(src.mib))
+	replRounds(b, src.mib, func() {
+		replPipe(b, exec.Command(btrfsBin, "send", "-q", src.snapPath), exec.Command(btrfsBin, "receive", "-q", dst))
+		if out, err := exec.Command(btrfsBin, "filesystem", "sync", dst).CombinedOutput(); err != nil {
+			b.Fatalf("btrfs filesystem sync: %v: %s", err, out)
+		}
 	}, func() {
 		replDropSubvolume(b, dst, dst, src.snap)
 	})
