@@ -104,7 +104,7 @@ func (s *Store) importStream(ctx context.Context, p *JobProgress, r io.Reader, z
 		if !isSubvolume(s.snapshotPath(parent)) {
 			return noSuchSnapshot(parent)
 		}
-		s.log.Info("importing an incremental stream", "snapshot", name, "parent", parent)
+		s.jobLog(p).Info("importing an incremental stream", "snapshot", name, "parent", parent)
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -62,6 +63,33 @@ type JobFunc func(ctx context.Context, p *JobProgress) error
 type JobProgress struct {
 	jobs *jobTable
 	id   uint32
+	log  *slog.Logger // carries the job's attributes
+}
+
+// jobLog is the logger of a job's own lines (p's), or the store's
+// outside a job (p nil): each line of a job carries job=ID (the JOB= field
+// in the journal), its kind and the volume or snapshot it works on, so
+// that one job's story can be found by its id.
+func (s *Store) jobLog(p *JobProgress) *slog.Logger {
+	if p == nil || p.log == nil {
+		return s.log
+	}
+	return p.log
+}
+
+// jobLogAttrs are the attributes of every log line about a job: its id,
+// kind and target, and the target again as volume= or snapshot= when it is
+// one volume or one snapshot.
+func jobLogAttrs(id uint32, kind, target string) []any {
+	attrs := []any{"job", id, "kind", kind, "target", target}
+	switch {
+	case target == "":
+	case ValidateSnapshotName(target) == nil:
+		attrs = append(attrs, "snapshot", target)
+	case ValidateName(target) == nil:
+		attrs = append(attrs, "volume", target)
+	}
+	return attrs
 }
 
 // SetFraction sets the progress (0..1; -1 when unknown).
@@ -149,7 +177,7 @@ func (s *Store) loadJobs() error {
 		j := &f.History[i]
 		if !j.Done() {
 			j.State, j.Error, j.Finished = JobFailed, "interrupted: butterd stopped while the job ran", s.cfg.Now()
-			s.log.Warn("job interrupted by a restart", "job", j.ID, "kind", j.Kind, "target", j.Target)
+			s.log.Warn("job interrupted by a restart", append(jobLogAttrs(j.ID, j.Kind, j.Target), "result", j.State)...)
 			interrupted = append(interrupted, *j)
 		}
 		if j.ID >= t.nextID {
@@ -273,7 +301,9 @@ func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}, e
 func (t *jobTable) run(e *jobEntry) {
 	defer t.wg.Done()
 	t.save()
-	err := e.fn(e.ctx, &JobProgress{jobs: t, id: e.job.ID})
+	log := t.log.With(jobLogAttrs(e.job.ID, e.job.Kind, e.job.Target)...)
+	log.Info("job started")
+	err := e.fn(e.ctx, &JobProgress{jobs: t, id: e.job.ID, log: log})
 	t.mu.Lock()
 	if !e.now {
 		t.running--
@@ -308,14 +338,38 @@ func (t *jobTable) finish(e *jobEntry, err error) {
 		done.Error += fmt.Sprintf(" (job history not saved: %v)", err)
 	}
 	t.emit(JobRemoved, done)
-	if done.State == JobFailed {
-		t.log.Error("job failed", "job", done.ID, "kind", done.Kind, "target", done.Target, "error", done.Error)
-		if t.failed != nil {
-			t.failed(done)
-		}
+	t.logEnd(done)
+	if done.State == JobFailed && t.failed != nil {
+		t.failed(done)
 	}
 	if e.done != nil {
 		close(e.done)
+	}
+}
+
+// logEnd logs a finished job's result: one line carrying the job's
+// attributes, result= and what the result has to say.
+func (t *jobTable) logEnd(j Job) {
+	attrs := append(jobLogAttrs(j.ID, j.Kind, j.Target), "result", j.State)
+	if !j.Started.IsZero() {
+		attrs = append(attrs, "duration", j.Finished.Sub(j.Started))
+	}
+	switch j.State {
+	case JobFailed:
+		t.log.Error("job failed", append(attrs, "error", j.Error)...)
+	case JobCanceled:
+		t.log.Warn("job canceled", attrs...)
+	default:
+		if j.BytesDone > 0 {
+			attrs = append(attrs, "bytes", j.BytesDone)
+		}
+		if len(j.Snapshots) > 0 {
+			attrs = append(attrs, "snapshots", strings.Join(j.Snapshots, " "))
+		}
+		if j.Summary != "" {
+			attrs = append(attrs, "summary", j.Summary)
+		}
+		t.log.Info("job done", attrs...)
 	}
 }
 

@@ -1,9 +1,13 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -157,4 +161,83 @@ func TestJobsQueueLimit(t *testing.T) {
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("beyond the queue: %v, want ErrBusy", err)
 	}
+}
+
+// Every line of a job carries its id: its start, its own lines and its end
+// with the result, and the volume or snapshot it works on.
+func TestJobLogLinesCarryTheJob(t *testing.T) {
+	var buf syncBuffer
+	s := jobStore(t, t.TempDir())
+	s.log = slog.New(slog.NewJSONHandler(&buf, nil))
+	s.jobs.log = s.log
+	ok, err := s.StartJob("purge", "v1", func(_ context.Context, p *JobProgress) error {
+		s.jobLog(p).Info("purged", "deleted", 2)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, ok.ID, JobDone)
+	bad, err := s.StartJob("export", "v1@2026-11-22T20:57:08.947340", func(context.Context, *JobProgress) error {
+		return errors.New("disk on fire")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, bad.ID, JobFailed)
+	s.WaitJobs(context.Background())
+
+	byJob := map[float64][]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		id, _ := rec["job"].(float64)
+		byJob[id] = append(byJob[id], rec)
+	}
+	want := map[uint32][]string{
+		ok.ID:  {"job started|volume=v1", "purged|volume=v1", "job done|volume=v1|result=done"},
+		bad.ID: {"job started|snapshot=" + bad.Target, "job failed|snapshot=" + bad.Target + "|result=failed|error=disk on fire"},
+	}
+	for id, lines := range want {
+		got := byJob[float64(id)]
+		if len(got) != len(lines) {
+			t.Errorf("job %d logged %v, want %d lines %v", id, got, len(lines), lines)
+			continue
+		}
+		for i, w := range lines {
+			parts := strings.Split(w, "|")
+			if got[i]["msg"] != parts[0] {
+				t.Errorf("job %d line %d: %v, want %q", id, i, got[i], parts[0])
+			}
+			for _, kv := range parts[1:] {
+				k, v, _ := strings.Cut(kv, "=")
+				if got[i][k] != v {
+					t.Errorf("job %d line %q: %s=%v, want %q", id, parts[0], k, got[i][k], v)
+				}
+			}
+		}
+	}
+	if n := len(byJob[0]); n != 0 {
+		t.Errorf("%d lines carry no job: %v", n, byJob[0])
+	}
+}
+
+// syncBuffer is a bytes.Buffer that jobs may write to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -88,10 +88,10 @@ func (s *Store) Purge(volume, pattern string) (Job, []string, error) {
 			return err
 		}
 		for _, w := range plan.Warnings {
-			s.log.Warn("purge pattern", "volume", volume, "pattern", pattern, "warning", w)
+			s.jobLog(p).Warn("purge pattern", "pattern", pattern, "warning", w)
 		}
 		var skipped []string
-		err = lowPriority(s.log, func() error {
+		err = lowPriority(s.jobLog(p), func() error {
 			for i, e := range plan.Delete {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -101,7 +101,7 @@ func (s *Store) Purge(volume, pattern string) (Job, []string, error) {
 					return fmt.Errorf("purge of %q stopped after %d of %d snapshots: %w", volume, i, len(plan.Delete), err)
 				}
 				if why != "" {
-					s.log.Info("purge skips a snapshot protected since the plan", "snapshot", e.Name, "reason", why)
+					s.jobLog(p).Info("purge skips a snapshot protected since the plan", "snapshot", e.Name, "reason", why)
 					skipped = append(skipped, fmt.Sprintf("%s (%s)", e.Name, why))
 				}
 				p.SetFraction(float64(i+1) / float64(len(plan.Delete)))
@@ -120,7 +120,7 @@ func (s *Store) Purge(volume, pattern string) (Job, []string, error) {
 			summary += "; pattern: " + strings.Join(plan.Warnings, "; ")
 		}
 		p.SetSummary(summary)
-		s.log.Info("purged", "volume", volume, "pattern", plan.Pattern, "deleted", deleted, "kept", len(plan.Keep)+len(skipped), "skipped", len(skipped))
+		s.jobLog(p).Info("purged", "pattern", plan.Pattern, "deleted", deleted, "kept", len(plan.Keep)+len(skipped), "skipped", len(skipped))
 		return nil
 	})
 	return j, first.Warnings, err

@@ -225,7 +225,7 @@ func (s *Store) sendSnapshotTo(ctx context.Context, c *remote.Client, snapshot s
 	if r, ok := shared(info, remotes); ok {
 		res.AlreadyThere, res.Remote = true, r
 		res.Reason = fmt.Sprintf("no-op: %s already holds %q (as %q): nothing sent", peer, snapshot, r.Name)
-		s.log.Info("snapshot already on the remote", "snapshot", snapshot, "host", c.Addr(), "remote", r.Name)
+		s.jobLog(p).Info("snapshot already on the remote", "snapshot", snapshot, "host", c.Addr(), "remote", r.Name)
 		return res, s.recordPeerHolds(peer, volume, local, remotes, "")
 	}
 	for _, r := range remotes {
@@ -302,7 +302,7 @@ func (s *Store) sendSnapshotTo(ctx context.Context, c *remote.Client, snapshot s
 	if rres.Bytes > 0 {
 		res.Bytes = rres.Bytes
 	}
-	s.log.Info("snapshot sent", "snapshot", snapshot, "host", c.Addr(), "peer", peer, "incremental", res.Incremental,
+	s.jobLog(p).Info("snapshot sent", "snapshot", snapshot, "host", c.Addr(), "peer", peer, "incremental", res.Incremental,
 		"parent", res.Parent, "bytes", res.Bytes, "compressed", o.Compress)
 	return res, s.recordPeerHolds(peer, volume, local, remotes, snapshot)
 }

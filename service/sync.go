@@ -131,7 +131,7 @@ func (s *Store) startSync(volume string, force bool, sources []syncSource) (Job,
 	}
 	return s.startJob("sync", volume, nil, func(ctx context.Context, p *JobProgress) error {
 		run := &syncRun{volume: volume, force: force, p: p}
-		return lowPriority(s.log, func() error { return s.runSync(ctx, run, sources) })
+		return lowPriority(s.jobLog(p), func() error { return s.runSync(ctx, run, sources) })
 	})
 }
 
@@ -151,9 +151,9 @@ func (s *Store) runSync(ctx context.Context, run *syncRun, sources []syncSource)
 		results = append(results, res)
 		if res.Err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", res.Host, res.Err))
-			s.log.Warn("sync from a host failed", "volume", run.volume, "host", res.Host, "error", res.Err)
+			s.jobLog(run.p).Warn("sync from a host failed", "host", res.Host, "error", res.Err)
 		} else {
-			s.log.Info("volume synced from a host", "volume", run.volume, "host", res.Host, "created", res.Created,
+			s.jobLog(run.p).Info("volume synced from a host", "host", res.Host, "created", res.Created,
 				"updated", res.Updated, "unchanged", res.Unchanged, "left_alone", res.LeftAlone, "skipped", res.Skipped,
 				"incremental", res.Incremental, "stream_bytes", res.StreamBytes, "safety_snapshot", run.safety)
 		}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"butterd/tests/testenv"
+	"butterd/units"
 )
 
 // The files both packages ship, as the .deb names them; the .rpm puts the
@@ -774,6 +776,13 @@ func TestPackageDockerHardened(t *testing.T) {
 	}
 
 	m.MustRun("dpkg", "-i", debPaths[0])
+	// Two volume policies in the packaged config file, before butterd
+	// first starts and reads it.
+	conf, err := os.ReadFile(m.Path("/etc/butterd/butterd.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WriteFile("/etc/butterd/butterd.conf", append(conf, "\n[policy hourly]\nsnapshot = 1h\npurge = 1d:1w\n\n[policy db]\ncopyonwrite = false\n"...), 0o644)
 	m.ImportBusybox()
 	docker := func(args ...string) string {
 		return strings.TrimSpace(m.MustRun(append([]string{"/usr/bin/docker"}, args...)...))
@@ -846,6 +855,8 @@ func TestPackageDockerHardened(t *testing.T) {
 		t.Errorf("the imported snapshot's shared and f: %q, want modes 2775 and 644, f of %d bytes", got, len(content)+1)
 	}
 
+	checkPolicyThroughDocker(t, m, docker)
+
 	// A mount made on the host while butterd runs propagates into its
 	// namespace (as the pool would if butterd-pool.service ran later).
 	m.MustRun("mkdir", "-p", "/mnt/propagated")
@@ -880,6 +891,75 @@ func TestPackageDockerHardened(t *testing.T) {
 	if reported == nil || string(reported[1]) != got[1] {
 		t.Errorf("README.md reports the exposure as %q, systemd-analyze says %s", reported, got[1])
 	}
+}
+
+// checkPolicyThroughDocker checks the config file's [policy hourly]
+// (snapshot = 1h, purge = 1d:1w) and [policy db] as an operator uses them:
+// docker volume create -o policy=hourly makes the schedules' timers, which
+// systemd runs; docker volume rm removes them and butterd's log names them;
+// an unknown policy is refused with the known ones and changes nothing.
+func checkPolicyThroughDocker(t *testing.T, m *testenv.Machine, docker func(...string) string) {
+	t.Helper()
+	snapTimer, _ := units.Names(units.Schedule{Action: units.ActionSnapshot, Volume: "pv"})
+	purgeTimer, _ := units.Names(units.Schedule{Action: units.ActionPurge, Volume: "pv"})
+	// timers are the schedule timers systemd has loaded, active or not.
+	timers := func() []string {
+		var names []string
+		for _, f := range strings.Fields(m.MustRun("systemctl", "list-timers", "--all", "--no-pager", "--no-legend", units.Prefix+"*")) {
+			if strings.HasPrefix(f, units.Prefix) && strings.HasSuffix(f, ".timer") {
+				names = append(names, f)
+			}
+		}
+		sort.Strings(names)
+		return names
+	}
+
+	docker("volume", "create", "-d", "btrfs", "-o", "policy=hourly", "pv")
+	active := m.MustRun("systemctl", "list-timers", "--no-pager", "--no-legend", units.Prefix+"*")
+	for _, timer := range []string{snapTimer, purgeTimer} {
+		if !strings.Contains(active, timer) {
+			t.Errorf("after docker volume create -o policy=hourly pv, systemctl list-timers lacks %s:\n%s", timer, active)
+		}
+	}
+
+	// An unknown policy: refused, naming the known ones; no volume, no
+	// timer.
+	before := timers()
+	out, err := m.Run("/usr/bin/docker", "volume", "create", "-d", "btrfs", "-o", "policy=nightly", "nv")
+	if want := `unknown policy "nightly": known policies are db, hourly`; err == nil || !strings.Contains(out, want) {
+		t.Errorf("docker volume create -o policy=nightly: %v %q, want refused with %q", err, out, want)
+	}
+	if vols := docker("volume", "ls", "-q"); slices.Contains(strings.Fields(vols), "nv") {
+		t.Errorf("after the refused create, docker volume ls shows nv:\n%s", vols)
+	}
+	if _, err := os.Stat(m.Path(poolRoot + "/volumes/nv")); !os.IsNotExist(err) {
+		t.Errorf("after the refused create, %s/volumes/nv: %v, want none", poolRoot, err)
+	}
+	if after := timers(); !slices.Equal(after, before) {
+		t.Errorf("the refused create changed the schedule timers: %q, were %q", after, before)
+	}
+
+	// docker volume rm takes the schedules with the volume.
+	docker("volume", "rm", "pv")
+	left := timers()
+	for _, timer := range []string{snapTimer, purgeTimer} {
+		if slices.Contains(left, timer) {
+			t.Errorf("after docker volume rm pv, systemctl list-timers --all still lists %s: %q", timer, left)
+		}
+		if _, err := os.Stat(m.Path("/etc/systemd/system/" + timer)); !os.IsNotExist(err) {
+			t.Errorf("after docker volume rm pv, /etc/systemd/system/%s: %v, want gone", timer, err)
+		}
+	}
+	removed := m.MustRun("journalctl", "--no-pager", "-o", "cat", "-u", "butterd.service", "VOLUME=pv")
+	for _, line := range strings.Split(removed, "\n") {
+		if strings.HasPrefix(line, "volume removed") {
+			if !strings.Contains(line, snapTimer) || !strings.Contains(line, purgeTimer) {
+				t.Errorf("butterd's log of the removal does not name the timers %s and %s: %q", snapTimer, purgeTimer, line)
+			}
+			return
+		}
+	}
+	t.Errorf("journalctl VOLUME=pv has no \"volume removed\" line:\n%s", removed)
 }
 
 const (

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,10 +76,15 @@ func TestSystemdActivation(t *testing.T) {
 	// mount reference.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, busctl, "--address="+m.BusAddress(), "--timeout=20", "--json=short",
-		"call", "io.butterd.volumes1", "/io/butterd/volumes1", "io.butterd.volumes1.Manager", "ListVolumes")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SYSTEMD_PAGER="}
-	out, err := cmd.CombinedOutput()
+	// managerCall calls a Manager method with busctl from the host, on the
+	// container's system bus.
+	managerCall := func(method string, args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, busctl, append([]string{"--address=" + m.BusAddress(), "--timeout=20", "--json=short",
+			"call", "io.butterd.volumes1", "/io/butterd/volumes1", "io.butterd.volumes1.Manager", method}, args...)...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SYSTEMD_PAGER="}
+		return cmd.CombinedOutput()
+	}
+	out, err := managerCall("ListVolumes")
 	if err != nil {
 		t.Fatalf("busctl ListVolumes (bus activation): %v\n%s", err, out)
 	}
@@ -94,15 +101,20 @@ func TestSystemdActivation(t *testing.T) {
 		t.Errorf("ListVolumes after bus activation = %v, want sysd-vol with 1 mount", rows)
 	}
 	// A snapshot, to find in the journal by its name.
-	cmd = exec.CommandContext(ctx, busctl, "--address="+m.BusAddress(), "--timeout=20", "--json=short",
-		"call", "io.butterd.volumes1", "/io/butterd/volumes1", "io.butterd.volumes1.Manager", "CreateSnapshot", "s", "sysd-vol")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SYSTEMD_PAGER="}
-	out, err = cmd.CombinedOutput()
+	out, err = managerCall("CreateSnapshot", "s", "sysd-vol")
 	var snapReply struct{ Data []any }
 	if err != nil || json.Unmarshal(out, &snapReply) != nil || len(snapReply.Data) != 2 {
 		t.Fatalf("busctl CreateSnapshot sysd-vol: %v\n%s", err, out)
 	}
 	snapName, _ := snapReply.Data[0].(string)
+	// A purge job (keeping the new snapshot), to find in the journal by its
+	// id.
+	out, err = managerCall("Purge", "sstt", "sysd-vol", "1d", "0", "0")
+	var purgeReply struct{ Data []any }
+	if err != nil || json.Unmarshal(out, &purgeReply) != nil || len(purgeReply.Data) != 5 {
+		t.Fatalf("busctl Purge sysd-vol 1d: %v\n%s", err, out)
+	}
+	purgeJob, _ := purgeReply.Data[0].(float64)
 	lastRequest = time.Now()
 	second := waitActivated(t, m, first["InvocationID"])
 	t.Logf("bus activation: invocation %s, main pid %s", second["InvocationID"], second["MainPID"])
@@ -140,11 +152,56 @@ func TestSystemdActivation(t *testing.T) {
 	if !strings.Contains(bySnapshot, "snapshot created") {
 		t.Errorf("journalctl SNAPSHOT=%s does not show the snapshot's creation:\n%s", snapName, bySnapshot)
 	}
+	// A job's story by its id: its start, its own lines and its end with
+	// the result, each with the volume it works on.
+	checkJobJournal(t, m, uint32(purgeJob), "sysd-vol", "done", "purged")
 	// What systemctl status shows of butterd: its STATUS= line (kept after
 	// it exits) and the watchdog of the packaged unit.
 	props := m.MustRun("systemctl", "show", "-p", "StatusText,WatchdogUSec", "butterd.service")
 	if !strings.Contains(props, "StatusText=serving 1 volumes, ") || !strings.Contains(props, "WatchdogUSec=30s") {
 		t.Errorf("systemctl show butterd.service: %q, want StatusText=serving 1 volumes, ... and WatchdogUSec=30s", props)
+	}
+}
+
+var journalAttr = regexp.MustCompile(` [a-z_]+="`)
+
+// checkJobJournal checks what `journalctl JOB=ID` shows of butterd's job
+// id on volume: a start line, the lines named in also, and an end line
+// with RESULT=result, all with VOLUME=volume.
+func checkJobJournal(t *testing.T, m *testenv.Machine, id uint32, volume, result string, also ...string) {
+	t.Helper()
+	out := m.MustRun("journalctl", "--no-pager", "-o", "json", "-u", "butterd.service", fmt.Sprintf("JOB=%d", id))
+	if strings.TrimSpace(out) == "" {
+		t.Fatalf("journalctl JOB=%d shows nothing of job %d", id, id)
+	}
+	var seen []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("journalctl -o json JOB=%d printed %q: %v", id, line, err)
+		}
+		// The message, then its attributes as key="value".
+		msg, _ := rec["MESSAGE"].(string)
+		if at := journalAttr.FindStringIndex(msg); at != nil {
+			msg = msg[:at[0]]
+		}
+		seen = append(seen, msg)
+		if rec["VOLUME"] != volume {
+			t.Errorf("journal line %q of job %d: VOLUME=%v, want %s", msg, id, rec["VOLUME"], volume)
+		}
+		if msg == "job "+result && rec["RESULT"] != result {
+			t.Errorf("journal line %q of job %d: RESULT=%v, want %s", msg, id, rec["RESULT"], result)
+		}
+	}
+	want := append(append([]string{"job started"}, also...), "job "+result)
+	for _, w := range want {
+		if !slices.Contains(seen, w) {
+			t.Errorf("journalctl JOB=%d shows %q, want the lines %q", id, seen, want)
+			break
+		}
+	}
+	if seen[len(seen)-1] != "job "+result {
+		t.Errorf("journalctl JOB=%d shows %q, want \"job %s\" last", id, seen, result)
 	}
 }
 
