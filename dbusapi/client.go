@@ -368,7 +368,11 @@ func (c *Client) ListRemotes() ([]RemoteRow, error) {
 	return rows, c.call("ListRemotes").Store(&rows)
 }
 
-func (c *Client) RemoveRemote(name string) error { return c.call("RemoveRemote", name).Err }
+// RemoveRemote removes a peer and reports whether the replication endpoint
+// stopped because no peer is left.
+func (c *Client) RemoveRemote(name string) (endpointStopped bool, err error) {
+	return endpointStopped, c.call("RemoveRemote", name).Store(&endpointStopped)
+}
 
 // TrustRemoteHost trusts host's key if it has the fingerprint given, and
 // returns the key.

@@ -102,16 +102,25 @@ func (s *Store) ListRemotes() ([]Remote, error) {
 }
 
 // RemoveRemote removes a peer: its key may no longer connect, and what the
-// records say it holds no longer keeps snapshots from purge.
-func (s *Store) RemoveRemote(name string) error {
+// records say it holds no longer keeps snapshots from purge. When it was
+// the last peer, Config.PeerRemoved stops the endpoint; endpointStopped
+// says whether it did.
+func (s *Store) RemoveRemote(name string) (endpointStopped bool, err error) {
 	if err := s.peers.Remove(name); err != nil {
-		return fromRemote(err)
+		return false, fromRemote(err)
 	}
 	if err := s.shared.dropPeer(name); err != nil {
-		return fmt.Errorf("peer %q removed, but its records were not: %w", name, err)
+		return false, fmt.Errorf("peer %q removed, but its records were not: %w", name, err)
 	}
 	s.log.Info("peer removed", "peer", name)
-	return nil
+	if s.cfg.PeerRemoved == nil {
+		return false, nil
+	}
+	stopped, err := s.cfg.PeerRemoved()
+	if err != nil {
+		return false, fmt.Errorf("peer %q removed, but the replication endpoint still listens with no peer left: %w", name, err)
+	}
+	return stopped, nil
 }
 
 // TrustRemoteHost connects to host (a peer's name, meaning its address, or

@@ -54,6 +54,10 @@ type Config struct {
 	// it makes sure the replication endpoint listens (DESIGN.md: it is
 	// disabled until the first peer is added).
 	PeerAdded func() error
+	// PeerRemoved, when set, is called after a replication peer is
+	// removed: when no peer is left it stops the replication endpoint
+	// (connections in flight go on) and reports whether it did.
+	PeerRemoved func() (stopped bool, err error)
 	// JobFailed, when set, is called with each job that failed, once it is
 	// in the history (the webhook adapter posts it). It must not block.
 	JobFailed func(Job)

@@ -565,7 +565,7 @@ var managerMembers = []struct{ kind, name, in, out string }{
 	{"method", "ReplicateVolume", "sstt", "uo"},
 	{"method", "AddRemote", "sssast", "-"},
 	{"method", "ListRemotes", "-", "a(ssssbbas)"},
-	{"method", "RemoveRemote", "s", "-"},
+	{"method", "RemoveRemote", "s", "b"},
 	{"method", "TrustRemoteHost", "sst", "s"},
 	{"method", "GetOwnKeys", "-", "ss"},
 	{"method", "ListReplicas", "s", "a(ssbbt)"},

@@ -15,9 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"butterd/service/remote"
 	"butterd/tests/testenv"
 	"butterd/units"
 )
+
+// sshDropIn is the drop-in of butterd-ssh.socket that butterd writes for
+// SSH_ADDRESS/SSH_PORT, and that purging the package removes.
+const sshDropIn = "/etc/systemd/system/butterd-ssh.socket.d/50-butterd-listen.conf"
 
 // The files both packages ship, as the .deb names them; the .rpm puts the
 // units under /usr/lib/systemd/system, zsh's completion under
@@ -176,7 +181,7 @@ func TestPackageContents(t *testing.T) {
 		"preinst":  {"getent group butterd", "systemd-sysusers"},
 		"postinst": {"deb-systemd-helper enable", "butterd.socket butterd-schedules.target", "daemon-reload", "deb-systemd-invoke restart butterd.service"},
 		"prerm":    {"deb-systemd-invoke stop butterd-schedules.target butterd.service", "butterd.socket butterd-ssh.socket"},
-		"postrm":   {"deb-systemd-helper disable", "rm -rf /etc/butterd", "daemon-reload"},
+		"postrm":   {"deb-systemd-helper disable", "rm -rf /etc/butterd", "rm -f " + sshDropIn, "daemon-reload"},
 	}
 	debScripts := map[string]string{}
 	for name, wants := range scripts {
@@ -242,6 +247,9 @@ func TestPackageContents(t *testing.T) {
 		}
 		debAll += debScripts[deb]
 		rpmAll += rpmScripts[rpm]
+	}
+	if !strings.Contains(rpmScripts["postuninstall"], "rm -f "+sshDropIn) {
+		t.Errorf("the rpm's %%postun does not remove %s:\n%s", sshDropIn, rpmScripts["postuninstall"])
 	}
 	if d, r := scriptFacts(debAll), scriptFacts(rpmAll); strings.Join(d, ", ") != strings.Join(r, ", ") {
 		t.Errorf("the maintainer scripts and the rpm's scriptlets differ:\ndeb: %s\nrpm: %s", strings.Join(d, ", "), strings.Join(r, ", "))
@@ -317,12 +325,14 @@ func scriptFacts(script string) []string {
 
 // The .deb installed with dpkg -i under a real systemd (systemd-nspawn):
 // the socket listens, a plugin request starts butterd, bus calls and
-// butterctl work, a schedule becomes a timer; dpkg -r stops and disables
-// everything and keeps the data; dpkg -P removes /etc/butterd only.
+// butterctl work, a schedule becomes a timer, a replication peer makes
+// butterd write its drop-in of butterd-ssh.socket; dpkg -r stops and
+// disables everything and keeps the data; dpkg -P removes /etc/butterd and
+// that drop-in only.
 func TestPackageInstallSystemd(t *testing.T) {
 	testenv.Root(t)
 	deb, _ := buildPackages(t)
-	m, data, debPaths := bootForPackage(t, "", deb)
+	m, data, debPaths := bootForPackage(t, "BUTTERD_SSH_PORT=2122", deb)
 	debPath := debPaths[0]
 
 	out := m.MustRun("dpkg", "-i", debPath)
@@ -374,6 +384,19 @@ func TestPackageInstallSystemd(t *testing.T) {
 		t.Errorf("systemctl list-timers shows no schedule timer:\n%s", timers)
 	}
 
+	// A peer, with SSH_PORT not the socket's own: butterd writes the drop-in
+	// that moves butterd-ssh.socket there. Removing the last peer stops the
+	// socket and keeps the drop-in.
+	key, err := remote.LoadOrCreateKey(filepath.Join(t.TempDir(), "client_key"))
+	must(t, err)
+	m.MustRun("butterctl", "remote", "add", "hosta", "--key", remote.AuthorizedKey(key.PublicKey()))
+	if b, err := os.ReadFile(m.Path(sshDropIn)); err != nil || !strings.Contains(string(b), "ListenStream=2122") {
+		t.Errorf("after a peer was added with SSH_PORT=2122, %s: %q, %v", sshDropIn, b, err)
+	}
+	if out := m.MustRun("butterctl", "remote", "rm", "hosta"); !strings.Contains(out, "replication endpoint stopped: no peer is left") {
+		t.Errorf("butterctl remote rm of the last peer printed %q", out)
+	}
+
 	// dpkg -r: nothing of butterd runs or is enabled; the data stays.
 	t.Logf("dpkg -r:\n%s", m.MustRun("dpkg", "-r", "butterd"))
 	active := m.MustRun("systemctl", "list-units", "--no-legend", "--plain", "--all", "--state=active,activating,reloading", "butterd*")
@@ -400,10 +423,16 @@ func TestPackageInstallSystemd(t *testing.T) {
 		t.Errorf("dpkg -r removed the configuration: %v", err)
 	}
 
-	// dpkg -P: the configuration goes, the data stays.
+	if _, err := os.Stat(m.Path(sshDropIn)); err != nil {
+		t.Errorf("dpkg -r removed butterd's drop-in: %v", err)
+	}
+
+	// dpkg -P: the configuration and butterd's drop-in go, the data stays.
 	m.MustRun("dpkg", "-P", "butterd")
-	if _, err := os.Stat(m.Path("/etc/butterd")); !os.IsNotExist(err) {
-		t.Errorf("after dpkg -P, /etc/butterd: %v, want gone", err)
+	for _, p := range []string{"/etc/butterd", filepath.Dir(sshDropIn)} {
+		if _, err := os.Stat(m.Path(p)); !os.IsNotExist(err) {
+			t.Errorf("after dpkg -P, %s: %v, want gone", p, err)
+		}
 	}
 	for _, p := range []string{"volumes/pkg-vol", "snapshots/" + snap} {
 		if _, err := os.Stat(filepath.Join(data, p)); err != nil {
@@ -551,6 +580,9 @@ func TestPackageUpgradeSystemd(t *testing.T) {
 	if after["MainPID"] == before["MainPID"] {
 		t.Errorf("butterd's MainPID %s did not change with the upgrade", after["MainPID"])
 	}
+	if _, err := os.Stat(m.Path(sshDropIn)); err != nil {
+		t.Errorf("rpm -U removed butterd's drop-in: %v", err)
+	}
 	if v := m.MustRun("butterd", "version"); !strings.Contains(v, upgradeVersion) {
 		t.Errorf("butterd version after the upgrade: %q", v)
 	}
@@ -655,7 +687,8 @@ func scheduleTimer(t *testing.T, m *testenv.Machine, volume string) string {
 // --force-debian. rpm -i enables and starts the plugin socket and the
 // schedules' target, and a plugin request starts butterd; rpm -U of a
 // newer build restarts butterd, which keeps volumes, snapshots and
-// schedules; rpm -e stops and disables everything, leaves no timer and
+// schedules; rpm -e stops and disables everything, leaves no timer,
+// removes butterd's drop-in of butterd-ssh.socket (not the admin's) and
 // keeps the data.
 func TestPackageRPMSystemd(t *testing.T) {
 	testenv.Root(t)
@@ -699,6 +732,12 @@ func TestPackageRPMSystemd(t *testing.T) {
 	m.MustRun("butterctl", "schedule", "--every", "1h", "snapshot", "rpm-vol")
 	timer := scheduleTimer(t, m, "rpm-vol")
 
+	// butterd's drop-in of butterd-ssh.socket (as a peer with another
+	// SSH_PORT makes it) beside one of the admin's in the same directory.
+	adminDropIn := filepath.Join(filepath.Dir(sshDropIn), "10-admin.conf")
+	m.WriteFile(sshDropIn, []byte("[Socket]\nListenStream=\nListenStream=2122\n"), 0o644)
+	m.WriteFile(adminDropIn, []byte("[Socket]\nBacklog=64\n"), 0o644)
+
 	// rpm -U: the old package's %postun restarts butterd.
 	t.Logf("rpm -U:\n%s", rpmInstall("-U", paths[1]))
 	if v := strings.TrimSpace(m.MustRun("rpm", "-q", "butterd")); v != "butterd-"+upgradeVersion+"-1.x86_64" {
@@ -734,6 +773,12 @@ func TestPackageRPMSystemd(t *testing.T) {
 	}
 	if _, err := os.Stat(m.Path("/usr/bin/butterd")); !os.IsNotExist(err) {
 		t.Errorf("after rpm -e, /usr/bin/butterd: %v", err)
+	}
+	if _, err := os.Stat(m.Path(sshDropIn)); !os.IsNotExist(err) {
+		t.Errorf("after rpm -e, %s: %v, want gone", sshDropIn, err)
+	}
+	if _, err := os.Stat(m.Path(adminDropIn)); err != nil {
+		t.Errorf("rpm -e removed the admin's drop-in: %v", err)
 	}
 	for _, p := range []string{"volumes/rpm-vol", "snapshots/" + snap} {
 		if _, err := os.Stat(filepath.Join(data, p)); err != nil {

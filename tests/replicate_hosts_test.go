@@ -354,12 +354,19 @@ func (h *netHost) sendInBackground(t *testing.T, rate, to, snap string) <-chan c
 // receiving waits until h has begun to receive: something in received/.
 func (h *netHost) receiving(t *testing.T) {
 	t.Helper()
+	receivingIn(t, h.DataRoot)
+}
+
+// receivingIn waits until the butterd of dataRoot has begun to receive:
+// something in received/.
+func receivingIn(t *testing.T, dataRoot string) {
+	t.Helper()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if entries, _ := os.ReadDir(filepath.Join(h.DataRoot, "received")); len(entries) > 0 {
+		if entries, _ := os.ReadDir(filepath.Join(dataRoot, "received")); len(entries) > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s received nothing within a minute", h.peer)
+			t.Fatalf("%s received nothing within a minute", dataRoot)
 		}
 	}
 }

@@ -199,7 +199,9 @@ func TestReplicationRecordsProtectAndFallBack(t *testing.T) {
 	must(t, b.s.RemoveSnapshot(s2.Name))
 	must(t, b.s.RemoveSnapshot(s1.Name))
 	b.serve(t)
-	must(t, a.s.RemoveRemote("hostb"))
+	if _, err := a.s.RemoveRemote("hostb"); err != nil {
+		t.Fatal(err)
+	}
 	toKey, _, err := b.s.OwnKeys()
 	must(t, err)
 	must(t, a.s.AddRemote(service.Remote{Name: "hostb", PublicKey: toKey, Address: b.addr}))

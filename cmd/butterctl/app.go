@@ -54,7 +54,7 @@ type manager interface {
 	ReplicateVolume(volume, host string, bwlimit uint64, compress bool) (uint32, dbus.ObjectPath, error)
 	AddRemote(name, address, publicKey string, volumes []string, flags uint64) error
 	ListRemotes() ([]dbusapi.RemoteRow, error)
-	RemoveRemote(name string) error
+	RemoveRemote(name string) (endpointStopped bool, err error)
 	TrustRemoteHost(host, fingerprint string, replace bool) (string, error)
 	GetOwnKeys() (clientKey, hostFingerprint string, err error)
 	ListReplicas(volume string) ([]dbusapi.ReplicaRow, error)

@@ -124,9 +124,8 @@ says so. A verb that waits for its job (export, purge) is canceled with Ctrl-C.`
 			long: remoteLsHelp,
 			new:  func(a *app) verb { return &remoteLsCmd{app: a} }},
 		{name: "remote rm", aliases: []string{"remove"}, args: "PEER", short: "remove replication peer PEER",
-			long: `Its key may no longer connect, and purge no longer keeps what the records
-say PEER holds. Prints nothing.`,
-			new: func(a *app) verb { return &remoteRmCmd{app: a} }},
+			long: remoteRmHelp,
+			new:  func(a *app) verb { return &remoteRmCmd{app: a} }},
 		{name: "remote trust", args: "[--replace] HOST FINGERPRINT", short: "trust HOST's host key if its fingerprint is FINGERPRINT, and print it",
 			long: remoteTrustHelp,
 			new:  func(a *app) verb { return &remoteTrustCmd{app: a} }},

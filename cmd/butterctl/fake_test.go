@@ -69,6 +69,8 @@ type fake struct {
 	replicas []dbusapi.ReplicaRow
 	ownKeys  [2]string // client key line, host key fingerprint
 	trusted  string    // the key TrustRemoteHost answers
+	// endpointStopped is what RemoveRemote answers.
+	endpointStopped bool
 }
 
 func (f *fake) record(format string, args ...any) error {
@@ -282,7 +284,9 @@ func (f *fake) AddRemote(name, address, publicKey string, volumes []string, flag
 func (f *fake) ListRemotes() ([]dbusapi.RemoteRow, error) {
 	return f.remotes, f.record("ListRemotes()")
 }
-func (f *fake) RemoveRemote(name string) error { return f.record("RemoveRemote(%q)", name) }
+func (f *fake) RemoveRemote(name string) (bool, error) {
+	return f.endpointStopped, f.record("RemoveRemote(%q)", name)
+}
 
 func (f *fake) TrustRemoteHost(host, fingerprint string, replace bool) (string, error) {
 	return f.trusted, f.record("TrustRemoteHost(%q, %q, %v)", host, fingerprint, replace)

@@ -23,7 +23,13 @@ without rights is still where 'butterctl send PEER SNAP' goes: to
 name when no address is given.
 
 The first peer turns on this host's replication endpoint (SSH on
-SSH_ADDRESS:SSH_PORT; butterd-ssh.socket under systemd). Prints nothing.`
+SSH_ADDRESS:SSH_PORT; butterd-ssh.socket under systemd); removing the last
+one turns it off. Prints nothing.`
+
+const remoteRmHelp = `Its key may no longer connect, and purge no longer keeps what the records
+say PEER holds. Prints nothing; when PEER was the last peer, this host's
+replication endpoint stops listening (connections in flight finish) and a
+line on stderr says so. With --json: {"name", "endpoint_stopped"}.`
 
 const remoteTrustHelp = `Connects to HOST (a peer's name, meaning its address, or HOST[:PORT]),
 checks that the host key it shows has fingerprint FINGERPRINT (SHA256:...,
@@ -169,8 +175,25 @@ func (c *remoteRmCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return m.RemoveRemote(args[0])
+	stopped, err := m.RemoveRemote(args[0])
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.printJSON(struct {
+			Name            string `json:"name"`
+			EndpointStopped bool   `json:"endpoint_stopped"`
+		}{args[0], stopped})
+	}
+	if stopped {
+		fmt.Fprintln(c.stderr, endpointStoppedNote)
+	}
+	return nil
 }
+
+// endpointStoppedNote is what remote rm says when the peer removed was the
+// last one.
+const endpointStoppedNote = "replication endpoint stopped: no peer is left ('butterctl remote add' starts it again)"
 
 type remoteTrustCmd struct {
 	*app

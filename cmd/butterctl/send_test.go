@@ -113,6 +113,19 @@ func TestRemoteVerbs(t *testing.T) {
 		rows[0]["push"] != true || rows[0]["address"] != "" || rows[0]["volumes"] == nil {
 		t.Errorf("remote ls --json: %q (%v)", r.stdout, err)
 	}
+	// Removing the last peer stops the endpoint: remote rm says so.
+	f = &fake{endpointStopped: true}
+	r = runWith(t, f, "remote", "rm", "b")
+	if r.code != 0 || r.stdout != "" || r.stderr != "replication endpoint stopped: no peer is left ('butterctl remote add' starts it again)\n" {
+		t.Errorf("remote rm of the last peer: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	for stopped, want := range map[bool]string{true: "true", false: "false"} {
+		f = &fake{endpointStopped: stopped}
+		r = runWith(t, f, "remote", "rm", "--json", "b")
+		if r.stdout != "{\n  \"name\": \"b\",\n  \"endpoint_stopped\": "+want+"\n}\n" || r.stderr != "" {
+			t.Errorf("remote rm --json (endpoint stopped: %v): stdout %q, stderr %q", stopped, r.stdout, r.stderr)
+		}
+	}
 	f = &fake{ownKeys: [2]string{key, "SHA256:host"}}
 	r = runWith(t, f, "remote", "key", "--json")
 	if r.stdout != "{\n  \"client_key\": \""+key+"\",\n  \"host_key_fingerprint\": \"SHA256:host\"\n}\n" {

@@ -94,7 +94,7 @@ func runCommand(ctx context.Context, args []string) error {
 		host: cfg["SSH_ADDRESS"], port: cfg["SSH_PORT"], unitDir: cfg["UNIT_DIR"]}
 	store, err := service.Open(service.Config{Root: cfg["DATA_ROOT"], Logger: log,
 		UnitDir: cfg["UNIT_DIR"], Systemd: sd, Butterctl: cfg["BUTTERCTL"], Policies: policies, Containers: engine,
-		JobFailed: jobFailed, PeerAdded: func() error { return ssh.peerAdded() }})
+		JobFailed: jobFailed, PeerAdded: ssh.peerAdded, PeerRemoved: ssh.peerRemoved})
 	if err != nil {
 		return err
 	}

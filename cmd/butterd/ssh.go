@@ -27,9 +27,10 @@ import (
 const restartGrace = 2 * time.Second
 
 // sshEndpoint is butterd's replication endpoint (DESIGN.md
-// "Replication"), disabled until the first peer is added. Under systemd
-// it is butterd-ssh.socket, which systemd passes; otherwise butterd binds
-// SSH_ADDRESS:SSH_PORT itself once a peer exists.
+// "Replication"), disabled until the first peer is added and again once
+// the last one is removed. Under systemd it is butterd-ssh.socket, which
+// systemd passes; otherwise butterd binds SSH_ADDRESS:SSH_PORT itself
+// while a peer exists.
 type sshEndpoint struct {
 	ctx   context.Context
 	store *service.Store
@@ -44,10 +45,10 @@ type sshEndpoint struct {
 	// endpoint is butterd-ssh.socket, never a socket of butterd's own.
 	managed bool
 
-	mu      sync.Mutex
-	serving bool
-	handing atomic.Bool // butterd-ssh.socket is enabled: restart when idle
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	listener net.Listener // the one served; nil when not serving
+	handing  atomic.Bool  // butterd-ssh.socket is enabled: restart when idle
+	wg       sync.WaitGroup
 }
 
 // start serves the socket systemd passed, or binds the endpoint when a
@@ -82,7 +83,7 @@ func (e *sshEndpoint) start(passed net.Listener) error {
 func (e *sshEndpoint) peerAdded() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.serving {
+	if e.listener != nil {
 		return nil
 	}
 	if e.managed && e.sd != nil {
@@ -160,14 +161,69 @@ func (e *sshEndpoint) serveLocked(l net.Listener) error {
 		return err
 	}
 	srv := &remote.Server{HostKey: hostKey, Peers: e.store.Peers(), Handler: e.store.RemoteHandler(), Log: e.log}
-	e.serving = true
+	e.listener = l
 	e.wg.Go(func() {
-		if err := srv.Serve(e.ctx, &trackedListener{Listener: l, act: e.act}); err != nil {
+		// peerRemoved closes l: Serve returns once the connections in
+		// flight have ended.
+		if err := srv.Serve(e.ctx, &trackedListener{Listener: l, act: e.act}); err != nil && !errors.Is(err, net.ErrClosed) {
 			e.logger().Error("replication endpoint stopped", "error", err)
 		}
 	})
 	e.logger().Info("serving the replication endpoint", "address", l.Addr().String(), "host_key", remote.Fingerprint(hostKey.PublicKey()))
 	return nil
+}
+
+// peerRemoved stops the endpoint once no peer is left, and reports
+// whether it did: under systemd it stops and disables butterd-ssh.socket,
+// so that systemd neither listens nor passes it; and butterd closes its own
+// listener. Connections in flight go on until they end.
+func (e *sshEndpoint) peerRemoved() (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	peers, err := e.store.Peers().List()
+	if err != nil || len(peers) > 0 {
+		return false, err
+	}
+	stopped := e.listener != nil || e.handing.Load()
+	if e.managed && e.sd != nil {
+		on, err := e.stopSocket()
+		if err != nil {
+			return false, err
+		}
+		stopped = stopped || on
+		e.handing.Store(false)
+		e.act.exitWhenIdle(0)
+	}
+	if e.listener != nil {
+		e.listener.Close()
+		e.listener = nil
+	}
+	if stopped {
+		e.logger().Info("replication endpoint stopped: no peer is left; connections in flight go on")
+	}
+	return stopped, nil
+}
+
+// stopSocket disables and stops butterd-ssh.socket, and reports whether it
+// was enabled or active.
+func (e *sshEndpoint) stopSocket() (bool, error) {
+	st, err := e.sd.UnitState(units.SSHSocket)
+	if err != nil {
+		return false, fmt.Errorf("state of %s: %w", units.SSHSocket, err)
+	}
+	if st.UnitFileState != "enabled" && st.ActiveState == "inactive" {
+		return false, nil
+	}
+	if err := e.sd.Disable([]string{units.SSHSocket}); err != nil {
+		return false, fmt.Errorf("disable %s: %w", units.SSHSocket, err)
+	}
+	if err := e.sd.Reload(); err != nil {
+		return false, fmt.Errorf("disable %s: %w", units.SSHSocket, err)
+	}
+	if err := e.sd.Stop(units.SSHSocket); err != nil {
+		return false, fmt.Errorf("stop %s: %w", units.SSHSocket, err)
+	}
+	return true, nil
 }
 
 // handOver is what butterd does when idle after peerAdded enabled the

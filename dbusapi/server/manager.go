@@ -48,7 +48,7 @@ var managerSpec = ifaceSpec{
 			out: []arg{{"job_id", "u"}, {"job_path", "o"}}, changes: true},
 		{name: "AddRemote", in: []arg{{"name", "s"}, {"address", "s"}, {"public_key", "s"}, {"volumes", "as"}, {"flags", "t"}}, changes: true},
 		{name: "ListRemotes", out: []arg{{"remotes", "a(ssssbbas)"}}},
-		{name: "RemoveRemote", in: []arg{{"name", "s"}}, changes: true},
+		{name: "RemoveRemote", in: []arg{{"name", "s"}}, out: []arg{{"endpoint_stopped", "b"}}, changes: true},
 		{name: "TrustRemoteHost", in: []arg{{"host", "s"}, {"fingerprint", "s"}, {"flags", "t"}}, out: []arg{{"host_key", "s"}}, changes: true},
 		{name: "GetOwnKeys", out: []arg{{"client_key", "s"}, {"host_key_fingerprint", "s"}}},
 		{name: "ListReplicas", in: []arg{{"volume", "s"}}, out: []arg{{"replicas", "a(ssbbt)"}}},

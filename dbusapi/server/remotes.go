@@ -85,11 +85,14 @@ func (m *Manager) ListRemotes() ([]dbusapi.RemoteRow, *dbus.Error) {
 	return rows, nil
 }
 
-func (m *Manager) RemoveRemote(sender dbus.Sender, name string) *dbus.Error {
+// RemoveRemote removes a peer and answers whether the replication endpoint
+// stopped because no peer is left.
+func (m *Manager) RemoveRemote(sender dbus.Sender, name string) (bool, *dbus.Error) {
 	if err := m.auth.allowChange(sender, "RemoveRemote"); err != nil {
-		return err
+		return false, err
 	}
-	return toDBus(m.store.RemoveRemote(name))
+	stopped, err := m.store.RemoveRemote(name)
+	return stopped, toDBus(err)
 }
 
 // TrustRemoteHost fetches host's key, checks it has the fingerprint given
