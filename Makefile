@@ -68,8 +68,9 @@ bench: deps build
 	@status=$$(cat $(BIN)/bench.status); rm -f $(BIN)/bench.status; exit $$status
 
 # Kills butterd with SIGKILL at random moments of restores, clones, imports,
-# purges and schedule changes and checks what each restart finds
-# (tests/kill_test.go), then prints the kills survived per operation; the
+# purges, schedule changes, syncs it pulls and snapshots pushed to it, and
+# checks what each restart finds (tests/kill_test.go,
+# tests/kill_repl_test.go), then prints the kills survived per operation; the
 # output stays in bin/killtest.txt. BUTTERD_KILL_SEED=N repeats a run,
 # BUTTERD_KILLS=N sets the kills per operation.
 killtest: deps

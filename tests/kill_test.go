@@ -52,13 +52,16 @@ import (
 // volume), clone, import of a 16 MiB send stream, purge of 24 snapshots,
 // and schedule set, change and removal, with a real systemd booted in
 // nspawn that butterd, on the host, reaches over the container's system
-// bus (one boot for all of them).
+// bus (one boot for all of them); and replication with a second butterd
+// (kill_repl_test.go): a sync pulled by the killed butterd, and a snapshot
+// pushed to it.
 //
 // The moment: each operation runs twice uninterrupted and is timed; each
 // kill then comes after a delay drawn uniformly below 1.25 times the
-// shorter run, counted from the moment the call is sent. The generator is
-// seeded with BUTTERD_KILL_SEED, or the clock; the seed is printed so that
-// a run can be repeated. BUTTERD_KILLS changes the number of kills per
+// shorter run, counted from the moment the call is sent (every other kill
+// of a sync comes instead once its merge has examined a number of files
+// drawn at random). The generator is seeded with BUTTERD_KILL_SEED, or the
+// clock; the seed is printed so that a run can be repeated. BUTTERD_KILLS changes the number of kills per
 // operation. `make killtest` runs this test alone and prints the counts.
 
 // killsPerOp is the default number of kills per operation: enough to land
@@ -83,6 +86,10 @@ type killOp struct {
 	prepare func(e *killEnv, i int)
 	// run starts the i-th operation and returns at once.
 	run func(e *killEnv, i int) *flight
+	// aim, when set, may pick the moment of the i-th kill from what the
+	// operation is doing instead of the delay drawn: it returns true once
+	// that moment has come, or false at once to keep the delay.
+	aim func(e *killEnv, i int, f *flight) bool
 	// check compares the disk after the i-th operation (killed or not)
 	// with the disk before it, after checkInvariants; finished says the
 	// client saw it succeed.
@@ -125,6 +132,10 @@ func TestKill(t *testing.T) {
 			mu.Unlock()
 		}()
 		runKills(t, op, rand.New(rand.NewPCG(uint64(seed), uint64(idx))), n, &res)
+	}
+	// Replication first, one case at a time: each keeps two butterds busy.
+	for idx, op := range []killOp{syncKillOp(), receiveKillOp()} {
+		t.Run(op.name, func(t *testing.T) { run(t, idx+5, op) })
 	}
 	// The schedules, which wait on systemd most of the time, run beside
 	// the other operations, each on its own BTRFS, bus and butterd.
@@ -190,7 +201,11 @@ func runKills(t *testing.T, op killOp, rng *rand.Rand, kills int, res *killResul
 		delay := time.Duration(rng.Int64N(int64(limit) + 1))
 		start := time.Now()
 		f := op.run(e, i)
-		time.Sleep(time.Until(start.Add(delay)))
+		if op.aim != nil && op.aim(e, i, f) {
+			delay = time.Since(start)
+		} else {
+			time.Sleep(time.Until(start.Add(delay)))
+		}
 		e.kill()
 		err := f.wait()
 		if err != nil {
