@@ -221,6 +221,9 @@ func runKills(t *testing.T, op killOp, rng *rand.Rand, kills int, res *killResul
 	}
 	e.checkMountIDs()
 	t.Logf("%s: %d kills survived, %d of them while the client waited for the operation", op.name, res.survived, res.underWay)
+	if res.underWay == 0 {
+		t.Errorf("%s: none of the %d kills came while the operation was under way: nothing was tried", op.name, kills)
+	}
 }
 
 // killEnv is a data root on its own BTRFS, a private bus, a client on it
