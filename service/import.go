@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -128,15 +129,18 @@ func (s *Store) importStream(ctx context.Context, p *JobProgress, r io.Reader, z
 }
 
 // checkImport refuses a stream whose name is not a valid VOLUME@TIMESTAMP
-// snapshot name or is taken. It returns the volume.
+// snapshot name, is dated ahead of this host's clock, or is taken. It returns the volume.
 func (s *Store) checkImport(hdr btrfs.StreamHeader) (string, error) {
 	name := hdr.Name
 	if err := ValidateSnapshotName(name); err != nil {
 		return "", fmt.Errorf("import refused: the stream's subvolume name is not a valid snapshot name: %w", err)
 	}
-	volume, _, err := ParseSnapshotName(name)
+	volume, t, err := ParseSnapshotName(name)
 	if err != nil {
 		return "", fmt.Errorf("import refused: the stream's subvolume name is not a valid snapshot name: %w", err)
+	}
+	if err := checkNotAhead(name, t, time.Now(), "check the clock of the host that made the stream"); err != nil {
+		return "", fmt.Errorf("import refused: %w", err)
 	}
 	if err := s.snapshotFree(name); err != nil {
 		return "", err

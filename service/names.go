@@ -131,3 +131,36 @@ func parseLocal(stamp string) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// MaxAhead is how far in the future a snapshot name made elsewhere (a
+// pushed or imported snapshot, whose time is the one in its name) may be
+// dated, beyond this host's clock: enough for time zones and clock drift,
+// not enough for a future-dated name to stay the volume's latest snapshot.
+const MaxAhead = 24 * time.Hour
+
+// checkNotAhead refuses a snapshot name dated t more than MaxAhead after
+// now; fix says what to do, e.g. "check the sending host's clock".
+func checkNotAhead(name string, t, now time.Time, fix string) error {
+	if d := t.Sub(now); d > MaxAhead {
+		return errorf(ErrInvalidName, "snapshot name %q is dated %s ahead of this host's clock (at most %s allowed): %s", name, roughSpan(d), roughSpan(MaxAhead), fix)
+	}
+	return nil
+}
+
+// roughSpan writes a long duration as whole years, days or hours.
+func roughSpan(d time.Duration) string {
+	const day, year = 24 * time.Hour, 365 * 24 * time.Hour
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= year:
+		return plural(int64(d/year), "year")
+	case d >= 2*day:
+		return plural(int64(d/day), "day")
+	}
+	return fmt.Sprintf("%dh", int64(d/time.Hour))
+}

@@ -177,3 +177,33 @@ func FuzzSnapshotName(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckNotAhead(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.Local)
+	for _, c := range []struct {
+		ahead time.Duration
+		want  string // "" when allowed
+	}{
+		{-1000 * time.Hour, ""},
+		{0, ""},
+		{MaxAhead, ""},
+		{MaxAhead + time.Second, "is dated 24h ahead"},
+		{30 * time.Hour, "is dated 30h ahead"},
+		{50 * time.Hour, "is dated 2 days ahead"},
+		{400 * 24 * time.Hour, "is dated 1 year ahead"},
+		{73*365*24*time.Hour + time.Hour, "is dated 73 years ahead"},
+	} {
+		name := SnapshotName("pg", now.Add(c.ahead))
+		_, ts, err := ParseSnapshotName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkNotAhead(name, ts, now, "check the sending host's clock")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s ahead: refused: %v", c.ahead, err)
+		case c.want != "" && (!errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s ahead: %v, want ErrInvalidName saying %q", c.ahead, err, c.want)
+		}
+	}
+}

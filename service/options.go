@@ -65,8 +65,15 @@ func ParseCreateOptions(opts map[string]string) (CreateOptions, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// Keys match case-insensitively: two spellings of one option would
+	// leave the choice to sort order.
+	seen := make(map[string]string, len(keys))
 	for _, k := range keys {
 		v := opts[k]
+		if prev, ok := seen[strings.ToLower(k)]; ok {
+			return o, errorf(ErrInvalidArg, "options %q and %q name the same option (names ignore case): give it once", prev, k)
+		}
+		seen[strings.ToLower(k)] = k
 		switch strings.ToLower(k) {
 		case "copyonwrite":
 			b, err := parseBool(k, v)

@@ -18,9 +18,11 @@ func TestParseCreateOptions(t *testing.T) {
 		t.Fatalf("no options: %+v, %v", o, err)
 	}
 	bad := map[string]map[string]string{
-		"allowed options are copyonwrite, finalsnapshot, from": {"bogus": "1"},
-		"must be true or false":                                {"copyonwrite": "maybe"},
-		"must start with a letter":                             {"from": "../../etc"},
+		"allowed options are copyonwrite, finalsnapshot, from":         {"bogus": "1"},
+		"must be true or false":                                        {"copyonwrite": "maybe"},
+		"must start with a letter":                                     {"from": "../../etc"},
+		`options "CopyOnWrite" and "copyonwrite" name the same option`: {"copyonwrite": "true", "CopyOnWrite": "false"},
+		`options "FROM" and "from" name the same option`:               {"from": "a1", "FROM": "b1"},
 	}
 	for want, opts := range bad {
 		_, err := ParseCreateOptions(opts)

@@ -49,7 +49,7 @@ func (h remoteHandler) Receive(ctx context.Context, peer remote.Peer, req remote
 		}
 		return remote.Result{}, fmt.Errorf("receive of %q: %w", req.Name, err)
 	}
-	if err := checkReceiveHeader(req, hdr); err != nil {
+	if err := checkReceiveHeader(req, hdr, time.Now()); err != nil {
 		return remote.Result{}, err
 	}
 	if ref, ok, err := s.alreadyReceived(hdr); err != nil {
@@ -93,13 +93,18 @@ func (s *Store) noteReceived(peer, volume string, hdr btrfs.StreamHeader) {
 
 // checkReceiveHeader refuses a stream whose header does not carry what the
 // request announced: the snapshot's name (in the request's volume) and the
-// agreed parent (none for a full stream).
-func checkReceiveHeader(req remote.ReceiveRequest, hdr btrfs.StreamHeader) error {
+// agreed parent (none for a full stream), and a name not dated ahead of
+// now (its time would make it the volume's latest snapshot).
+func checkReceiveHeader(req remote.ReceiveRequest, hdr btrfs.StreamHeader, now time.Time) error {
 	if hdr.Name != req.Name {
 		return fmt.Errorf("%w: receive refused: the stream carries subvolume %q, the request announced %q", remote.ErrBadRequest, hdr.Name, req.Name)
 	}
-	if volume, _, err := ParseSnapshotName(hdr.Name); err != nil || volume != req.Volume {
+	volume, t, err := ParseSnapshotName(hdr.Name)
+	if err != nil || volume != req.Volume {
 		return fmt.Errorf("%w: receive refused: %q is not a snapshot name of volume %q", remote.ErrBadRequest, hdr.Name, req.Volume)
+	}
+	if err := checkNotAhead(hdr.Name, t, now, "check the sending host's clock"); err != nil {
+		return fmt.Errorf("%w: receive refused: %w", remote.ErrBadRequest, err)
 	}
 	if hdr.ParentUUID != req.ParentUUID {
 		switch {

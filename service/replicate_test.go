@@ -2,7 +2,9 @@ package service
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"butterd/btrfs"
 	"butterd/service/remote"
@@ -38,8 +40,20 @@ func TestReplicateCheckReceiveHeader(t *testing.T) {
 	const p = "11111111-1111-1111-1111-111111111111"
 	name := "v1@2024-05-01T10:00:00.000000"
 	ok := remote.ReceiveRequest{Volume: "v1", Name: name, ParentUUID: p}
-	if err := checkReceiveHeader(ok, btrfs.StreamHeader{Name: name, ParentUUID: p}); err != nil {
+	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.Local)
+	if err := checkReceiveHeader(ok, btrfs.StreamHeader{Name: name, ParentUUID: p}, now); err != nil {
 		t.Errorf("agreed stream refused: %v", err)
+	}
+	// A sender's clock a few hours ahead (or in another time zone) is fine.
+	soon := "v1@2024-05-02T08:00:00.000000"
+	if err := checkReceiveHeader(remote.ReceiveRequest{Volume: "v1", Name: soon}, btrfs.StreamHeader{Name: soon}, now); err != nil {
+		t.Errorf("name dated 20h ahead refused: %v", err)
+	}
+	future := "v1@2099-05-01T10:00:00.000000"
+	err := checkReceiveHeader(remote.ReceiveRequest{Volume: "v1", Name: future}, btrfs.StreamHeader{Name: future}, now)
+	want := `snapshot name "v1@2099-05-01T10:00:00.000000" is dated 75 years ahead of this host's clock (at most 24h allowed): check the sending host's clock`
+	if !errors.Is(err, remote.ErrBadRequest) || !strings.Contains(err.Error(), want) {
+		t.Errorf("future-dated name: %v, want a bad request saying %q", err, want)
 	}
 	for _, c := range []struct {
 		what string
@@ -52,7 +66,7 @@ func TestReplicateCheckReceiveHeader(t *testing.T) {
 		{"full for incremental", ok, btrfs.StreamHeader{Name: name}},
 		{"incremental for full", remote.ReceiveRequest{Volume: "v1", Name: name}, btrfs.StreamHeader{Name: name, ParentUUID: p}},
 	} {
-		if err := checkReceiveHeader(c.req, c.hdr); !errors.Is(err, remote.ErrBadRequest) {
+		if err := checkReceiveHeader(c.req, c.hdr, now); !errors.Is(err, remote.ErrBadRequest) {
 			t.Errorf("%s: %v, want a bad request", c.what, err)
 		}
 	}

@@ -409,6 +409,31 @@ func TestImportInvalidNameIsRefusedBeforeReceive(t *testing.T) {
 	sameTree(t, filepath.Join(src.root, "snapshots", src.snap1), filepath.Join(root, "snapshots", "copy@"+stamp))
 }
 
+// A name dated far ahead would stay the volume's latest snapshot for
+// decades: the import is refused before anything is received.
+func TestImportFutureDatedNameIsRefused(t *testing.T) {
+	src := newImportSource(t)
+	s, root := openStore(t)
+	data, err := os.ReadFile(src.full)
+	must(t, err)
+	future := "app@2099-01-01T00:00:00.000000"
+	j := importBytes(t, s, withStreamName(t, data, future))
+	importFails(t, s, j, `import refused: snapshot name "app@2099-01-01T00:00:00.000000" is dated `)
+	importFails(t, s, j, " years ahead of this host's clock (at most 24h allowed): check the clock of the host that made the stream")
+	if names := snapshotNames(t, s, ""); len(names) != 0 {
+		t.Fatalf("snapshots %v", names)
+	}
+	noImportLeftovers(t, root)
+	// A name dated a few hours ahead (another time zone) is imported.
+	soon := service.SnapshotName("app", time.Now().Add(5*time.Hour))
+	p := filepath.Join(t.TempDir(), "soon")
+	must(t, os.WriteFile(p, withStreamName(t, data, soon), 0o600))
+	importOK(t, s, p)
+	if names := snapshotNames(t, s, ""); len(names) != 1 || names[0] != soon {
+		t.Fatalf("snapshots %v, want [%s]", names, soon)
+	}
+}
+
 func TestImportExistingNameIsRefused(t *testing.T) {
 	src := newImportSource(t)
 	// Into the store that has it.

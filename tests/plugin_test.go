@@ -39,6 +39,7 @@ func TestPluginBadInput(t *testing.T) {
 		{"nonascii", "/VolumeDriver.Create", map[string]any{"Name": "café"}, 400, "invalid character"},
 		{"unknown option", "/VolumeDriver.Create", map[string]any{"Name": "ok1", "Opts": map[string]string{"size": "1G"}}, 400, "allowed options are copyonwrite, finalsnapshot, from"},
 		{"bad bool", "/VolumeDriver.Create", map[string]any{"Name": "ok2", "Opts": map[string]string{"copyonwrite": "nope"}}, 400, "true or false"},
+		{"same option twice", "/VolumeDriver.Create", map[string]any{"Name": "ok6", "Opts": map[string]string{"copyonwrite": "true", "CopyOnWrite": "false"}}, 400, `options "CopyOnWrite" and "copyonwrite" name the same option`},
 		{"from missing", "/VolumeDriver.Create", map[string]any{"Name": "ok3", "Opts": map[string]string{"from": "ghost"}}, 404, `no such volume "ghost"`},
 		{"from path", "/VolumeDriver.Create", map[string]any{"Name": "ok4", "Opts": map[string]string{"from": "../../etc"}}, 400, "from="},
 		{"malformed", "/VolumeDriver.Create", `{"Name": "ok5"`, 400, "malformed JSON"},

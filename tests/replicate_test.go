@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,6 +279,17 @@ func TestReplicateReceiveRefusesOtherStreams(t *testing.T) {
 	full := a.streamFile(t, s2.Name, "")
 	refused("a full stream announced as incremental",
 		push(remote.ReceiveRequest{Volume: "v1", Name: s2.Name, ParentUUID: a1.UUID}, full))
+	// A name dated ahead of B's clock would stay B's latest snapshot.
+	future := "v1@2099-01-01T00:00:00.000000"
+	fullData, err := os.ReadFile(full)
+	must(t, err)
+	futureStream := filepath.Join(t.TempDir(), "future")
+	must(t, os.WriteFile(futureStream, withStreamName(t, fullData, future), 0o600))
+	err = push(remote.ReceiveRequest{Volume: "v1", Name: future}, futureStream)
+	refused("a name dated in 2099", err)
+	if err == nil || !strings.Contains(err.Error(), "ahead of this host's clock (at most 24h allowed): check the sending host's clock") {
+		t.Errorf("future-dated name refused with %v, want the reason and what to do", err)
+	}
 
 	// The agreed stream goes through.
 	res, err := toB.Push(ctx, remote.ReceiveRequest{Volume: "v1", Name: s2.Name, ParentUUID: a1.UUID}, mustOpen(t, incr))

@@ -43,18 +43,30 @@ type Server struct {
 	Handler Handler
 	Log     *slog.Logger
 
-	HandshakeTimeout  time.Duration // DefaultDialTimeout when 0
-	KeepaliveInterval time.Duration // DefaultKeepaliveInterval when 0
-	KeepaliveMax      int           // DefaultKeepaliveMax when 0
-	MaxSessions       int           // operations at once per connection; 4 when 0
+	// HandshakeTimeout bounds the SSH handshake and authentication of a
+	// connection (DefaultHandshakeTimeout when 0); an authenticated
+	// connection then lives as long as its keepalives are answered.
+	HandshakeTimeout time.Duration
+	// Serve refuses at once, by closing it, a connection that would make
+	// more than MaxHandshakes handshakes wait at once, or more than
+	// MaxHandshakesPerIP from one source address (an IPv6 /64)
+	// (DefaultMaxHandshakes and DefaultMaxHandshakesPerIP when 0).
+	MaxHandshakes      int
+	MaxHandshakesPerIP int
+	KeepaliveInterval  time.Duration // DefaultKeepaliveInterval when 0
+	KeepaliveMax       int           // DefaultKeepaliveMax when 0
+	MaxSessions        int           // operations at once per connection; 4 when 0
 }
 
 // Serve accepts connections on l and serves each (ServeConn) until ctx
 // ends; then it closes l and the connections and returns nil once they are
 // gone. It returns the listener's error when accepting fails for good.
+// Connections beyond the bounds on handshakes (MaxHandshakes,
+// MaxHandshakesPerIP) are closed at once.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	gate := newHandshakeGate(orDefault(s.MaxHandshakes, DefaultMaxHandshakes), orDefault(s.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP), s.log())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	backoff := 5 * time.Millisecond
@@ -73,7 +85,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			return err
 		}
 		backoff = 5 * time.Millisecond
-		wg.Go(func() { s.ServeConn(ctx, conn) })
+		source, ok := gate.enter(conn.RemoteAddr())
+		if !ok {
+			conn.Close()
+			continue
+		}
+		wg.Go(func() { s.serveConn(ctx, conn, func() { gate.leave(source) }) })
 	}
 }
 
@@ -92,6 +109,16 @@ type peerKey struct{}
 // with Accept=yes) until the client closes it, the link dies (keepalives)
 // or ctx ends. It closes conn.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
+	return s.serveConn(ctx, conn, func() {})
+}
+
+// serveConn is ServeConn; it calls handshakeDone once the handshake has
+// ended, before conn is closed if the handshake failed.
+func (s *Server) serveConn(ctx context.Context, conn net.Conn, handshakeDone func()) error {
+	// ssh.NewServerConn closes conn when the handshake fails: the slot is
+	// given back before, so that the client sees it free once closed.
+	handshakeDone = sync.OnceFunc(handshakeDone)
+	conn = &closeHook{Conn: conn, before: handshakeDone}
 	defer conn.Close()
 	// Closing conn ends the handshake, the connection and its operations.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -117,9 +144,10 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 		},
 	}
 	cfg.AddHostKey(s.HostKey)
-	conn.SetDeadline(time.Now().Add(orDefault(s.HandshakeTimeout, DefaultDialTimeout)))
+	conn.SetDeadline(time.Now().Add(orDefault(s.HandshakeTimeout, DefaultHandshakeTimeout)))
 	start := time.Now()
 	sconn, chans, reqs, err := ssh.NewServerConn(conn, cfg)
+	handshakeDone()
 	if err != nil {
 		log.Debug("ssh handshake failed", "error", err, "duration", time.Since(start))
 		return err
@@ -168,6 +196,17 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 		})
 	}
 	return nil
+}
+
+// closeHook calls before when it is closed, then closes its Conn.
+type closeHook struct {
+	net.Conn
+	before func()
+}
+
+func (c *closeHook) Close() error {
+	c.before()
+	return c.Conn.Close()
 }
 
 // refuseGlobal answers every global request from the client (tcpip-forward,
