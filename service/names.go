@@ -134,9 +134,11 @@ func parseLocal(stamp string) (time.Time, error) {
 
 // MaxAhead is how far in the future a snapshot name made elsewhere (a
 // pushed or imported snapshot, whose time is the one in its name) may be
-// dated, beyond this host's clock: enough for time zones and clock drift,
-// not enough for a future-dated name to stay the volume's latest snapshot.
-const MaxAhead = 24 * time.Hour
+// dated, beyond this host's clock: names carry local time without a zone,
+// and two zones lie up to 26 hours apart (UTC+14, UTC-12), so 48 hours
+// leave room for drift too, and not for a future-dated name to stay the
+// volume's latest snapshot for long.
+const MaxAhead = 48 * time.Hour
 
 // checkNotAhead refuses a snapshot name dated t more than MaxAhead after
 // now; fix says what to do, e.g. "check the sending host's clock".

@@ -187,9 +187,9 @@ func TestCheckNotAhead(t *testing.T) {
 		{-1000 * time.Hour, ""},
 		{0, ""},
 		{MaxAhead, ""},
-		{MaxAhead + time.Second, "is dated 24h ahead"},
-		{30 * time.Hour, "is dated 30h ahead"},
-		{50 * time.Hour, "is dated 2 days ahead"},
+		{26 * time.Hour, ""},
+		{MaxAhead + time.Second, "is dated 2 days ahead"},
+		{30 * 24 * time.Hour, "is dated 30 days ahead"},
 		{400 * 24 * time.Hour, "is dated 1 year ahead"},
 		{73*365*24*time.Hour + time.Hour, "is dated 73 years ahead"},
 	} {

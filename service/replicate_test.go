@@ -51,7 +51,7 @@ func TestReplicateCheckReceiveHeader(t *testing.T) {
 	}
 	future := "v1@2099-05-01T10:00:00.000000"
 	err := checkReceiveHeader(remote.ReceiveRequest{Volume: "v1", Name: future}, btrfs.StreamHeader{Name: future}, now)
-	want := `snapshot name "v1@2099-05-01T10:00:00.000000" is dated 75 years ahead of this host's clock (at most 24h allowed): check the sending host's clock`
+	want := `snapshot name "v1@2099-05-01T10:00:00.000000" is dated 75 years ahead of this host's clock (at most 2 days allowed): check the sending host's clock`
 	if !errors.Is(err, remote.ErrBadRequest) || !strings.Contains(err.Error(), want) {
 		t.Errorf("future-dated name: %v, want a bad request saying %q", err, want)
 	}

@@ -419,7 +419,7 @@ func TestImportFutureDatedNameIsRefused(t *testing.T) {
 	future := "app@2099-01-01T00:00:00.000000"
 	j := importBytes(t, s, withStreamName(t, data, future))
 	importFails(t, s, j, `import refused: snapshot name "app@2099-01-01T00:00:00.000000" is dated `)
-	importFails(t, s, j, " years ahead of this host's clock (at most 24h allowed): check the clock of the host that made the stream")
+	importFails(t, s, j, " years ahead of this host's clock (at most 2 days allowed): check the clock of the host that made the stream")
 	if names := snapshotNames(t, s, ""); len(names) != 0 {
 		t.Fatalf("snapshots %v", names)
 	}
