@@ -1,13 +1,13 @@
 package server
 
 import (
-	"bufio"
 	"fmt"
-	"os"
+	"log/slog"
 	"os/user"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -18,139 +18,192 @@ import (
 // whether a caller may change anything. The bus policy says the same; this
 // check holds even under a looser policy.
 type authorizer struct {
-	conn *dbus.Conn
-	// groupID of dbusapi.ManageGroup, or -1 when the group does not exist.
-	groupID int
+	src authSources
+	log *slog.Logger
 
-	// cache holds the credentials of senders by unique name. The bus never
-	// reuses a unique name and fixes a connection's credentials when it
-	// connects, so an entry stays true for as long as it is kept; it is
+	mu sync.Mutex
+	// gid of dbusapi.ManageGroup when gidKnown. A group missing at start
+	// (made later by an admin) is looked up again by manageGroup.
+	gid       uint32
+	gidKnown  bool
+	gidLooked time.Time // last lookup after start; zero before the first
+
+	// cache holds what the bus said of senders, by unique name. The bus
+	// never reuses a unique name and fixes a connection's credentials when
+	// it connects, so an entry stays true for as long as it is kept; it is
 	// emptied when it grows past cacheMax.
-	mu    sync.Mutex
 	cache map[string]creds
 }
 
-type creds struct {
-	uid    uint32
-	groups []uint32
+// authSources are where the authorizer learns its facts: the bus, the
+// group and user databases, the clock.
+type authSources struct {
+	// credentials answers org.freedesktop.DBus.GetConnectionCredentials.
+	credentials func(sender string) (map[string]dbus.Variant, error)
+	lookupGroup func(name string) (uint32, error)
+	userGroups  func(uid uint32) ([]uint32, error)
+	now         func() time.Time
 }
 
-const cacheMax = 4096
+// creds are what the bus said of a sender. Without busGroups the sender's
+// groups are those of its uid in the user database, as dbus-daemon itself
+// decides `<policy group=...>` then; they are read at each check, so a
+// change in the database counts from the next call, as it does for the bus
+// after it reloads.
+type creds struct {
+	uid       uint32
+	groups    []uint32
+	busGroups bool
+}
 
-func newAuthorizer(conn *dbus.Conn) *authorizer {
-	a := &authorizer{conn: conn, groupID: -1}
-	if g, err := user.LookupGroup(dbusapi.ManageGroup); err == nil {
-		if id, err := strconv.Atoi(g.Gid); err == nil {
-			a.groupID = id
-		}
+const (
+	cacheMax   = 4096
+	groupRetry = time.Second
+)
+
+func newAuthorizer(conn *dbus.Conn, log *slog.Logger) *authorizer {
+	return newAuthorizerFrom(authSources{
+		credentials: func(sender string) (map[string]dbus.Variant, error) {
+			var c map[string]dbus.Variant
+			err := conn.BusObject().Call("org.freedesktop.DBus.GetConnectionCredentials", 0, sender).Store(&c)
+			return c, err
+		},
+		lookupGroup: lookupGroupID,
+		userGroups:  userDBGroups,
+		now:         time.Now,
+	}, log)
+}
+
+func newAuthorizerFrom(src authSources, log *slog.Logger) *authorizer {
+	a := &authorizer{src: src, log: log}
+	if gid, err := src.lookupGroup(dbusapi.ManageGroup); err == nil {
+		a.gid, a.gidKnown = gid, true
+	} else {
+		log.Info("only root may change volumes until the group exists", "group", dbusapi.ManageGroup, "reason", err.Error())
 	}
 	return a
 }
 
 // allowChange returns nil for root and members of dbusapi.ManageGroup.
 func (a *authorizer) allowChange(sender dbus.Sender, method string) *dbus.Error {
-	uid, groups, err := a.credentials(string(sender))
+	c, err := a.credentials(string(sender))
 	if err != nil {
 		return dbus.NewError(dbusapi.ErrAccessDenied, []any{fmt.Sprintf("%s: cannot read the caller's credentials: %v", method, err)})
 	}
-	if uid == 0 {
+	if c.uid == 0 {
 		return nil
 	}
-	for _, g := range groups {
-		if a.groupID >= 0 && g == uint32(a.groupID) {
-			return nil
+	groups := c.groups
+	if !c.busGroups {
+		if groups, err = a.src.userGroups(c.uid); err != nil {
+			a.log.Debug("caller's groups unknown", "uid", c.uid, "reason", err.Error())
 		}
 	}
-	return dbus.NewError(dbusapi.ErrAccessDenied, []any{fmt.Sprintf("%s changes volumes: only root and members of group %q may call it (caller uid %d)", method, dbusapi.ManageGroup, uid)})
+	if gid, ok := a.manageGroup(); ok && slices.Contains(groups, gid) {
+		return nil
+	}
+	return dbus.NewError(dbusapi.ErrAccessDenied, []any{fmt.Sprintf("%s changes volumes: only root and members of group %q may call it (caller uid %d)", method, dbusapi.ManageGroup, c.uid)})
 }
 
-// credentials asks the bus daemon for the sender's uid and groups. Buses
-// that do not give UnixGroupIDs (dbus-daemon before 1.15) give the process
-// id; the groups are then read from /proc for that process, whose uid must
-// match the one the bus gave.
-func (a *authorizer) credentials(sender string) (uint32, []uint32, error) {
+// manageGroup returns the gid of dbusapi.ManageGroup and whether it is
+// known. A group not known yet is looked up again, at most once per
+// groupRetry: only calls that would be refused without it ask.
+func (a *authorizer) manageGroup() (uint32, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gidKnown {
+		return a.gid, true
+	}
+	now := a.src.now()
+	if !a.gidLooked.IsZero() && now.Sub(a.gidLooked) < groupRetry {
+		return 0, false
+	}
+	a.gidLooked = now
+	gid, err := a.src.lookupGroup(dbusapi.ManageGroup)
+	if err != nil {
+		return 0, false
+	}
+	a.gid, a.gidKnown = gid, true
+	a.log.Info("group found: its members may change volumes", "group", dbusapi.ManageGroup, "gid", gid)
+	return gid, true
+}
+
+// credentials returns what the bus says of sender, from the cache or by
+// asking the bus.
+func (a *authorizer) credentials(sender string) (creds, error) {
 	a.mu.Lock()
 	c, ok := a.cache[sender]
 	a.mu.Unlock()
 	if ok {
-		return c.uid, c.groups, nil
+		return c, nil
 	}
-	uid, groups, complete, err := a.ask(sender)
-	if err != nil || !complete {
-		return uid, groups, err
+	c, err := a.ask(sender)
+	if err != nil {
+		return creds{}, err
 	}
 	a.mu.Lock()
 	if a.cache == nil || len(a.cache) >= cacheMax {
 		a.cache = map[string]creds{}
 	}
-	a.cache[sender] = creds{uid, groups}
+	a.cache[sender] = c
 	a.mu.Unlock()
-	return uid, groups, nil
+	return c, nil
 }
 
-// ask asks the bus daemon for a sender's credentials. complete is false
-// when its groups could not be read (the caller then has none, and the
-// answer is not kept).
-func (a *authorizer) ask(sender string) (uid uint32, groups []uint32, complete bool, err error) {
-	var creds map[string]dbus.Variant
-	err = a.conn.BusObject().Call("org.freedesktop.DBus.GetConnectionCredentials", 0, sender).Store(&creds)
+// ask asks the bus daemon for a sender's uid and, when it gives them
+// (dbus-daemon 1.14 on Linux 4.13 and later), its groups.
+func (a *authorizer) ask(sender string) (creds, error) {
+	m, err := a.src.credentials(sender)
 	if err != nil {
-		return 0, nil, false, err
+		return creds{}, err
 	}
-	uidV, ok := creds["UnixUserID"]
+	uidV, ok := m["UnixUserID"]
 	if !ok {
-		return 0, nil, false, fmt.Errorf("the bus gave no UnixUserID")
+		return creds{}, fmt.Errorf("the bus gave no UnixUserID")
 	}
-	uid, ok = uidV.Value().(uint32)
+	uid, ok := uidV.Value().(uint32)
 	if !ok {
-		return 0, nil, false, fmt.Errorf("UnixUserID of type %s", uidV.Signature())
+		return creds{}, fmt.Errorf("UnixUserID of type %s", uidV.Signature())
 	}
-	if g, ok := creds["UnixGroupIDs"]; ok {
-		groups, _ = g.Value().([]uint32)
-		return uid, groups, true, nil
+	c := creds{uid: uid}
+	if g, ok := m["UnixGroupIDs"]; ok {
+		if c.groups, ok = g.Value().([]uint32); !ok {
+			return creds{}, fmt.Errorf("UnixGroupIDs of type %s", g.Signature())
+		}
+		c.busGroups = true
 	}
-	pidV, ok := creds["ProcessID"]
-	if !ok {
-		return uid, nil, true, nil
-	}
-	pid, _ := pidV.Value().(uint32)
-	groups, err = procGroups(pid, uid)
-	if err != nil {
-		return uid, nil, false, nil // no group rights this time; root still passes
-	}
-	return uid, groups, true, nil
+	return c, nil
 }
 
-// procGroups reads the real gid and supplementary groups of a process whose
-// real uid must be uid.
-func procGroups(pid, uid uint32) ([]uint32, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// lookupGroupID returns the gid of group name.
+func lookupGroupID(name string) (uint32, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, err
+	}
+	id, err := strconv.ParseUint(g.Gid, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("group %q has gid %q: %w", name, g.Gid, err)
+	}
+	return uint32(id), nil
+}
+
+// userDBGroups returns the groups of uid in the user database: its
+// primary group and the groups that list it.
+func userDBGroups(uid uint32) ([]uint32, error) {
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var groups []uint32
-	uidOK := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, val, _ := strings.Cut(sc.Text(), ":")
-		fields := strings.Fields(val)
-		switch key {
-		case "Uid":
-			uidOK = len(fields) > 0 && fields[0] == strconv.FormatUint(uint64(uid), 10)
-		case "Gid", "Groups":
-			for i, f := range fields {
-				if key == "Gid" && i > 0 {
-					break
-				}
-				if n, err := strconv.ParseUint(f, 10, 32); err == nil {
-					groups = append(groups, uint32(n))
-				}
-			}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("groups of user %q: %w", u.Username, err)
+	}
+	groups := make([]uint32, 0, len(ids))
+	for _, id := range ids {
+		if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+			groups = append(groups, uint32(n))
 		}
 	}
-	if !uidOK {
-		return nil, fmt.Errorf("process %d no longer has uid %d", pid, uid)
-	}
-	return groups, sc.Err()
+	return groups, nil
 }

@@ -24,13 +24,13 @@ type Server struct {
 // name without queueing: if another process owns it, it fails.
 func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, error) {
 	s := &Server{
-		conn:    conn,
-		log:     log.With("subsystem", "dbus"),
-		events:  make(chan service.Event, 1024),
-		done:    make(chan struct{}),
-		store:   store,
-		manager: &Manager{store: store, auth: newAuthorizer(conn)},
+		conn:   conn,
+		log:    log.With("subsystem", "dbus"),
+		events: make(chan service.Event, 1024),
+		done:   make(chan struct{}),
+		store:  store,
 	}
+	s.manager = &Manager{store: store, auth: newAuthorizer(conn, s.log)}
 	objs := &objects{store: store, manager: s.manager}
 	exports := []struct {
 		v       any
