@@ -218,7 +218,6 @@ for the action; creating one prints that timer's name. A volume has at most
 one snapshot and one purge schedule (setting another replaces it), and one
 replicate or synchronize schedule per host list. Schedules need butterd
 running under systemd; without it they fail (exit 1) and nothing is made.
-An ACTION, TIMER, pattern or host that is wrong is refused (exit 2).
 
 'butterctl scheduled' lists the schedules; 'butterctl schedule import FILE'
 reads buttervolume's schedule.csv.`
