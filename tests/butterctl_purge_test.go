@@ -100,8 +100,8 @@ func TestButterctlPurge(t *testing.T) {
 	ctl.fails(2, `--at "tomorrow"`, "purge", "--dry-run", "--at", "tomorrow", "1h:1d", "db")
 
 	// A pattern butterd refuses: exit 1, with the parser's message.
-	ctl.fails(1, `purge pattern "1x": item "1x": use a positive number with a unit m, h, d, w or y`, "purge", "1x", "db")
-	ctl.fails(1, `purge pattern "1d:1h": items must be strictly increasing`, "purge", "--dry-run", "1d:1h", "db")
+	ctl.fails(2, `purge pattern "1x": item "1x": use a positive number with a unit m, h, d, w or y`, "purge", "1x", "db")
+	ctl.fails(2, `purge pattern "1d:1h": items must be strictly increasing`, "purge", "--dry-run", "1d:1h", "db")
 
 	// A pinned snapshot is kept, and the dry run says why.
 	if out := ctl.ok("pin", names[3]); out != "" {

@@ -164,7 +164,7 @@ func TestButterctlSendBetweenDaemons(t *testing.T) {
 		t.Errorf("refusal of the unknown host key: %q, want the fingerprint %s and the trust command", msg, hostB)
 	}
 	b.ctl.fails(2, "is not of the form", "remote", "trust", "hostb", "SHA256")
-	a.ctl.fails(1, "not "+hostA, "remote", "trust", "hostb", hostA) // the wrong fingerprint
+	a.ctl.fails(2, "not "+hostA, "remote", "trust", "hostb", hostA) // the wrong fingerprint
 	if key := strings.TrimSpace(a.ctl.ok("remote", "trust", "hostb", hostB)); !strings.HasPrefix(key, "ssh-ed25519 ") {
 		t.Errorf("remote trust printed %q", key)
 	}
@@ -260,8 +260,8 @@ func TestButterctlSendBetweenDaemons(t *testing.T) {
 	nobody.fails(4, "", "send", "hostb", s3)
 	b.ctl.fails(3, `no such peer "nope"`, "remote", "rm", "nope")
 	b.ctl.fails(1, `peer "hosta" already exists`, "remote", "add", "hosta", "--key", clientA)
-	b.ctl.fails(1, "is not a public key line", "remote", "add", "hostc", "--key", "ssh-ed25519 nonsense")
-	b.ctl.fails(1, `port "x" must be a number`, "remote", "add", "hostc", "--key", remote.AuthorizedKey(stranger.PublicKey()), "--address", "c:x")
-	a.ctl.fails(1, "is neither a peer", "send", "no/such", s3)
-	a.ctl.fails(3, "no such snapshot", "send", "hostb", "v1@2020-01-01T00:00:00.000000")
+	b.ctl.fails(2, "is not a public key line", "remote", "add", "hostc", "--key", "ssh-ed25519 nonsense")
+	b.ctl.fails(2, `port "x" must be a number`, "remote", "add", "hostc", "--key", remote.AuthorizedKey(stranger.PublicKey()), "--address", "c:x")
+	a.ctl.fails(2, "is neither a peer", "send", "no/such", s3)
+	a.ctl.fails(1, "no such snapshot", "send", "hostb", "v1@2020-01-01T00:00:00.000000")
 }

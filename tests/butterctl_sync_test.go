@@ -76,8 +76,8 @@ func TestButterctlSync(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, `nohost: connect: no peer named "nohost"`) || !strings.Contains(r.stdout, "hosta: 0 created, 0 updated, 1 unchanged") {
 		t.Errorf("sync from an unknown host: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	ctl.fails(1, `host "hosta" is given twice`, "sync", "v1", "hosta", "hosta")
-	ctl.fails(3, `no such volume "nope"`, "sync", "nope", "hosta")
+	ctl.fails(2, `host "hosta" is given twice`, "sync", "v1", "hosta", "hosta")
+	ctl.fails(1, `no such volume "nope"`, "sync", "nope", "hosta")
 	ctl.nobody().fails(4, "", "sync", "v1", "hosta")
 	noSyncLeftovers(t, local)
 }

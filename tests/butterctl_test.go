@@ -280,22 +280,35 @@ func TestButterctlErrors(t *testing.T) {
 	ctl, _ := startButterdOnBus(t)
 	ctl.ok("volume", "create", "v1")
 
-	ctl.fails(3, `no such volume "nosuch"`, "snapshot", "nosuch")
+	// buttervolume's verbs exit 1 where the volume or snapshot is missing,
+	// as buttervolume did; the other verbs 3.
+	ctl.fails(1, `no such volume "nosuch"`, "snapshot", "nosuch")
+	ctl.fails(1, "no such snapshot", "rm", "v1@2000-01-01T00:00:00.000000")
+	ctl.fails(1, `volume "nosuch" has no snapshot to restore`, "restore", "nosuch")
+	ctl.fails(1, `no such volume "nosuch"`, "clone", "nosuch", "v9")
+	ctl.fails(1, `no such snapshot "v1@x"`, "send", "hostb", "v1@x")
 	ctl.fails(3, `no such volume "nosuch"`, "volume", "inspect", "nosuch")
 	ctl.fails(3, `no such volume "nosuch"`, "volume", "rm", "nosuch")
-	ctl.fails(3, "no such snapshot", "rm", "v1@2000-01-01T00:00:00.000000")
-	ctl.fails(3, `volume "nosuch" has no snapshot to restore`, "restore", "nosuch")
+	ctl.fails(3, "no such snapshot", "pin", "v1@2000-01-01T00:00:00.000000")
 
-	// A name butterd refuses is a usage error (exit 2) with butterd's
-	// message.
+	// snapshots of a name that is neither a volume nor has snapshots: not
+	// an empty list but an error naming it. v1 has no snapshot yet: nothing.
+	ctl.fails(1, `no volume "nosuch" and no snapshot of it`, "snapshots", "nosuch")
+	if out := ctl.ok("snapshots", "v1"); out != "" {
+		t.Errorf("snapshots v1: %q, want nothing", out)
+	}
+
+	// Every refusal of bad input is exit 2: the command line, and a name or
+	// an option butterd refuses, with butterd's message.
 	ctl.fails(2, `volume name "bad@name" includes invalid character '@'`, "volume", "create", "bad@name")
 	ctl.fails(2, `volume name "x" is too short`, "snapshot", "x")
-	ctl.fails(3, `no such snapshot "v1@x"`, "send", "hostb", "v1@x")
 	ctl.fails(2, "missing VOL", "snapshot")
-
-	// An unknown create option: the operation is refused (exit 1) and
-	// butterd names the allowed ones.
-	ctl.fails(1, "allowed options are", "volume", "create", "-o", "colour=blue", "v2")
+	ctl.fails(2, `option "colour" is not KEY=VALUE`, "volume", "create", "-o", "colour", "v2")
+	ctl.fails(2, "allowed options are", "volume", "create", "-o", "colour=blue", "v2")
+	ctl.fails(2, `purge pattern "1x"`, "purge", "1x", "v1")
+	if got := ctlLines(ctl.ok("volume", "ls", "-q")); !slices.Equal(got, []string{"v1"}) {
+		t.Errorf("volumes after refused creates: %q", got)
+	}
 
 	// As uid 65534: changes are denied by the bus policy, reads work.
 	nobody := ctl.nobody()
@@ -345,4 +358,63 @@ func TestButterctlUnreachable(t *testing.T) {
 	if out := nobus.ok("help"); !strings.Contains(out, "Exit codes:") {
 		t.Errorf("help without a bus:\n%s", out)
 	}
+}
+
+// scheduled prints buttervolume's lines ("snapshot 60 v1", "(paused)"
+// after a paused one) wherever its output goes, a table with -l; a
+// schedule of a volume that does not exist is not found, exit 1 as
+// buttervolume's verbs exit. butterd runs here with a real systemd in
+// nspawn, whose /etc/systemd/system is butterd's unit directory.
+func TestButterctlScheduled(t *testing.T) {
+	testenv.Root(t)
+	buildButterctl(t)
+	unitDir := filepath.Join(t.TempDir(), "system")
+	if out, err := exec.Command("cp", "-a", "/etc/systemd/system", unitDir).CombinedOutput(); err != nil {
+		t.Fatalf("copy /etc/systemd/system: %v: %s", err, out)
+	}
+	m := testenv.BootSystemd(t, testenv.Bind{Src: unitDir, Dst: "/etc/systemd/system"})
+	bus := testenv.StartBus(t)
+	root := filepath.Join(testenv.Btrfs(t), "root")
+	sock := filepath.Join(t.TempDir(), "btrfs.sock")
+	testenv.StartButterdWith(t, root, sock, testenv.ButterdOptions{Bus: bus,
+		Args: []string{"--unit-dir", unitDir, "--systemd-bus", m.BusAddress()}})
+	ctl := newCtl(t, bus)
+
+	ctl.ok("volume", "create", "v1")
+	ctl.ok("volume", "create", "a2")
+	ctl.ok("schedule", "snapshot", "60", "v1")
+	ctl.ok("schedule", "purge:1h:1d", "90s", "v1")
+	ctl.ok("schedule", "--on-calendar", "Mon *-*-* 03:00", "snapshot", "a2")
+	if out := ctl.ok("schedule", "purge", "pause", "v1"); out != "" {
+		t.Errorf("schedule purge pause printed %q", out)
+	}
+	const want = `snapshot "Mon *-*-* 03:00" a2
+purge:1h:1d 1min30s v1 (paused)
+snapshot 60 v1
+`
+	for _, args := range [][]string{{"scheduled"}, {"scheduled", "list"}} {
+		if out := ctl.ok(args...); out != want {
+			t.Errorf("%s:\n%s\nwant\n%s", strings.Join(args, " "), out, want)
+		}
+	}
+	table := strings.Split(strings.TrimSuffix(ctl.ok("scheduled", "-l"), "\n"), "\n")
+	if len(table) != 4 || !slices.Equal(strings.Fields(table[0]), []string{"ACTION", "TIMER", "VOLUME", "STATE", "LAST", "RUN", "RESULT", "NEXT", "RUN"}) ||
+		!strings.HasPrefix(table[1], "snapshot ") || !strings.Contains(table[2], " v1 ") || !strings.Contains(table[2], " paused ") ||
+		!strings.Contains(table[3], " active ") {
+		t.Errorf("scheduled -l:\n%s", strings.Join(table, "\n"))
+	}
+	var got struct {
+		AllPaused bool `json:"all_paused"`
+		Schedules []struct {
+			Action, Volume, Timer string
+			Paused                bool
+		} `json:"schedules"`
+	}
+	ctl.okJSON(&got, "scheduled")
+	if got.AllPaused || len(got.Schedules) != 3 || got.Schedules[1].Timer != "1min30s" || !got.Schedules[1].Paused {
+		t.Errorf("scheduled --json: %+v", got)
+	}
+
+	ctl.fails(1, `no such volume "nosuch"`, "schedule", "snapshot", "60", "nosuch")
+	ctl.fails(2, "purge pattern", "schedule", "purge:1x", "60", "v1")
 }

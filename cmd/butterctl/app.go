@@ -137,6 +137,11 @@ func (a *app) runCommand(ctx context.Context, c *command, args []string) error {
 	if ue, ok := err.(*usageError); ok && ue.verb == nil {
 		ue.verb = c
 	}
+	if err != nil && c.buttervolume {
+		if code, _ := classify(err); code == exitNotFound {
+			return &buttervolumeError{err}
+		}
+	}
 	return err
 }
 

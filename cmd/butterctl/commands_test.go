@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,7 +27,14 @@ func TestVerbs(t *testing.T) {
 		{args: []string{"snapshots"}, setup: func(f *fake) {
 			f.snapshots = []dbusapi.SnapshotRow{{Name: snap}, {Name: "v2@2026-11-22T20:57:09.000001"}}
 		}, calls: []string{`ListSnapshots("")`}, stdout: snap + "\nv2@2026-11-22T20:57:09.000001\n"},
-		{args: []string{"snapshots", "v1"}, calls: []string{`ListSnapshots("v1")`}, stdout: ""},
+		// A volume without snapshots: nothing.
+		{args: []string{"snapshots", "v1"}, calls: []string{`ListSnapshots("v1")`, `GetVolume("v1")`}, stdout: ""},
+		// The snapshots of a volume that is gone (removed, or received
+		// from a peer) are listed all the same.
+		{args: []string{"snapshots", "v1"}, setup: func(f *fake) {
+			f.snapshots = []dbusapi.SnapshotRow{{Name: snap}}
+			f.volumeErrs = map[string]error{"v1": dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "v1"`)}
+		}, calls: []string{`ListSnapshots("v1")`}, stdout: snap + "\n"},
 		{args: []string{"restore", snap}, setup: func(f *fake) { f.restored = [3]string{snap, "v1", "v1@2026-11-23T10:00:00.000000"} },
 			calls: []string{`Restore("` + snap + `", "", 0)`}, stdout: "v1@2026-11-23T10:00:00.000000\n"},
 		{args: []string{"restore", "--force", "v1", "v9"}, setup: func(f *fake) { f.restored = [3]string{snap, "v9", ""} },
@@ -76,6 +84,18 @@ func TestVerbs(t *testing.T) {
 	}
 }
 
+// snapshots VOL of a name that is neither a volume nor in any snapshot's
+// name is not found: exit 1, as buttervolume's verbs exit, naming it.
+func TestSnapshotsOfNothing(t *testing.T) {
+	for _, args := range [][]string{{"snapshots", "v1x"}, {"snapshots", "-l", "v1x"}, {"--json", "snapshots", "v1x"}} {
+		f := &fake{volumeErrs: map[string]error{"v1x": dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "v1x"`)}}
+		r := runWith(t, f, args...)
+		if r.code != exitFailed || r.stdout != "" || !strings.HasPrefix(r.stderr, `butterctl: no volume "v1x" and no snapshot of it`) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
 // Wrong command lines exit 2 with one line naming the problem and the
 // verb's usage, before anything is asked of the bus.
 func TestUsageErrors(t *testing.T) {
@@ -83,11 +103,11 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"snapshot"}, "snapshot: missing VOL (usage: butterctl snapshot VOL)"},
+		{[]string{"snapshot"}, "snapshot: missing VOL (usage: butterctl snapshot [--group NAME] [--project NAME] VOL)"},
 		{[]string{"snapshot", "a1", "b2"}, `snapshot: unexpected argument "b2"`},
 		{[]string{"snapshot", ""}, "snapshot: VOL is empty"},
 		{[]string{"snapshots", "a1", "b2"}, `snapshots: unexpected argument "b2"`},
-		{[]string{"restore"}, "restore: missing SNAP|VOL (usage: butterctl restore [--force] SNAP|VOL [TARGET])"},
+		{[]string{"restore"}, "restore: missing SNAP|VOL (usage: butterctl restore [--force] [--group NAME] [--project NAME] SNAP|VOL [TARGET])"},
 		{[]string{"restore", "a1", "b2", "c3"}, `restore: unexpected argument "c3"`},
 		{[]string{"restore", "--forse", "a1"}, "restore: unknown flag -forse"},
 		{[]string{"clone", "a1"}, "clone: missing NEW"},
@@ -107,7 +127,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"volume", "inspect"}, "volume inspect: missing NAME"},
 		{[]string{"volume", "unmount", "v1"}, "Docker unmounts volumes itself when their containers stop; --forget drops mount references left by a crashed container"},
 		{[]string{"volume", "unmount", "--forget"}, "volume unmount: missing NAME"},
-		{[]string{"export"}, "export: missing SNAP FILE|- (usage: butterctl export [--parent SNAP] [--compress] SNAP -o FILE|-)"},
+		{[]string{"export"}, "export: missing SNAP FILE|- (usage: butterctl export [--compress] [--force] [--parent SNAP] [-q] SNAP -o FILE|-)"},
 		{[]string{"export", "-o", "f"}, "export: missing SNAP"},
 		{[]string{"export", "v1@x", "f", "-o", "g"}, "export: give FILE with -o or after SNAP, not both"},
 		{[]string{"export", "v1@x"}, "export: missing FILE|-"},
@@ -124,7 +144,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"cancel"}, "cancel: missing ID (usage: butterctl cancel ID)"},
 		{[]string{"cancel", "4294967296"}, `cancel: "4294967296" is not a job id`},
 		{[]string{"frobnicate", "1h", "v1"}, `unknown verb "frobnicate": run 'butterctl help' for the list`},
-		{[]string{"send", "h"}, "send: missing SNAP (usage: butterctl send [--compress] [--bwlimit RATE] HOST SNAP)"},
+		{[]string{"send", "h"}, "send: missing SNAP (usage: butterctl send [--bwlimit RATE] [--compress] [-q] HOST SNAP)"},
 		{[]string{"send", "--bwlimit", "fast", "h", "v1@x"}, `send: --bwlimit "fast": give bytes per second`},
 		{[]string{"send", "--bwlimit", "-1", "h", "v1@x"}, `send: --bwlimit "-1": give bytes per second`},
 		{[]string{"remote"}, "remote needs a subcommand: add, ls, rm, trust, key"},
@@ -174,8 +194,13 @@ func TestHelp(t *testing.T) {
 			r.stdout = checkHelpJSON(t, r.stdout)
 		}
 		for _, c := range commandTable() {
-			if !strings.Contains(r.stdout, "  "+c.synopsis()+"  ") {
-				t.Errorf("%q: verb list lacks %q:\n%s", args, c.synopsis(), r.stdout)
+			if !strings.Contains(r.stdout, "\n  "+c.shortSynopsis()+"  ") {
+				t.Errorf("%q: verb list lacks %q:\n%s", args, c.shortSynopsis(), r.stdout)
+			}
+		}
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if len(line) > helpWidth {
+				t.Errorf("%q: a line of %d columns: %q", args, len(line), line)
 			}
 		}
 		for code := exitOK; code <= exitUnreachable; code++ {
@@ -199,9 +224,20 @@ func TestHelp(t *testing.T) {
 				t.Errorf("%q: exit %d, stderr %q", args, r.code, r.stderr)
 				continue
 			}
-			if !strings.HasPrefix(r.stdout, "usage: butterctl "+c.synopsis()+"\n\n"+capitalize(c.short)+".\n") ||
-				!strings.Contains(r.stdout, "--json") {
+			usage, rest, _ := strings.Cut(r.stdout, "\n\n")
+			if strings.Join(strings.Fields(usage), " ") != "usage: butterctl "+c.synopsis() ||
+				!strings.HasPrefix(rest, capitalize(c.short)+".\n") || !strings.Contains(r.stdout, "--json") {
 				t.Errorf("%q: help is\n%s", args, r.stdout)
+			}
+			for _, line := range strings.Split(usage, "\n") {
+				if len(line) > helpWidth {
+					t.Errorf("%q: usage line of %d columns: %q", args, len(line), line)
+				}
+			}
+			_, examples, ok := strings.Cut(r.stdout, "\nExamples:\n")
+			if !ok || !strings.Contains(examples, "butterctl "+c.name+" ") && !strings.Contains(examples, "butterctl "+c.name+"\n") &&
+				!strings.Contains(examples, "butterctl --json "+c.name) {
+				t.Errorf("%q: no example of %s:\n%s", args, c.name, r.stdout)
 			}
 		}
 	}
@@ -220,6 +256,40 @@ func TestHelp(t *testing.T) {
 	r = runWith(t, &fake{}, "volume", "unmount", "--help")
 	if !strings.Contains(r.stdout, "crashed") {
 		t.Errorf("volume unmount --help does not explain --forget:\n%s", r.stdout)
+	}
+}
+
+// A verb's synopsis names each of its flags (one name of a flag that has
+// two); the verb list keeps to the arguments.
+func TestSynopsisFlags(t *testing.T) {
+	for _, c := range commandTable() {
+		syn := c.synopsis()
+		fs := newFlagSet(c, c.new(nil))
+		fs.VisitAll(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Usage, "same as ") {
+				return
+			}
+			if !strings.Contains(syn, dashes(f.Name)+f.Name+" ") && !strings.Contains(syn, dashes(f.Name)+f.Name+"]") {
+				t.Errorf("%s: synopsis %q lacks %s%s", c.name, syn, dashes(f.Name), f.Name)
+			}
+		})
+		if strings.Contains(c.shortSynopsis(), "[-") {
+			t.Errorf("%s: the verb list shows its flags: %q", c.name, c.shortSynopsis())
+		}
+	}
+	for name, want := range map[string]string{
+		"snapshot":       "snapshot [--group NAME] [--project NAME] VOL",
+		"restore":        "restore [--force] [--group NAME] [--project NAME] SNAP|VOL [TARGET]",
+		"export":         "export [--compress] [--force] [--parent SNAP] [-q] SNAP -o FILE|-",
+		"purge":          "purge [--at TIME] [--dry-run] [-v] PATTERN VOL",
+		"remote add":     "remote add [--address HOST[:PORT]] [--pull] [--push] [--volume V]... PEER --key LINE",
+		"volume create":  "volume create [-o KEY=VALUE]... NAME",
+		"volume unmount": "volume unmount --forget NAME",
+	} {
+		c, _, err := findCommand(strings.Fields(name))
+		if err != nil || c.synopsis() != want {
+			t.Errorf("%s: synopsis %q, want %q", name, c.synopsis(), want)
+		}
 	}
 }
 

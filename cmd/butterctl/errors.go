@@ -23,20 +23,43 @@ const (
 	exitCanceled = 130
 )
 
-const exitCodesHelp = `Exit codes:
-  0  success; for a verb that waits for a job (export, import, purge,
-     send): the job is done
-  1  the operation failed (butterd's message says why); for a verb that
-     waits for a job: the job failed (its error follows the job id), or a
-     local file could not be written (export never overwrites an existing
-     FILE without --force)
-  2  usage error: unknown verb or flag, wrong arguments, or a name butterd
-     refuses as invalid
-  3  not found: no such volume, snapshot or job
-  4  access denied: changes need root or group "` + dbusapi.ManageGroup + `"
-  5  butterd is not reachable: no system bus, or butterd is not running on it
-130  the job was canceled (Ctrl-C, SIGTERM, or 'butterctl cancel ID')
-`
+// jobVerbs are the verbs that start a butterd job and wait for it.
+const jobVerbs = "export, import, purge, send, replicate, sync, snapshot --group and snapshot --project"
+
+// buttervolumeVerbs are the verbs buttervolume had: where butterd finds no
+// such volume or snapshot, they exit 1 as buttervolume did, not 3.
+const buttervolumeVerbs = "snapshot, snapshots, restore, clone, rm, purge, send, sync, schedule and scheduled"
+
+// exitCodesHelp is the "Exit codes:" section of `butterctl --help`.
+func exitCodesHelp() string {
+	var b strings.Builder
+	b.WriteString("Exit codes:\n")
+	for _, c := range []struct {
+		code int
+		text string
+	}{
+		{exitOK, "success; for a verb that waits for a job (" + jobVerbs + "): the job is done"},
+		{exitFailed, "the operation failed (butterd's message says why); for a verb that waits for a job: " +
+			"the job failed (its error follows the job id), or a local file could not be written " +
+			"(export never overwrites an existing FILE without --force); for buttervolume's verbs (" +
+			buttervolumeVerbs + ") also: no such volume or snapshot, as buttervolume exited"},
+		{exitUsage, "bad input, refused before anything changed: an unknown verb or flag, wrong arguments, " +
+			"or a name, option, pattern, host or other value butterd refuses"},
+		{exitNotFound, "not found, for the verbs not buttervolume's: no such volume, snapshot, job or peer"},
+		{exitDenied, `access denied: changes need root or group "` + dbusapi.ManageGroup + `"`},
+		{exitUnreachable, "butterd is not reachable: no system bus, or butterd is not running on it"},
+		{exitCanceled, "the job was canceled (Ctrl-C, SIGTERM, or 'butterctl cancel ID')"},
+	} {
+		for i, line := range wrap(strings.Fields(c.text), helpWidth-5) {
+			if i == 0 {
+				fmt.Fprintf(&b, "%3d  %s\n", c.code, line)
+			} else {
+				fmt.Fprintf(&b, "     %s\n", line)
+			}
+		}
+	}
+	return b.String()
+}
 
 // usageError is a wrong command line. verb, when set, names the command
 // whose usage line is added to the message; full, when set, is printed
@@ -74,6 +97,19 @@ func (e *jobError) Error() string {
 	return s
 }
 
+// notFoundError is a thing butterctl itself found missing, such as the
+// volume of 'snapshots VOL' that neither exists nor has snapshots.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
+
+// buttervolumeError is an error of one of buttervolume's verbs: not found
+// exits 1 there, as buttervolume did.
+type buttervolumeError struct{ err error }
+
+func (e *buttervolumeError) Error() string { return e.err.Error() }
+func (e *buttervolumeError) Unwrap() error { return e.err }
+
 // localError is a failure on this side of the bus: a file butterctl opens
 // with the caller's rights.
 type localError struct{ msg string }
@@ -109,14 +145,31 @@ func exitCode(name string) int {
 	case name == busServiceUnknown, name == busNameHasNoOwner,
 		strings.HasPrefix(name, busSpawnPrefix), strings.HasPrefix(name, systemdPrefix):
 		return exitUnreachable
-	case name == dbusapi.ErrInvalidName:
+	case name == dbusapi.ErrInvalidName, name == dbusapi.ErrInvalidArgument:
 		return exitUsage
 	}
 	return exitFailed
 }
 
+// noSystemd starts butterd's message when a schedule call finds no
+// systemd: butterd answers InvalidArgument, but the input was fine, so the
+// exit code is 1.
+const noSystemd = "no systemd reachable"
+
 // classify picks the exit code and the message for an error.
 func classify(err error) (int, string) {
+	var be *buttervolumeError
+	if errors.As(err, &be) {
+		code, msg := classify(be.err)
+		if code == exitNotFound {
+			code = exitFailed
+		}
+		return code, msg
+	}
+	var nf *notFoundError
+	if errors.As(err, &nf) {
+		return exitNotFound, nf.Error()
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return exitUsage, ue.Error()
@@ -148,6 +201,8 @@ func classify(err error) (int, string) {
 		return code, fmt.Sprintf("access denied by the system bus policy: changes need root or membership in group %q", dbusapi.ManageGroup)
 	case name == busNoReply || name == busTimeout:
 		return code, "butterd did not answer in time: " + dbusapi.Message(err)
+	case name == dbusapi.ErrInvalidArgument && strings.HasPrefix(dbusapi.Message(err), noSystemd):
+		return exitFailed, dbusapi.Message(err)
 	}
 	return code, dbusapi.Message(err)
 }

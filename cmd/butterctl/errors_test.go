@@ -21,7 +21,7 @@ func TestExitCode(t *testing.T) {
 		busNameHasNoOwner:                          exitUnreachable,
 		busSpawnPrefix + "Failed":                  exitUnreachable,
 		dbusapi.ErrInvalidName:                     exitUsage,
-		dbusapi.ErrInvalidArgument:                 exitFailed,
+		dbusapi.ErrInvalidArgument:                 exitUsage,
 		dbusapi.ErrBusy:                            exitFailed,
 		dbusapi.ErrInUse:                           exitFailed,
 		dbusapi.ErrExists:                          exitFailed,
@@ -46,10 +46,33 @@ func TestErrorsFromButterd(t *testing.T) {
 		code   int
 		stderr string
 	}{
+		// buttervolume's verbs exit 1 where the volume or snapshot is
+		// missing, as buttervolume did; the others 3.
 		{[]string{"snapshot", "nope"}, dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "nope"`),
-			exitNotFound, `butterctl: no such volume "nope"`},
+			exitFailed, `butterctl: no such volume "nope"`},
 		{[]string{"rm", "v1@2026-01-01T00:00:00.000000"}, dbusErr(dbusapi.ErrNoSuchSnapshot, `no such snapshot "v1@2026-01-01T00:00:00.000000"`),
-			exitNotFound, `butterctl: no such snapshot "v1@2026-01-01T00:00:00.000000"`},
+			exitFailed, `butterctl: no such snapshot "v1@2026-01-01T00:00:00.000000"`},
+		{[]string{"restore", "nope"}, dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "nope"`), exitFailed, "butterctl: no such volume"},
+		{[]string{"clone", "nope", "v2"}, dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "nope"`), exitFailed, "butterctl: no such volume"},
+		{[]string{"purge", "1d", "nope"}, dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "nope"`), exitFailed, "butterctl: no such volume"},
+		{[]string{"send", "hostb", "v1@2026-01-01T00:00:00.000000"}, dbusErr(dbusapi.ErrNoSuchSnapshot, "no such snapshot"), exitFailed, "butterctl: no such snapshot"},
+		{[]string{"sync", "nope", "hostb"}, dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "nope"`), exitFailed, "butterctl: no such volume"},
+		{[]string{"schedule", "snapshot", "60", "nope"}, dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "nope"`), exitFailed, "butterctl: no such volume"},
+		{[]string{"scheduled", "pause"}, dbusErr(dbusapi.ErrNotFound, "not found"), exitFailed, "butterctl: not found"},
+		{[]string{"volume", "inspect", "nope"}, dbusErr(dbusapi.ErrNoSuchVolume, `no such volume "nope"`), exitNotFound, "butterctl: no such volume"},
+		{[]string{"export", "v1@2026-01-01T00:00:00.000000", "/dev/null"}, dbusErr(dbusapi.ErrNoSuchSnapshot, "no such snapshot"), exitNotFound, "butterctl: no such snapshot"},
+		{[]string{"pin", "v1@2026-01-01T00:00:00.000000"}, dbusErr(dbusapi.ErrNoSuchSnapshot, "no such snapshot"), exitNotFound, "butterctl: no such snapshot"},
+		{[]string{"job", "9"}, dbusErr(dbusapi.ErrNoSuchJob, "no such job 9"), exitNotFound, "butterctl: no such job 9"},
+		{[]string{"remote", "rm", "nope"}, dbusErr(dbusapi.ErrNotFound, `no such peer "nope"`), exitNotFound, "butterctl: no such peer"},
+		// Every refusal of bad input is exit 2: a name, an option, a pattern
+		// or a host butterd refuses.
+		{[]string{"volume", "create", "-o", "colour=blue", "v1"}, dbusErr(dbusapi.ErrInvalidArgument, `unknown option "colour": allowed options are ...`),
+			exitUsage, `butterctl: unknown option "colour"`},
+		{[]string{"send", "no/such", "v1@2026-01-01T00:00:00.000000"}, dbusErr(dbusapi.ErrInvalidArgument, `"no/such" is neither a peer nor a host`),
+			exitUsage, `butterctl: "no/such" is neither a peer`},
+		// No systemd: butterd says InvalidArgument, but the input was fine.
+		{[]string{"schedule", "snapshot", "60", "v1"}, dbusErr(dbusapi.ErrInvalidArgument, "no systemd reachable: schedules need systemd (butterd runs schedules as systemd timers)"),
+			exitFailed, "butterctl: no systemd reachable"},
 		{[]string{"volume", "create", "a@b"}, dbusErr(dbusapi.ErrInvalidName, "volume name \"a@b\" includes invalid character '@'"),
 			exitUsage, "butterctl: volume name \"a@b\" includes invalid character '@'"},
 		{[]string{"volume", "rm", "v1"}, dbusErr(dbusapi.ErrInUse, "volume \"v1\" is in use (1 mount):\nstop its containers"),

@@ -26,6 +26,7 @@ type fake struct {
 
 	volumes          []dbusapi.VolumeRow
 	snapshots        []dbusapi.SnapshotRow
+	volumeErrs       map[string]error // GetVolume's answer per name
 	props            map[string]dbus.Variant
 	snapName         string
 	restored         [3]string
@@ -186,7 +187,10 @@ func (f *fake) RemoveVolumeReport(name string, flags uint64) (string, []string, 
 }
 
 func (f *fake) GetVolume(name string) (dbus.ObjectPath, error) {
-	return dbusapi.VolumePath(name), f.record("GetVolume(%q)", name)
+	if err := f.record("GetVolume(%q)", name); err != nil {
+		return "", err
+	}
+	return dbusapi.VolumePath(name), f.volumeErrs[name]
 }
 
 func (f *fake) ListVolumes() ([]dbusapi.VolumeRow, error) {

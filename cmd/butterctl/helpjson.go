@@ -17,6 +17,7 @@ type helpVerb struct {
 	Long     string     `json:"long,omitempty"`
 	Aliases  []string   `json:"aliases,omitempty"` // other last words
 	Flags    []helpFlag `json:"flags"`
+	Examples []string   `json:"examples"` // command lines, each may end in "  # comment"
 }
 
 type helpFlag struct {
@@ -28,14 +29,10 @@ type helpFlag struct {
 func (a *app) helpJSON() error {
 	doc := helpDoc{Help: mainUsage(), Verbs: []helpVerb{}}
 	for _, c := range commandTable() {
-		v := helpVerb{Name: c.name, Synopsis: c.synopsis(), Short: c.short, Long: c.long, Aliases: c.aliases, Flags: []helpFlag{}}
+		v := helpVerb{Name: c.name, Synopsis: c.synopsis(), Short: c.short, Long: c.long, Aliases: c.aliases, Flags: []helpFlag{}, Examples: c.examples}
 		newFlagSet(c, c.new(a)).VisitAll(func(f *flag.Flag) {
 			arg, usage := flag.UnquoteUsage(f)
-			dash := "--"
-			if len(f.Name) == 1 {
-				dash = "-"
-			}
-			v.Flags = append(v.Flags, helpFlag{Name: dash + f.Name, Arg: arg, Usage: usage})
+			v.Flags = append(v.Flags, helpFlag{Name: dashes(f.Name) + f.Name, Arg: arg, Usage: usage})
 		})
 		doc.Verbs = append(doc.Verbs, v)
 	}

@@ -344,13 +344,26 @@ func pathErr(err error) error {
 	return err
 }
 
-const jobsHelp = `Long operations (export, import, purge, send, replicate, sync) run as
-butterd jobs: queued, running, then done, failed or canceled. So do
-snapshots that quiesce containers, group snapshots, and any snapshot that
-fails: 'job ID' shows the snapshots made and how long each container was
-paused or stopped. Finished
-jobs stay listed (butterd keeps a history) with their bytes and error.
-PROGRESS is "-" while butterd cannot tell how far a job is.`
+const jobsHelp = `Long operations run as butterd jobs: queued, running, then done, failed
+or canceled. The verbs that start one wait for it and exit with its
+result: ` + jobVerbs + `. Snapshots that quiesce containers, and any
+snapshot that fails, are jobs too. Finished jobs stay listed (butterd
+keeps a history) with their bytes and error.
+
+The table has ID, KIND, TARGET, STATE, PROGRESS ("-" while butterd cannot
+tell how far a job is), BYTES, RATE and, for a job that failed or was
+canceled, its ERROR. With ID, or with 'butterctl job ID', one job's
+properties. With --json: a list of every job's properties and its "path".`
+
+const jobHelp = `Prints every property of job ID, one a line: its kind, target and
+state, progress, bytes and files done and rate, when it was created,
+started and finished, its result, error and summary, and the snapshots it
+made. For a snapshot job, Containers says how long each container was
+paused or stopped, and Notes what else was done. With --json: the
+properties as an object, with the job's object "path".
+
+Finished jobs stay in butterd's history; an id that is not there, or no
+longer, is not found (exit 3). 'butterctl jobs' lists them all.`
 
 // jobsCmd is `jobs [ID]` and `job ID`.
 type jobsCmd struct {
@@ -492,6 +505,10 @@ func (c *cancelCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := m.CancelJob(id); err != nil {
+		if dbusapi.ErrorName(err) == dbusapi.ErrInvalidArgument {
+			// The job already finished: a failed operation, not bad input.
+			return errors.New(dbusapi.Message(err))
+		}
 		return err
 	}
 	if c.json {

@@ -44,8 +44,8 @@ YYYY-MM-DD[THH:MM[:SS[.FRACTION]]] (a space may stand for the T).
 An old spelling butterd reads another way (buttervolume's 1d:1d, read as
 1d) is done as read, with a warning on stderr.
 
-A PATTERN butterd refuses fails with exit 1 and butterd's message naming
-the bad item and the rule.`
+butterd refuses a bad PATTERN with a message naming the bad item and the
+rule.`
 
 type purgeCmd struct {
 	*app

@@ -147,7 +147,7 @@ func TestPurgeUsageErrors(t *testing.T) {
 		want string
 		args []string
 	}{
-		{"purge: missing PATTERN VOL (usage: butterctl purge [--dry-run [--at TIME]] PATTERN VOL)", []string{"purge"}},
+		{"purge: missing PATTERN VOL (usage: butterctl purge [--at TIME] [--dry-run] [-v] PATTERN VOL)", []string{"purge"}},
 		{"purge: missing VOL", []string{"purge", "1d"}},
 		{`purge: unexpected argument "v2"`, []string{"purge", "1d", "v1", "v2"}},
 		{"purge: PATTERN is empty", []string{"purge", "", "v1"}},
@@ -218,12 +218,12 @@ func TestPurgeFails(t *testing.T) {
 	if r = runWith(t, f, "purge", "1d", "v1"); r.code != exitCanceled {
 		t.Errorf("canceled job: exit %d, stderr %q", r.code, r.stderr)
 	}
-	// A pattern butterd refuses: exit 1 with the parser's message, for a
-	// dry run and a purge alike.
+	// A pattern butterd refuses is bad input: exit 2 with the parser's
+	// message, for a dry run and a purge alike.
 	msg := `purge pattern "1x": item "1x": use a positive number with a unit m, h, d, w or y (a bare number means minutes)`
 	for _, args := range [][]string{{"purge", "1x", "v1"}, {"purge", "--dry-run", "1x", "v1"}} {
 		r = runWith(t, &fake{err: dbusErr(dbusapi.ErrInvalidArgument, msg)}, args...)
-		if r.code != exitFailed || r.stderr != "butterctl: "+msg+"\n" || r.stdout != "" {
+		if r.code != exitUsage || r.stderr != "butterctl: "+msg+"\n" || r.stdout != "" {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
 		}
 	}

@@ -55,6 +55,8 @@ type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
+func (*listFlag) repeatable() {}
+
 func (l *listFlag) Set(s string) error {
 	if s == "" {
 		return fmt.Errorf("empty value")

@@ -315,8 +315,8 @@ buttervolume did: ACTION TIMER VOL, such as "purge:1h:1d 60 v1", with
 whole number of them, else a systemd time span (90s) or the calendar
 expression (quoted when it has spaces).
 
-On a terminal, or with -l, a table adds each schedule's state, its last run
-and result, and its next run. --json prints every field:
+With -l, a table adds each schedule's state, its last run and result, and
+its next run. --json prints every field:
 {"all_paused", "schedules": [{"action", "arg", "volume", "timer", "every",
 "every_usec", "on_calendar", "paused", "unit", "last_run", "last_result",
 "next_run"}]}.
@@ -332,7 +332,7 @@ type scheduledCmd struct {
 }
 
 func (c *scheduledCmd) Flags(fs *flag.FlagSet) {
-	fs.BoolVar(&c.long, "l", false, "add state, last run, result and next run (the default on a terminal)")
+	fs.BoolVar(&c.long, "l", false, "a table: add state, last run, result and next run")
 	fs.BoolVar(&c.long, "long", false, "same as -l")
 }
 
@@ -401,7 +401,7 @@ func (c *scheduledCmd) Run(ctx context.Context, args []string) error {
 	if allPaused {
 		fmt.Fprintln(c.stderr, "all schedules paused ('butterctl scheduled resume' resumes them)")
 	}
-	if c.long || stdoutIsTerminal(c.stdout) {
+	if c.long {
 		return scheduleTable(c.out, rows)
 	}
 	for _, r := range rows {
@@ -414,13 +414,6 @@ func (c *scheduledCmd) Run(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
-}
-
-// stdoutIsTerminal reports whether standard output is a terminal (a
-// person reads it). Tests replace it.
-var stdoutIsTerminal = func(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && isatty(f)
 }
 
 func rowAction(r dbusapi.ScheduleRow) string {

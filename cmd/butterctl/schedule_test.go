@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,7 +182,7 @@ func TestScheduleUsageErrors(t *testing.T) {
 		want string
 		args []string
 	}{
-		{"schedule: missing ACTION TIMER VOL (usage: butterctl schedule [--every SPAN|--on-calendar EXPR] ACTION [TIMER] VOL)", []string{"schedule"}},
+		{"schedule: missing ACTION TIMER VOL (usage: butterctl schedule [--every SPAN] [--on-calendar EXPR] ACTION [TIMER] VOL)", []string{"schedule"}},
 		{"schedule: missing TIMER VOL", []string{"schedule", "snapshot"}},
 		{"schedule: missing TIMER (minutes, 0|delete, pause or resume) or --every SPAN or --on-calendar EXPR", []string{"schedule", "snapshot", "v1"}},
 		{`schedule: unexpected argument "v2"`, []string{"schedule", "snapshot", "60", "v1", "v2"}},
@@ -266,13 +265,9 @@ synchronize:h1,h2   daily               v1       active   -                     
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("-l: exit %d, stderr %q, stdout\n%s\nwant\n%s", r.code, r.stderr, r.stdout, want)
 	}
-	// On a terminal, the table is the default.
-	old := stdoutIsTerminal
-	defer func() { stdoutIsTerminal = old }()
-	stdoutIsTerminal = func(io.Writer) bool { return true }
-	r = runWith(t, &fake{schedules: scheduleRows()}, "scheduled", "list")
+	r = runWith(t, &fake{schedules: scheduleRows()}, "scheduled", "list", "--long")
 	if r.code != 0 || r.stdout != want {
-		t.Errorf("terminal: exit %d, stdout\n%s", r.code, r.stdout)
+		t.Errorf("list --long: exit %d, stdout\n%s", r.code, r.stdout)
 	}
 }
 

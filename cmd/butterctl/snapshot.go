@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"strings"
 
 	"butterd/dbusapi"
@@ -70,6 +71,11 @@ func (c *snapshotsCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(rows) == 0 && volume != "" {
+		if err := c.checkVolume(m, volume); err != nil {
+			return err
+		}
+	}
 	if c.long {
 		reps, err := m.ListReplicas(volume)
 		if err != nil {
@@ -89,6 +95,16 @@ func (c *snapshotsCmd) Run(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+// checkVolume tells a volume without snapshots from a name that is
+// neither a volume nor in any snapshot's name (a typo).
+func (c *snapshotsCmd) checkVolume(m manager, volume string) error {
+	_, err := m.GetVolume(volume)
+	if dbusapi.ErrorName(err) == dbusapi.ErrNoSuchVolume {
+		return &notFoundError{fmt.Sprintf("no volume %q and no snapshot of it ('butterctl volume ls' lists the volumes, 'butterctl snapshots' every snapshot)", volume)}
+	}
+	return err
 }
 
 type restoreCmd struct {

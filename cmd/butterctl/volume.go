@@ -208,3 +208,5 @@ func (c *volumeUnmountCmd) Run(ctx context.Context, args []string) error {
 	}
 	return c.println(fmt.Sprint(n))
 }
+
+func (optionsFlag) repeatable() {}

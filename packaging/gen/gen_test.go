@@ -184,6 +184,11 @@ func TestManPages(t *testing.T) {
 				t.Errorf("butterctl(8) does not describe %s of %s", f.Name, v.Name)
 			}
 		}
+		for _, e := range v.Examples {
+			if !strings.Contains(ctlPage, e) {
+				t.Errorf("butterctl(8) lacks the example %q of %s", e, v.Name)
+			}
+		}
 	}
 	for _, want := range []string{"EXIT CODES", "GLOBAL FLAGS", "butterd 9.9.9"} {
 		if !strings.Contains(ctlPage, want) {

@@ -22,6 +22,7 @@ type helpVerb struct {
 	Long     string     `json:"long"`
 	Aliases  []string   `json:"aliases"` // other last words: "remove"
 	Flags    []helpFlag `json:"flags"`
+	Examples []string   `json:"examples"` // command lines
 }
 
 type helpFlag struct {

@@ -83,7 +83,7 @@ func cutSection(text, name string) (before, after string, found bool) {
 }
 
 // verb writes a verb's subsection: its synopsis, what it does, its long
-// help and its flags.
+// help, its flags and its examples.
 func (p *page) verb(v *helpVerb) {
 	fmt.Fprintf(&p.b, ".SS %s\n", esc(v.Name))
 	fmt.Fprintf(&p.b, ".B butterctl %s\n%s\n", esc(v.Name), esc(strings.TrimSpace(strings.TrimPrefix(v.Synopsis, v.Name))))
@@ -100,6 +100,9 @@ func (p *page) verb(v *helpVerb) {
 			term += " " + f.Arg
 		}
 		p.item(term, f.Usage)
+	}
+	if len(v.Examples) > 0 {
+		p.text("Examples:\n  " + strings.Join(v.Examples, "\n  "))
 	}
 }
 
