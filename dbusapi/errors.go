@@ -19,6 +19,7 @@ const (
 	ErrExists          = errorPrefix + "Exists"
 	ErrAccessDenied    = errorPrefix + "AccessDenied"
 	ErrNoSpace         = errorPrefix + "NoSpace"
+	ErrNoSystemd       = errorPrefix + "NoSystemd" // schedules need systemd, and none is reachable
 	ErrFailed          = errorPrefix + "Failed"
 )
 

@@ -469,7 +469,7 @@ func TestDBusSchedulesWithoutSystemd(t *testing.T) {
 	// ListSchedules passes the policy for everyone and answers butterd's
 	// reason.
 	for _, as := range [][]string{asRoot, asNobody} {
-		e.fails(as, "InvalidArgument", reason, "ListSchedules", "")
+		e.fails(as, "NoSystemd", reason, "ListSchedules", "")
 	}
 	for _, c := range []struct {
 		method, sig string
@@ -483,7 +483,7 @@ func TestDBusSchedulesWithoutSystemd(t *testing.T) {
 		{"PauseAllSchedules", "", nil},
 		{"ResumeAllSchedules", "", nil},
 	} {
-		e.fails(asRoot, "InvalidArgument", reason, c.method, c.sig, c.args...)
+		e.fails(asRoot, "NoSystemd", reason, c.method, c.sig, c.args...)
 		e.deniedByBus(asNobody, c.method, c.sig, c.args...)
 	}
 	if entries, err := os.ReadDir(unitDir); err == nil && len(entries) > 0 {

@@ -151,11 +151,6 @@ func exitCode(name string) int {
 	return exitFailed
 }
 
-// noSystemd starts butterd's message when a schedule call finds no
-// systemd: butterd answers InvalidArgument, but the input was fine, so the
-// exit code is 1.
-const noSystemd = "no systemd reachable"
-
 // classify picks the exit code and the message for an error.
 func classify(err error) (int, string) {
 	var be *buttervolumeError
@@ -201,8 +196,6 @@ func classify(err error) (int, string) {
 		return code, fmt.Sprintf("access denied by the system bus policy: changes need root or membership in group %q", dbusapi.ManageGroup)
 	case name == busNoReply || name == busTimeout:
 		return code, "butterd did not answer in time: " + dbusapi.Message(err)
-	case name == dbusapi.ErrInvalidArgument && strings.HasPrefix(dbusapi.Message(err), noSystemd):
-		return exitFailed, dbusapi.Message(err)
 	}
 	return code, dbusapi.Message(err)
 }

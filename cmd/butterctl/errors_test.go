@@ -70,8 +70,8 @@ func TestErrorsFromButterd(t *testing.T) {
 			exitUsage, `butterctl: unknown option "colour"`},
 		{[]string{"send", "no/such", "v1@2026-01-01T00:00:00.000000"}, dbusErr(dbusapi.ErrInvalidArgument, `"no/such" is neither a peer nor a host`),
 			exitUsage, `butterctl: "no/such" is neither a peer`},
-		// No systemd: butterd says InvalidArgument, but the input was fine.
-		{[]string{"schedule", "snapshot", "60", "v1"}, dbusErr(dbusapi.ErrInvalidArgument, "no systemd reachable: schedules need systemd (butterd runs schedules as systemd timers)"),
+		// No systemd: its own error name; the input was fine.
+		{[]string{"schedule", "snapshot", "60", "v1"}, dbusErr(dbusapi.ErrNoSystemd, "no systemd reachable: schedules need systemd (butterd runs schedules as systemd timers)"),
 			exitFailed, "butterctl: no systemd reachable"},
 		{[]string{"volume", "create", "a@b"}, dbusErr(dbusapi.ErrInvalidName, "volume name \"a@b\" includes invalid character '@'"),
 			exitUsage, "butterctl: volume name \"a@b\" includes invalid character '@'"},

@@ -25,6 +25,8 @@ func toDBus(err error) *dbus.Error {
 		name = dbusapi.ErrNoSuchJob
 	case errors.Is(err, service.ErrNotFound):
 		name = dbusapi.ErrNotFound
+	case errors.Is(err, service.ErrNoSystemd):
+		name = dbusapi.ErrNoSystemd
 	case errors.Is(err, service.ErrInvalidName):
 		name = dbusapi.ErrInvalidName
 	case errors.Is(err, service.ErrInvalidArg):
