@@ -176,6 +176,7 @@ func (s *Store) open() error {
 	if err := s.loadIndex(); err != nil {
 		return err
 	}
+	s.dropStaleSettings()
 	if err := s.loadJobs(); err != nil {
 		return err
 	}

@@ -45,10 +45,10 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 			return Volume{}, false, fmt.Errorf("option from=%q: %w", opts.From, err)
 		}
 	}
-	if opts.NoFinalSnapshot {
-		if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, true) }); err != nil {
-			return Volume{}, false, err
-		}
+	// Exactly what is asked, whatever a removal cut short left behind:
+	// a new volume never inherits the settings of an earlier one.
+	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, opts.NoFinalSnapshot) }); err != nil {
+		return Volume{}, false, s.noSpace(fmt.Sprintf("create volume %q", name), err)
 	}
 	if opts.NoCOW {
 		err = s.createNoCOW(name, src)
@@ -65,9 +65,7 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 		}
 	}
 	if err != nil {
-		if opts.NoFinalSnapshot {
-			s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) })
-		}
+		s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) })
 		return Volume{}, false, err
 	}
 	s.log.Info("volume created", "volume", name, "from", opts.From, "nocow", opts.NoCOW, "policy", opts.Policy, "schedules", timers)

@@ -1,7 +1,10 @@
 package tests
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +98,46 @@ func TestStoreNoFinalSnapshot(t *testing.T) {
 	}
 	if final, err := s.RemoveVolume("tmpvol", service.RemoveOptions{}); err != nil || final == "" {
 		t.Fatalf("remove of the new volume: %q %v", final, err)
+	}
+}
+
+// A finalsnapshot=false setting left by a create or removal that was cut
+// short (its volume does not exist) is dropped at start and reported: a
+// new volume of that name takes its final snapshot when removed. The
+// setting of a volume that exists stays.
+func TestStoreStaleFinalSnapshotSetting(t *testing.T) {
+	root := filepath.Join(testenv.Btrfs(t), "data root")
+	s := openStoreAt(t, root, service.Config{})
+	if _, _, err := s.CreateVolume("keep", service.CreateOptions{NoFinalSnapshot: true}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Close())
+	meta := filepath.Join(root, "state", "meta.json")
+	var m map[string]map[string]bool
+	must(t, json.Unmarshal([]byte(readFile(t, meta)), &m))
+	m["no_final_snapshot"]["db"] = true
+	data, err := json.Marshal(m)
+	must(t, err)
+	must(t, os.WriteFile(meta, data, 0o600))
+
+	var log bytes.Buffer
+	s = openStoreAt(t, root, service.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if !strings.Contains(log.String(), "settings of volumes that do not exist dropped") || !strings.Contains(log.String(), "db") {
+		t.Errorf("the stale setting of db is not reported at start:\n%s", log.String())
+	}
+	if _, _, err := s.CreateVolume("db", service.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "volumes", "db", "f"), "data")
+	final, err := s.RemoveVolume("db", service.RemoveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final == "" || readFile(t, filepath.Join(root, "snapshots", final, "f")) != "data" {
+		t.Fatalf("removal of the new volume db took no final snapshot with its data (%q): it inherited a stale setting", final)
+	}
+	if final, err := s.RemoveVolume("keep", service.RemoveOptions{}); err != nil || final != "" {
+		t.Fatalf("removal of keep (finalsnapshot=false): %q %v", final, err)
 	}
 }
 
