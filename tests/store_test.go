@@ -2,8 +2,11 @@ package tests
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -138,6 +141,45 @@ func TestStoreStaleFinalSnapshotSetting(t *testing.T) {
 	}
 	if final, err := s.RemoveVolume("keep", service.RemoveOptions{}); err != nil || final != "" {
 		t.Fatalf("removal of keep (finalsnapshot=false): %q %v", final, err)
+	}
+}
+
+// Removing a snapshot that a running export reads (stalled: nobody reads
+// its pipe) is refused as busy, naming the job; once the job is done it
+// goes.
+func TestStoreSnapshotInUseByExport(t *testing.T) {
+	s, root := openStore(t)
+	v, _, err := s.CreateVolume("app", service.CreateOptions{})
+	must(t, err)
+	data := make([]byte, 8<<20) // more than any pipe holds
+	_, err = rand.Read(data)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(v.Path, "big"), data, 0o600))
+	snap, err := s.CreateSnapshot("app")
+	must(t, err)
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	j, err := s.ExportSnapshot(snap.Name, "", w)
+	must(t, err)
+	if _, err := io.ReadFull(r, make([]byte, 1)); err != nil { // the stream has begun, then stalls
+		t.Fatal(err)
+	}
+	err = s.RemoveSnapshot(snap.Name)
+	want := fmt.Sprintf("snapshot %q is in use by export job %d: wait for it or cancel it (butterctl cancel %d)", snap.Name, j.ID, j.ID)
+	if !errors.Is(err, service.ErrBusy) || err.Error() != want {
+		t.Fatalf("removal of a snapshot being exported: %v, want busy: %s", err, want)
+	}
+	if !isSubvol(filepath.Join(root, "snapshots", snap.Name)) {
+		t.Fatal("the snapshot being exported is gone")
+	}
+	go io.Copy(io.Discard, r)
+	if j = waitJob(t, s, j.ID); j.State != service.JobDone {
+		t.Fatalf("export: %s: %s", j.State, j.Error)
+	}
+	must(t, s.RemoveSnapshot(snap.Name))
+	if got := snapshotNames(t, s, "app"); len(got) != 0 {
+		t.Fatalf("snapshots after the removal: %v", got)
 	}
 }
 
