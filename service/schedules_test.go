@@ -984,3 +984,31 @@ func TestCreateOptionsSchedulesAndPolicies(t *testing.T) {
 		}
 	}
 }
+
+// Schedule options repeated for a volume that exists: those it has (in
+// any spelling) are applied already, the others are listed.
+func TestUnappliedScheduleOptions(t *testing.T) {
+	s, _ := schedStore(t, newFakeSystemd(""), "v1")
+	if _, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetSchedule(units.Schedule{Action: "purge", Volume: "v1", Arg: "1d:4w", Every: PurgeEvery}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		opts map[string]string
+		want []string
+	}{
+		{map[string]string{"snapshot": "60", "purge": "1440m:4w", "replicate": "none"}, nil},
+		{map[string]string{"snapshot": "2h", "purge": "none", "synchronize": "hostb"}, []string{"snapshot=2h", "purge=none", "synchronize=hostb"}},
+		{map[string]string{"snapshot": "0", "purge": "1d"}, []string{"snapshot=0", "purge=1d"}},
+	} {
+		o, err := ParseCreateOptions(c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.unappliedOptions("v1", o); !slices.Equal(got, c.want) {
+			t.Errorf("options %v: unapplied %q, want %q", c.opts, got, c.want)
+		}
+	}
+}

@@ -13,7 +13,8 @@ import (
 )
 
 // CreateVolume makes a volume, or returns it unchanged when it exists
-// (repeating a create is safe). Options not given come from opts.Policy;
+// (repeating a create is safe; with opts.Strict, only when the options
+// given are those it has). Options not given come from opts.Policy;
 // the schedules the options ask for are set up with the volume (a volume
 // that exists keeps its own). Where no systemd is reachable, schedule
 // options fail before anything is created.
@@ -36,6 +37,16 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 	}
 	defer s.locks.lock(name)()
 	if v, err := s.GetVolume(name); err == nil {
+		if !opts.Strict {
+			return v, false, nil
+		}
+		if unapplied := s.unappliedOptions(name, opts); len(unapplied) > 0 {
+			what := "option " + unapplied[0] + " was"
+			if len(unapplied) > 1 {
+				what = "options " + strings.Join(unapplied, ", ") + " were"
+			}
+			return Volume{}, false, errorf(ErrExists, "volume %q exists: %s not applied; remove it first or use restore", name, what)
+		}
 		return v, false, nil
 	}
 	src := ""
