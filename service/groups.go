@@ -122,7 +122,7 @@ func (s *Store) RemoveGroup(name string) ([]string, error) {
 	if err := s.forgetGroup(name); err != nil {
 		return nil, err
 	}
-	return s.removeSchedules("group", name, s.schedulesOf(name, func(a string) bool { return a == units.ActionSnapshotGroup })), nil
+	return timersOf(s.removeSchedules("group", name, s.schedulesOf(name, func(a string) bool { return a == units.ActionSnapshotGroup }))), nil
 }
 
 func (s *Store) forgetGroup(name string) error {

@@ -73,7 +73,7 @@ func TestGroupSchedules(t *testing.T) {
 	if _, err := s.SetSchedule(units.Schedule{Action: units.ActionSnapshotProject, Volume: "shop", Every: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.removeVolumeSchedules("app"); !slices.Equal(got, []string{vt}) {
+	if got := timersOf(s.removeVolumeSchedules("app")); !slices.Equal(got, []string{vt}) {
 		t.Errorf("removing volume app removed schedules %q, want only %q", got, vt)
 	}
 	removed, err := s.RemoveGroup("app")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -467,6 +468,18 @@ func (s *Store) snapshotsInUse() map[string]string {
 		}
 	}
 	return used
+}
+
+// jobUsing finds a queued or running job that reads snapshot.
+func (s *Store) jobUsing(snapshot string) (Job, bool) {
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	for _, e := range s.jobs.active {
+		if slices.Contains(e.job.Uses, snapshot) {
+			return e.job, true
+		}
+	}
+	return Job{}, false
 }
 
 // JobsRunning counts jobs queued or running (for idle exit).

@@ -3,6 +3,7 @@ package service
 import (
 	"maps"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -79,4 +80,32 @@ func setFlag(m *map[string]bool, key string, on bool) {
 	} else {
 		delete(*m, key)
 	}
+}
+
+// dropStaleSettings forgets, at start, the settings of volumes that do
+// not exist (left by a create or removal that was cut short), so that a
+// later volume of the same name does not inherit them.
+func (s *Store) dropStaleSettings() {
+	var stale []string
+	s.meta.mu.Lock()
+	for name := range s.meta.data.NoFinalSnapshot {
+		if _, ok := s.volumes[name]; !ok {
+			stale = append(stale, name)
+		}
+	}
+	s.meta.mu.Unlock()
+	if len(stale) == 0 {
+		return
+	}
+	slices.Sort(stale)
+	err := s.meta.update(func(d *metaData) {
+		for _, name := range stale {
+			setFlag(&d.NoFinalSnapshot, name, false)
+		}
+	})
+	if err != nil {
+		s.log.Warn("settings of volumes that do not exist not dropped; a new volume of such a name gets its own anyway", "volumes", stale, "error", err)
+		return
+	}
+	s.log.Warn("settings of volumes that do not exist dropped (finalsnapshot=false)", "volumes", stale)
 }

@@ -1,10 +1,13 @@
 package service
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"butterd/btrfs"
 	"butterd/service/retention"
 	"butterd/units"
 )
@@ -30,6 +33,11 @@ type CreateOptions struct {
 	// Synchronize are the hosts of the volume's synchronize schedule
 	// (synchronize=HOST[,HOST...]), run every ReplicateEvery; "": none.
 	Synchronize string
+
+	// Strict refuses (ErrExists) a create of a volume that exists with
+	// options it does not have, instead of returning it unchanged. Docker's
+	// Create stays idempotent; a caller that can be told is told.
+	Strict bool
 
 	given optionSet // options given explicitly (a policy fills the others)
 }
@@ -260,4 +268,65 @@ func validateSource(name string) error {
 		return ValidateSnapshotName(name)
 	}
 	return ValidateName(name)
+}
+
+// unappliedOptions lists, as key=value, the options given in o (or filled
+// by its policy) that the existing volume name does not have: a from=
+// always, since a volume that exists was not just made from it.
+func (s *Store) unappliedOptions(name string, o CreateOptions) []string {
+	var out []string
+	if o.given&optCopyOnWrite != 0 {
+		if on, err := btrfs.NoCOW(s.volumePath(name)); err != nil || on != o.NoCOW {
+			out = append(out, fmt.Sprintf("copyonwrite=%t", !o.NoCOW))
+		}
+	}
+	if o.given&optFinalSnapshot != 0 && s.meta.finalSnapshot(name) == o.NoFinalSnapshot {
+		out = append(out, fmt.Sprintf("finalsnapshot=%t", !o.NoFinalSnapshot))
+	}
+	if o.given&optFrom != 0 {
+		out = append(out, "from="+o.From)
+	}
+	if o.given&(optSnapshot|optPurge|optReplicate|optSynchronize) == 0 {
+		return out
+	}
+	has := s.volumeSchedules(name)
+	sched := func(given optionSet, key, value, noneValue string, match func(units.Schedule) bool) {
+		if o.given&given == 0 {
+			return
+		}
+		found := slices.ContainsFunc(has, func(f scheduleFile) bool { return match(f.sched) })
+		if found == (value == "") {
+			if value == "" {
+				value = noneValue
+			}
+			out = append(out, key+"="+value)
+		}
+	}
+	snapshot := ""
+	if o.Snapshot != 0 {
+		snapshot = units.FormatSpan(o.Snapshot)
+	}
+	sched(optSnapshot, "snapshot", snapshot, "0", func(sc units.Schedule) bool {
+		return sc.Action == units.ActionSnapshot && (o.Snapshot == 0 || sc.Every == o.Snapshot && sc.OnCalendar == "")
+	})
+	sched(optPurge, "purge", o.Purge, "none", func(sc units.Schedule) bool {
+		return sc.Action == units.ActionPurge && (o.Purge == "" || samePattern(sc.Arg, o.Purge))
+	})
+	sched(optReplicate, "replicate", o.Replicate, "none", func(sc units.Schedule) bool {
+		return sc.Action == units.ActionReplicate && (o.Replicate == "" || sc.Arg == o.Replicate)
+	})
+	sched(optSynchronize, "synchronize", o.Synchronize, "none", func(sc units.Schedule) bool {
+		return sc.Action == units.ActionSynchronize && (o.Synchronize == "" || sc.Arg == o.Synchronize)
+	})
+	return out
+}
+
+// samePattern says whether two purge patterns mean the same.
+func samePattern(a, b string) bool {
+	pa, _, err := retention.ParsePattern(a)
+	if err != nil {
+		return a == b
+	}
+	pb, _, err := retention.ParsePattern(b)
+	return err == nil && pa.String() == pb.String()
 }

@@ -746,15 +746,22 @@ func (s *Store) schedulesOf(name string, actionOf func(string) bool) []scheduleF
 	return out
 }
 
-// removeVolumeSchedules removes the schedules of a removed volume (its
-// snapshots stay) and returns their timers.
-func (s *Store) removeVolumeSchedules(volume string) []string {
+// removedSchedule is a schedule taken away with its volume, as it was.
+type removedSchedule struct {
+	scheduleFile
+	paused bool // its own timer was disabled
+}
+
+// removeVolumeSchedules removes the schedules of a volume being removed
+// (its snapshots stay) and returns them, so that they can be set again
+// if the volume stays after all.
+func (s *Store) removeVolumeSchedules(volume string) []removedSchedule {
 	return s.removeSchedules("volume", volume, s.volumeSchedules(volume))
 }
 
 // removeSchedules removes the schedules of a removed volume or group
-// (what) and returns their timers.
-func (s *Store) removeSchedules(what, volume string, files []scheduleFile) []string {
+// (what) and returns those removed.
+func (s *Store) removeSchedules(what, volume string, files []scheduleFile) []removedSchedule {
 	if len(files) == 0 {
 		return nil
 	}
@@ -764,13 +771,17 @@ func (s *Store) removeSchedules(what, volume string, files []scheduleFile) []str
 	}
 	s.sched.mu.Lock()
 	defer s.sched.mu.Unlock()
-	var removed []string
+	var removed []removedSchedule
 	for _, f := range files {
-		if err := s.dropUnits(f.timer, f.service); err != nil {
+		st, err := s.sched.sd.UnitState(f.timer)
+		if err == nil {
+			err = s.dropUnits(f.timer, f.service)
+		}
+		if err != nil {
 			s.log.Warn("schedule of a removed "+what+" not removed", what, volume, "timer", f.timer, "error", err)
 			continue
 		}
-		removed = append(removed, f.timer)
+		removed = append(removed, removedSchedule{scheduleFile: f, paused: !enabled(st.UnitFileState)})
 	}
 	if err := s.sched.sd.Reload(); err != nil {
 		s.log.Warn("systemd not reloaded after removing schedules", "error", err)
@@ -779,9 +790,41 @@ func (s *Store) removeSchedules(what, volume string, files []scheduleFile) []str
 		s.forgetFailed(f.timer, f.service)
 	}
 	if len(removed) > 0 {
-		s.log.Info("schedules of the removed "+what+" removed; its snapshots stay", what, volume, "timers", removed)
+		s.log.Info("schedules of the removed "+what+" removed; its snapshots stay", what, volume, "timers", timersOf(removed))
 	}
 	return removed
+}
+
+// restoreSchedules sets again, from their definitions, the schedules
+// removed with a volume that stays after all; those that were paused are
+// paused again. Each is set as a new schedule would be (journaled: a kill
+// meanwhile takes it out again, leaving the volume without it).
+func (s *Store) restoreSchedules(volume string, removed []removedSchedule) {
+	var back, lost []string
+	for _, r := range removed {
+		_, err := s.setSchedule(r.sched)
+		if err == nil && r.paused {
+			err = s.PauseSchedule(r.sched.Action, r.sched.Volume, r.sched.Arg)
+		}
+		if err != nil {
+			s.log.Error("schedule of a volume that was not removed not set again: set it again with butterctl schedule",
+				"volume", volume, "schedule", r.sched.Key(), "timer", r.timer, "error", err)
+			lost = append(lost, r.timer)
+			continue
+		}
+		back = append(back, r.timer)
+	}
+	if len(back) > 0 {
+		s.log.Info("volume not removed: its schedules were set again", "volume", volume, "timers", back, "not_set_again", lost)
+	}
+}
+
+func timersOf(removed []removedSchedule) []string {
+	out := make([]string, len(removed))
+	for i, r := range removed {
+		out[i] = r.timer
+	}
+	return out
 }
 
 // prepareVolumeSchedules checks the schedules a new volume's options ask

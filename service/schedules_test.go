@@ -707,7 +707,7 @@ func TestCreateOptionSchedulesAndVolumeRemoval(t *testing.T) {
 	if _, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	removed := s.removeVolumeSchedules("new")
+	removed := timersOf(s.removeVolumeSchedules("new"))
 	slices.Sort(removed)
 	slices.Sort(timers)
 	if !slices.Equal(removed, timers) {
@@ -733,24 +733,65 @@ func TestCreateOptionSchedulesAndVolumeRemoval(t *testing.T) {
 	}
 }
 
-func TestVolumeRemovalTakesSchedulesFirst(t *testing.T) {
+// A removal that fails after the schedules went (here the delete: this
+// store's volumes have no subvolume) sets them again as they were, a
+// paused one paused; one refused before (a container holds the volume)
+// does not touch them.
+func TestFailedVolumeRemovalKeepsSchedules(t *testing.T) {
 	sd := newFakeSystemd("")
 	s, dir := schedStore(t, sd, "v1")
-	timer, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
+	snap, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// This store's volumes have no subvolume: deleting it fails, as a kill
-	// would stop the removal there. The schedules are gone already.
+	purge, err := s.SetSchedule(units.Schedule{Action: "purge", Volume: "v1", Arg: "1d:4w", Every: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PauseSchedule("purge", "v1", ""); err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := s.ListSchedules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd.takeCalls()
 	r, err := s.RemoveVolumeReport("v1", RemoveOptions{NoFinalSnapshot: true})
 	if err == nil {
 		t.Fatal("removal of a volume without subvolume succeeded")
 	}
-	if !slices.Equal(r.Schedules, []string{timer}) {
-		t.Fatalf("removed schedules %v, want %v", r.Schedules, []string{timer})
+	if len(r.Schedules) != 0 {
+		t.Errorf("a failed removal reports schedules removed: %v", r.Schedules)
 	}
-	if files := unitFiles(t, dir); slices.Contains(files, timer) {
-		t.Fatalf("the volume's timer stays: %v", files)
+	if calls := sd.takeCalls(); !slices.Contains(calls, "disable "+snap) || !slices.Contains(calls, "start "+snap) {
+		t.Errorf("calls %q: the schedules are expected to go before the delete and come back after it failed", calls)
+	}
+	after, _, err := s.ListSchedules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(before, after, func(a, b ScheduleInfo) bool {
+		return a.Schedule == b.Schedule && a.Timer == b.Timer && a.Paused == b.Paused
+	}) {
+		t.Fatalf("schedules after a failed removal %+v, want them as before %+v", after, before)
+	}
+	if st, _ := sd.UnitState(snap); st.ActiveState != "active" {
+		t.Errorf("timer %s not running again: %+v", snap, st)
+	}
+	if st, _ := sd.UnitState(purge); st.ActiveState == "active" || st.UnitFileState == "enabled" {
+		t.Errorf("the paused timer %s came back unpaused: %+v", purge, st)
+	}
+
+	s.mounts.data.Mounts = map[string]map[string]int{"v1": {"m1": 1}}
+	sd.takeCalls()
+	if _, err := s.RemoveVolumeReport("v1", RemoveOptions{}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("removal of a mounted volume: %v", err)
+	}
+	if calls := sd.takeCalls(); len(calls) != 0 {
+		t.Errorf("a refused removal touched the schedules: %q", calls)
+	}
+	if files := unitFiles(t, dir); !slices.Contains(files, snap) || !slices.Contains(files, purge) {
+		t.Errorf("unit files after a refused removal: %v", files)
 	}
 }
 
@@ -940,6 +981,34 @@ func TestCreateOptionsSchedulesAndPolicies(t *testing.T) {
 		k, v, _ := strings.Cut(pol, "=")
 		if _, err := parsePolicies(map[string]map[string]string{"p1": {k: v}}); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `policy "p1"`) {
 			t.Errorf("policy %s: %v, want %q", pol, err, want)
+		}
+	}
+}
+
+// Schedule options repeated for a volume that exists: those it has (in
+// any spelling) are applied already, the others are listed.
+func TestUnappliedScheduleOptions(t *testing.T) {
+	s, _ := schedStore(t, newFakeSystemd(""), "v1")
+	if _, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetSchedule(units.Schedule{Action: "purge", Volume: "v1", Arg: "1d:4w", Every: PurgeEvery}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		opts map[string]string
+		want []string
+	}{
+		{map[string]string{"snapshot": "60", "purge": "1440m:4w", "replicate": "none"}, nil},
+		{map[string]string{"snapshot": "2h", "purge": "none", "synchronize": "hostb"}, []string{"snapshot=2h", "purge=none", "synchronize=hostb"}},
+		{map[string]string{"snapshot": "0", "purge": "1d"}, []string{"snapshot=0", "purge=1d"}},
+	} {
+		o, err := ParseCreateOptions(c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.unappliedOptions("v1", o); !slices.Equal(got, c.want) {
+			t.Errorf("options %v: unapplied %q, want %q", c.opts, got, c.want)
 		}
 	}
 }

@@ -142,6 +142,9 @@ func (s *Store) removeSnapshotLocked(name string) error {
 	if _, err := s.GetSnapshot(name); err != nil {
 		return err
 	}
+	if j, ok := s.jobUsing(name); ok {
+		return errorf(ErrBusy, "snapshot %q is in use by %s job %d: wait for it or cancel it (butterctl cancel %d)", name, j.Kind, j.ID, j.ID)
+	}
 	if err := btrfs.Delete(s.snapshotPath(name)); err != nil {
 		if errors.Is(err, btrfs.ErrNested) {
 			return errorf(ErrInUse, "snapshot %q holds nested subvolumes: %v", name, err)

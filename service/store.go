@@ -180,6 +180,7 @@ func (s *Store) open() error {
 	if err := s.loadIndex(); err != nil {
 		return err
 	}
+	s.dropStaleSettings()
 	if err := s.loadJobs(); err != nil {
 		return err
 	}
@@ -279,12 +280,27 @@ type keyedMutex struct {
 }
 
 type keyedEntry struct {
-	mu   sync.Mutex
-	refs int
+	mu    sync.Mutex
+	refs  int
+	taken uint64 // times mu was taken, while the entry is in the map
 }
 
 func (k *keyedMutex) lock(key string) func() {
+	e := k.ref(key)
+	e.mu.Lock()
 	k.mu.Lock()
+	e.taken++
+	k.mu.Unlock()
+	return func() {
+		e.mu.Unlock()
+		k.unref(key, e)
+	}
+}
+
+// ref returns key's entry, kept in the map until unref.
+func (k *keyedMutex) ref(key string) *keyedEntry {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.m == nil {
 		k.m = map[string]*keyedEntry{}
 	}
@@ -294,14 +310,29 @@ func (k *keyedMutex) lock(key string) func() {
 		k.m[key] = e
 	}
 	e.refs++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		if e.refs--; e.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
+	return e
+}
+
+func (k *keyedMutex) unref(key string, e *keyedEntry) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e.refs--; e.refs == 0 {
+		delete(k.m, key)
 	}
+}
+
+// watch is called with key's lock held, before letting it go for a
+// while. takenSince, called with the lock held again, says whether anyone
+// else took it in between; done ends the watch.
+func (k *keyedMutex) watch(key string) (takenSince func() bool, done func()) {
+	e := k.ref(key)
+	k.mu.Lock()
+	at := e.taken
+	k.mu.Unlock()
+	takenSince = func() bool {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return e.taken > at+1 // the caller's own taking again counts once
+	}
+	return takenSince, func() { k.unref(key, e) }
 }

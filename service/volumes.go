@@ -13,7 +13,8 @@ import (
 )
 
 // CreateVolume makes a volume, or returns it unchanged when it exists
-// (repeating a create is safe). Options not given come from opts.Policy;
+// (repeating a create is safe; with opts.Strict, only when the options
+// given are those it has). Options not given come from opts.Policy;
 // the schedules the options ask for are set up with the volume (a volume
 // that exists keeps its own). Where no systemd is reachable, schedule
 // options fail before anything is created.
@@ -36,6 +37,16 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 	}
 	defer s.locks.lock(name)()
 	if v, err := s.GetVolume(name); err == nil {
+		if !opts.Strict {
+			return v, false, nil
+		}
+		if unapplied := s.unappliedOptions(name, opts); len(unapplied) > 0 {
+			what := "option " + unapplied[0] + " was"
+			if len(unapplied) > 1 {
+				what = "options " + strings.Join(unapplied, ", ") + " were"
+			}
+			return Volume{}, false, errorf(ErrExists, "volume %q exists: %s not applied; remove it first or use restore", name, what)
+		}
 		return v, false, nil
 	}
 	src := ""
@@ -45,10 +56,10 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 			return Volume{}, false, fmt.Errorf("option from=%q: %w", opts.From, err)
 		}
 	}
-	if opts.NoFinalSnapshot {
-		if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, true) }); err != nil {
-			return Volume{}, false, err
-		}
+	// Exactly what is asked, whatever a removal cut short left behind:
+	// a new volume never inherits the settings of an earlier one.
+	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, opts.NoFinalSnapshot) }); err != nil {
+		return Volume{}, false, s.noSpace(fmt.Sprintf("create volume %q", name), err)
 	}
 	if opts.NoCOW {
 		err = s.createNoCOW(name, src)
@@ -65,9 +76,7 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 		}
 	}
 	if err != nil {
-		if opts.NoFinalSnapshot {
-			s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) })
-		}
+		s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) })
 		return Volume{}, false, err
 	}
 	s.log.Info("volume created", "volume", name, "from", opts.From, "nocow", opts.NoCOW, "policy", opts.Policy, "schedules", timers)
@@ -201,57 +210,78 @@ func (s *Store) RemoveVolume(name string, opts RemoveOptions) (string, error) {
 }
 
 // RemoveVolumeReport is RemoveVolume, reporting the schedules removed too.
+//
+// Everything that can refuse the removal (the volume in use, the final
+// snapshot failing, e.g. on a full pool) comes before the schedules go;
+// the schedules go before the volume: a kill in between leaves a volume
+// without schedules (they can be set again), never schedules without a
+// volume. If the volume stays after all (the delete fails, a container
+// mounted it meanwhile), its schedules are set again as they were.
 func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolume, error) {
 	if err := ValidateName(name); err != nil {
 		return RemovedVolume{}, err
 	}
 	unlock := s.locks.lock(name)
-	err := s.removable(name)
+	snap, err := s.finalSnapshot(name, !opts.NoFinalSnapshot && s.meta.finalSnapshot(name))
+	takenSince, unwatch := s.locks.watch(name)
+	defer unwatch()
 	unlock()
 	if err != nil {
 		return RemovedVolume{}, err
 	}
-	// The schedules go first: a kill in between leaves a volume without
-	// schedules (they can be set again), never schedules without a volume.
-	// The volume is not locked meanwhile: a run under way, stopped and
-	// waited for, may be waiting for it.
-	timers := s.removeVolumeSchedules(name)
+	// The volume is not locked while its schedules go: a run under way,
+	// stopped and waited for, may be waiting for it.
+	removed := s.removeVolumeSchedules(name)
 	defer s.locks.lock(name)()
-	final := ""
 	kept := func(err error) (RemovedVolume, error) {
-		if len(timers) > 0 {
-			s.log.Warn("volume not removed but its schedules were: set them again if it is kept", "volume", name, "schedules_removed", timers)
-		}
-		return RemovedVolume{FinalSnapshot: final, Schedules: timers}, err
+		s.restoreSchedules(name, removed)
+		return RemovedVolume{FinalSnapshot: snap}, err
 	}
 	if err := s.removable(name); err != nil {
 		return kept(err)
 	}
-	if !opts.NoFinalSnapshot && s.meta.finalSnapshot(name) {
-		snap, err := s.snapshotLocked(name, false)
-		if errors.Is(err, ErrNoSpace) {
-			return kept(fmt.Errorf("%w; or remove volume %q without its final snapshot", err, name))
-		}
+	if snap != "" && takenSince() {
+		// Someone held the volume meanwhile: what it holds may have
+		// changed since the final snapshot.
+		again, err := s.finalSnapshot(name, true)
 		if err != nil {
-			return kept(fmt.Errorf("final snapshot before removing volume %q: %w", name, err))
+			return kept(err)
 		}
-		final = snap.Name
+		s.log.Info("volume changed while its schedules were removed: final snapshot taken again", "volume", name, "earlier", snap, "final_snapshot", again)
+		snap = again
 	}
 	if err := btrfs.Delete(s.volumePath(name)); err != nil {
 		if errors.Is(err, btrfs.ErrNested) {
-			err = errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err)
+			return kept(errorf(ErrInUse, "volume %q holds nested subvolumes: %v; delete them first", name, err))
 		}
-		return kept(err)
+		return kept(fmt.Errorf("remove volume %q: %w", name, err))
 	}
 	s.mu.Lock()
 	delete(s.volumes, name)
 	s.mu.Unlock()
 	s.emit(VolumeRemoved, name)
 	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) }); err != nil {
-		s.log.Warn("volume settings not cleared", "volume", name, "error", err)
+		s.log.Warn("volume settings not cleared: they are dropped at the next start", "volume", name, "error", err)
 	}
-	s.log.Info("volume removed", "volume", name, "final_snapshot", final, "schedules_removed", timers)
-	return RemovedVolume{FinalSnapshot: final, Schedules: timers}, nil
+	timers := timersOf(removed)
+	s.log.Info("volume removed", "volume", name, "final_snapshot", snap, "schedules_removed", timers)
+	return RemovedVolume{FinalSnapshot: snap, Schedules: timers}, nil
+}
+
+// finalSnapshot checks that a volume whose lock the caller holds can be
+// removed and, when take, takes its final snapshot and returns its name.
+func (s *Store) finalSnapshot(name string, take bool) (string, error) {
+	if err := s.removable(name); err != nil || !take {
+		return "", err
+	}
+	snap, err := s.snapshotLocked(name, false)
+	if errors.Is(err, ErrNoSpace) {
+		return "", fmt.Errorf("%w; or remove volume %q without its final snapshot", err, name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("final snapshot before removing volume %q: %w", name, err)
+	}
+	return snap.Name, nil
 }
 
 // removable checks that a volume exists and no container holds it.

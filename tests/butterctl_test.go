@@ -310,6 +310,14 @@ func TestButterctlErrors(t *testing.T) {
 		t.Errorf("volumes after refused creates: %q", got)
 	}
 
+	// Options for a volume that exists are refused, not dropped; without
+	// options a repeated create is the existing volume.
+	snap := snapName(t, ctl.ok("snapshot", "v1"), "v1")
+	ctl.fails(1, `volume "v1" exists: option from=`+snap+` was not applied; remove it first or use restore`, "volume", "create", "-o", "from="+snap, "v1")
+	if out := ctl.ok("volume", "create", "v1"); out != "v1\n" {
+		t.Errorf("repeated volume create printed %q", out)
+	}
+
 	// As uid 65534: changes are denied by the bus policy, reads work.
 	nobody := ctl.nobody()
 	nobody.fails(4, "access denied", "snapshot", "v1")
@@ -320,8 +328,8 @@ func TestButterctlErrors(t *testing.T) {
 	nobody.ok("snapshots")
 	nobody.ok("volume", "inspect", "v1")
 	nobody.ok("jobs")
-	if got := ctlLines(ctl.ok("snapshots", "v1")); len(got) != 0 {
-		t.Errorf("a denied snapshot was taken: %q", got)
+	if got := ctlLines(ctl.ok("snapshots", "v1")); !slices.Equal(got, []string{snap}) {
+		t.Errorf("a denied snapshot was taken: %q, want only %s", got, snap)
 	}
 }
 

@@ -738,6 +738,17 @@ func TestDBusVolumeMethods(t *testing.T) {
 	}
 	// Options as Docker's -o.
 	e.ok(asRoot, "CreateVolume", "sa{ss}", "nocow", "1", "copyonwrite", "false")
+	// Repeated with the options the volume has: the same volume; with
+	// options it does not have: refused (Docker's Create stays
+	// idempotent), the volume untouched.
+	e.ok(asRoot, "CreateVolume", "sa{ss}", "nocow", "1", "copyonwrite", "false")
+	e.fails(asRoot, "Exists", `volume "v1" exists: options copyonwrite=false, from=nocow were not applied; remove it first or use restore`,
+		"CreateVolume", "sa{ss}", "v1", "2", "copyonwrite", "false", "from", "nocow")
+	e.fails(asRoot, "Exists", `volume "nocow" exists: option copyonwrite=true was not applied`,
+		"CreateVolume", "sa{ss}", "nocow", "1", "copyonwrite", "true")
+	if got := readFile(t, filepath.Join(e.root, "volumes", "v1", "f")); got != "v1 data" {
+		t.Errorf("v1 holds %q after a refused create", got)
+	}
 	e.fails(asRoot, "InvalidArgument", "allowed options are", "CreateVolume", "sa{ss}", "sized", "1", "size", "1G")
 	e.fails(asRoot, "InvalidName", `invalid character '/'`, "CreateVolume", "sa{ss}", "a/b", "0")
 	e.fails(asRoot, "InvalidName", "too short", "CreateVolume", "sa{ss}", "x", "0")

@@ -1,7 +1,13 @@
 package tests
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +101,85 @@ func TestStoreNoFinalSnapshot(t *testing.T) {
 	}
 	if final, err := s.RemoveVolume("tmpvol", service.RemoveOptions{}); err != nil || final == "" {
 		t.Fatalf("remove of the new volume: %q %v", final, err)
+	}
+}
+
+// A finalsnapshot=false setting left by a create or removal that was cut
+// short (its volume does not exist) is dropped at start and reported: a
+// new volume of that name takes its final snapshot when removed. The
+// setting of a volume that exists stays.
+func TestStoreStaleFinalSnapshotSetting(t *testing.T) {
+	root := filepath.Join(testenv.Btrfs(t), "data root")
+	s := openStoreAt(t, root, service.Config{})
+	if _, _, err := s.CreateVolume("keep", service.CreateOptions{NoFinalSnapshot: true}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Close())
+	meta := filepath.Join(root, "state", "meta.json")
+	var m map[string]map[string]bool
+	must(t, json.Unmarshal([]byte(readFile(t, meta)), &m))
+	m["no_final_snapshot"]["db"] = true
+	data, err := json.Marshal(m)
+	must(t, err)
+	must(t, os.WriteFile(meta, data, 0o600))
+
+	var log bytes.Buffer
+	s = openStoreAt(t, root, service.Config{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if !strings.Contains(log.String(), "settings of volumes that do not exist dropped") || !strings.Contains(log.String(), "db") {
+		t.Errorf("the stale setting of db is not reported at start:\n%s", log.String())
+	}
+	if _, _, err := s.CreateVolume("db", service.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "volumes", "db", "f"), "data")
+	final, err := s.RemoveVolume("db", service.RemoveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final == "" || readFile(t, filepath.Join(root, "snapshots", final, "f")) != "data" {
+		t.Fatalf("removal of the new volume db took no final snapshot with its data (%q): it inherited a stale setting", final)
+	}
+	if final, err := s.RemoveVolume("keep", service.RemoveOptions{}); err != nil || final != "" {
+		t.Fatalf("removal of keep (finalsnapshot=false): %q %v", final, err)
+	}
+}
+
+// Removing a snapshot that a running export reads (stalled: nobody reads
+// its pipe) is refused as busy, naming the job; once the job is done it
+// goes.
+func TestStoreSnapshotInUseByExport(t *testing.T) {
+	s, root := openStore(t)
+	v, _, err := s.CreateVolume("app", service.CreateOptions{})
+	must(t, err)
+	data := make([]byte, 8<<20) // more than any pipe holds
+	_, err = rand.Read(data)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(v.Path, "big"), data, 0o600))
+	snap, err := s.CreateSnapshot("app")
+	must(t, err)
+	r, w, err := os.Pipe()
+	must(t, err)
+	defer r.Close()
+	j, err := s.ExportSnapshot(snap.Name, "", w)
+	must(t, err)
+	if _, err := io.ReadFull(r, make([]byte, 1)); err != nil { // the stream has begun, then stalls
+		t.Fatal(err)
+	}
+	err = s.RemoveSnapshot(snap.Name)
+	want := fmt.Sprintf("snapshot %q is in use by export job %d: wait for it or cancel it (butterctl cancel %d)", snap.Name, j.ID, j.ID)
+	if !errors.Is(err, service.ErrBusy) || err.Error() != want {
+		t.Fatalf("removal of a snapshot being exported: %v, want busy: %s", err, want)
+	}
+	if !isSubvol(filepath.Join(root, "snapshots", snap.Name)) {
+		t.Fatal("the snapshot being exported is gone")
+	}
+	go io.Copy(io.Discard, r)
+	if j = waitJob(t, s, j.ID); j.State != service.JobDone {
+		t.Fatalf("export: %s: %s", j.State, j.Error)
+	}
+	must(t, s.RemoveSnapshot(snap.Name))
+	if got := snapshotNames(t, s, "app"); len(got) != 0 {
+		t.Fatalf("snapshots after the removal: %v", got)
 	}
 }
 

@@ -90,6 +90,7 @@ func (m *Manager) CreateVolume(sender dbus.Sender, name string, options map[stri
 	if err != nil {
 		return "", toDBus(err)
 	}
+	opts.Strict = true // options for an existing volume are refused, not dropped
 	v, _, err := m.store.CreateVolume(name, opts)
 	if err != nil {
 		return "", toDBus(err)
