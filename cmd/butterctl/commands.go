@@ -149,6 +149,11 @@ with the volume: TIMER".`,
 		{name: "volume ls", aliases: []string{"list"}, args: "[-q]", short: "list volumes: name, mounts, creation time, mount point",
 			new: func(a *app) verb { return &volumeLsCmd{app: a} }},
 		{name: "volume inspect", args: "NAME", short: "show the properties of volume NAME",
+			long: `Size is what the volume references, data shared with its snapshots
+included; ExclusiveSize is what only it holds (about what removing it
+frees). BTRFS counts both only while quotas are on, which is the
+operator's choice ('btrfs quota enable DATA_ROOT'); otherwise they show as
+unknown, and as null with --json.`,
 			new: func(a *app) verb { return &volumeInspectCmd{app: a} }},
 		{name: "volume unmount", args: "--forget NAME", short: "drop stale mount references of volume NAME and print how many",
 			long: forgetHelp,

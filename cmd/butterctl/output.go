@@ -218,7 +218,16 @@ func sizeText(v dbus.Variant, all map[string]dbus.Variant, hint bool) (string, b
 			break
 		}
 	}
-	return "unknown (quotas are off or rescanning: btrfs quota enable " + root + ")", ok
+	return "unknown (quotas are off or rescanning: btrfs quota enable " + shellWord(root) + ")", ok
+}
+
+// shellWord is s as one word of a POSIX shell command line: quoted only
+// when it has to be.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+=:,@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func sortedProps(props map[string]dbus.Variant) []string {

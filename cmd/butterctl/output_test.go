@@ -174,7 +174,7 @@ func TestVolumeInspectSizeUnknown(t *testing.T) {
 	want := "" +
 		"Name:          db\n" +
 		"Mountpoint:    /pool mnt/volumes/db\n" +
-		"Size:          unknown (quotas are off or rescanning: btrfs quota enable /pool mnt)\n" +
+		"Size:          unknown (quotas are off or rescanning: btrfs quota enable '/pool mnt')\n" +
 		"ExclusiveSize: unknown\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("exit %d, stderr %q, text:\n%s\nwant:\n%s", r.code, r.stderr, r.stdout, want)
@@ -205,6 +205,16 @@ func TestSnakeCase(t *testing.T) {
 	} {
 		if got := snakeCase(in); got != want {
 			t.Errorf("snakeCase(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestShellWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"/var/lib/butterd": "/var/lib/butterd", "/pool mnt": "'/pool mnt'", "/it's": `'/it'\''s'`, "": "''", "/a$b": "'/a$b'",
+	} {
+		if got := shellWord(in); got != want {
+			t.Errorf("shellWord(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
