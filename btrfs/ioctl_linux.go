@@ -104,6 +104,39 @@ type inoLookupUserArgs struct {
 	Path   [3824]byte
 }
 
+// struct btrfs_ioctl_search_key (104 bytes):
+//
+//	__u64 tree_id, min_objectid, max_objectid, min_offset, max_offset,
+//	      min_transid, max_transid;
+//	__u32 min_type, max_type, nr_items, unused;
+//	__u64 unused1, unused2, unused3, unused4;
+type searchKey struct {
+	TreeID      uint64
+	MinObjectID uint64
+	MaxObjectID uint64
+	MinOffset   uint64
+	MaxOffset   uint64
+	MinTransID  uint64
+	MaxTransID  uint64
+	MinType     uint32
+	MaxType     uint32
+	NrItems     uint32
+	Unused      uint32
+	Unused1     [4]uint64
+}
+
+// struct btrfs_ioctl_search_args { struct btrfs_ioctl_search_key key;
+// char buf[4096 - sizeof(key)]; }; (4096 bytes). buf holds, for each item
+// found, a struct btrfs_ioctl_search_header { __u64 transid, objectid,
+// offset; __u32 type, len; } (32 bytes, host byte order) and then the
+// item's len bytes (little endian on disk).
+type searchArgs struct {
+	Key searchKey
+	Buf [4096 - 104]byte
+}
+
+const searchHeaderSize = 32
+
 const (
 	btrfsIoctlMagic = 0x94
 	iocWrite        = 1
@@ -114,6 +147,14 @@ const (
 	rootSubvolRdonly  = 1 << 0     // BTRFS_ROOT_SUBVOL_RDONLY, in btrfs_ioctl_get_subvol_info_args.flags
 	fsNocowFl         = 0x00800000 // FS_NOCOW_FL, in FS_IOC_{GET,SET}FLAGS
 	volNameMax        = 255        // BTRFS_VOL_NAME_MAX
+
+	quotaTreeObjectID = 8   // BTRFS_QUOTA_TREE_OBJECTID
+	qgroupStatusKey   = 240 // BTRFS_QGROUP_STATUS_KEY: (0, 240, 0)
+	qgroupInfoKey     = 242 // BTRFS_QGROUP_INFO_KEY: (0, 242, qgroupid)
+
+	qgroupStatusOn           = 1 << 0 // BTRFS_QGROUP_STATUS_FLAG_ON
+	qgroupStatusRescan       = 1 << 1 // BTRFS_QGROUP_STATUS_FLAG_RESCAN
+	qgroupStatusInconsistent = 1 << 2 // BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT
 )
 
 // ioc is the kernel's _IOC(dir, 0x94, nr, size) in the generic encoding
@@ -124,6 +165,7 @@ func ioc(dir, nr, size uintptr) uintptr {
 
 var (
 	iocSnapDestroy      = ioc(iocWrite, 15, unsafe.Sizeof(volArgs{}))                   // _IOW(0x94, 15, struct btrfs_ioctl_vol_args)
+	iocTreeSearch       = ioc(iocRead|iocWrite, 17, unsafe.Sizeof(searchArgs{}))        // _IOWR(0x94, 17, struct btrfs_ioctl_search_args)
 	iocSnapCreateV2     = ioc(iocWrite, 23, unsafe.Sizeof(volArgsV2{}))                 // _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2)
 	iocSubvolGetflags   = ioc(iocRead, 25, 8)                                           // _IOR(0x94, 25, __u64)
 	iocSubvolSetflags   = ioc(iocWrite, 26, 8)                                          // _IOW(0x94, 26, __u64)
@@ -140,6 +182,8 @@ func ioctlName(req uintptr) string {
 	switch req {
 	case iocSnapDestroy:
 		return "BTRFS_IOC_SNAP_DESTROY"
+	case iocTreeSearch:
+		return "BTRFS_IOC_TREE_SEARCH"
 	case iocSnapCreateV2:
 		return "BTRFS_IOC_SNAP_CREATE_V2"
 	case iocSubvolGetflags:

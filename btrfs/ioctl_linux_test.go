@@ -26,6 +26,9 @@ func TestStructSizes(t *testing.T) {
 		{"btrfs_ioctl_get_subvol_rootref_args", unsafe.Sizeof(rootrefArgs{}), 4096},
 		{"btrfs_ioctl_get_subvol_rootref_args.num_items", unsafe.Offsetof(rootrefArgs{}.NumItems), 4088},
 		{"btrfs_ioctl_ino_lookup_user_args", unsafe.Sizeof(inoLookupUserArgs{}), 4096},
+		{"btrfs_ioctl_search_key", unsafe.Sizeof(searchKey{}), 104},
+		{"btrfs_ioctl_search_key.nr_items", unsafe.Offsetof(searchKey{}.NrItems), 64},
+		{"btrfs_ioctl_search_args", unsafe.Sizeof(searchArgs{}), 4096},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %d bytes, kernel has %d", c.name, c.got, c.want)
@@ -42,6 +45,7 @@ func TestIoctlNumbers(t *testing.T) {
 	}{
 		{iocSnapDestroy, 0x5000940f},
 		{iocSnapCreateV2, 0x50009417},
+		{iocTreeSearch, 0xd0009411},
 		{iocSubvolGetflags, 0x80089419},
 		{iocSubvolSetflags, 0x4008941a},
 		{iocGetSubvolInfo, 0x81f8943c},

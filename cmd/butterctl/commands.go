@@ -300,6 +300,11 @@ with the volume: TIMER".`,
 			examples: []string{"butterctl volume ls", "butterctl volume ls -q"},
 			new:      func(a *app) verb { return &volumeLsCmd{app: a} }},
 		{name: "volume inspect", args: "NAME", short: "show the properties of volume NAME",
+			long: `Size is what the volume references, data shared with its snapshots
+included; ExclusiveSize is what only it holds (about what removing it
+frees). BTRFS counts both only while quotas are on, which is the
+operator's choice ('btrfs quota enable DATA_ROOT'); otherwise they show as
+unknown, and as null with --json.`,
 			examples: []string{"butterctl volume inspect pgdata", "butterctl --json volume inspect pgdata"},
 			new:      func(a *app) verb { return &volumeInspectCmd{app: a} }},
 		{name: "volume unmount", args: "--forget NAME", short: "drop stale mount references of volume NAME and print how many",

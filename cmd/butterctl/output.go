@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -157,28 +159,75 @@ var timeProps = map[string]bool{"Created": true, "Time": true, "Started": true, 
 // propOrder is the order known properties are shown in; others follow,
 // sorted.
 var propOrder = []string{"Id", "Kind", "Target", "State", "Result", "Summary", "Progress", "BytesDone", "FilesDone", "Rate",
-	"Name", "Volume", "Mountpoint", "Path", "Created", "Time", "Started", "Finished", "Mounts", "Safety",
+	"Name", "Volume", "Mountpoint", "Path", "Created", "Time", "Started", "Finished", "Mounts", "Size", "ExclusiveSize", "Safety",
 	"ReadOnly", "UUID", "ParentUUID", "ReceivedUUID"}
 
-// textProps format properties whose raw value reads badly in text; --json
-// keeps the raw value.
-var textProps = map[string]func(dbus.Variant) (string, bool){
-	"Progress": func(v dbus.Variant) (string, bool) {
+// textProps format properties whose raw value reads badly in text (given
+// the object's other properties too); --json keeps the raw value.
+var textProps = map[string]func(v dbus.Variant, all map[string]dbus.Variant) (string, bool){
+	"Progress": func(v dbus.Variant, _ map[string]dbus.Variant) (string, bool) {
 		f, ok := v.Value().(float64)
 		return progressText(f), ok
 	},
-	"BytesDone": func(v dbus.Variant) (string, bool) {
+	"BytesDone": func(v dbus.Variant, _ map[string]dbus.Variant) (string, bool) {
 		n, ok := v.Value().(uint64)
-		if n < 1024 {
-			return formatBytes(n), ok
-		}
-		return fmt.Sprintf("%s (%d bytes)", formatBytes(n), n), ok
+		return bytesText(n), ok
 	},
-	"Rate": func(v dbus.Variant) (string, bool) {
+	"Rate": func(v dbus.Variant, _ map[string]dbus.Variant) (string, bool) {
 		f, ok := v.Value().(float64)
 		return rateText(f), ok
 	},
-	"Containers": containersText,
+	"Containers": func(v dbus.Variant, _ map[string]dbus.Variant) (string, bool) {
+		return containersText(v)
+	},
+	"Size": func(v dbus.Variant, all map[string]dbus.Variant) (string, bool) {
+		return sizeText(v, all, true)
+	},
+	"ExclusiveSize": func(v dbus.Variant, all map[string]dbus.Variant) (string, bool) {
+		return sizeText(v, all, false)
+	},
+}
+
+// bytesText is a size in human units, and in bytes past 1 KiB.
+func bytesText(n uint64) string {
+	if n < 1024 {
+		return formatBytes(n)
+	}
+	return fmt.Sprintf("%s (%d bytes)", formatBytes(n), n)
+}
+
+// sizeUnknown is a Size or ExclusiveSize that BTRFS does not count: its
+// quotas are off (or being rescanned).
+const sizeUnknown = math.MaxUint64
+
+// sizeText formats Size and ExclusiveSize; with hint, an unknown size says
+// how to turn quotas on for the data root holding the volume or snapshot
+// (DATA_ROOT/volumes/NAME, DATA_ROOT/snapshots/NAME).
+func sizeText(v dbus.Variant, all map[string]dbus.Variant, hint bool) (string, bool) {
+	n, ok := v.Value().(uint64)
+	switch {
+	case n != sizeUnknown:
+		return bytesText(n), ok
+	case !hint:
+		return "unknown", ok
+	}
+	root := "MOUNTPOINT"
+	for _, k := range []string{"Mountpoint", "Path"} {
+		if p, _ := all[k].Value().(string); filepath.IsAbs(p) {
+			root = filepath.Dir(filepath.Dir(p))
+			break
+		}
+	}
+	return "unknown (quotas are off or rescanning: btrfs quota enable " + shellWord(root) + ")", ok
+}
+
+// shellWord is s as one word of a POSIX shell command line: quoted only
+// when it has to be.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+=:,@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func sortedProps(props map[string]dbus.Variant) []string {
@@ -207,6 +256,9 @@ func propValue(name string, v dbus.Variant) any {
 	if u, ok := val.(uint64); ok && timeProps[name] {
 		return usec(u)
 	}
+	if u, ok := val.(uint64); ok && u == sizeUnknown && (name == "Size" || name == "ExclusiveSize") {
+		return nil
+	}
 	return val
 }
 
@@ -224,7 +276,7 @@ func propsText(w io.Writer, props map[string]dbus.Variant) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	for _, k := range sortedProps(props) {
 		if format, ok := textProps[k]; ok {
-			if s, ok := format(props[k]); ok {
+			if s, ok := format(props[k], props); ok {
 				fmt.Fprintf(tw, "%s:\t%s\n", k, s)
 				continue
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -130,27 +131,27 @@ func TestVolumeInspect(t *testing.T) {
 		"Created": dbus.MakeVariant(created), "Mounts": dbus.MakeVariant(uint32(1)),
 		"UUID": dbus.MakeVariant("0b6c0e6e-1111-2222-3333-444455556666"), "ParentUUID": dbus.MakeVariant(""),
 		"ReadOnly": dbus.MakeVariant(false), "Zeta": dbus.MakeVariant(int32(-1)),
+		"Size": dbus.MakeVariant(uint64(4<<20 + 16384)), "ExclusiveSize": dbus.MakeVariant(uint64(16384)),
 	}}
 	r := runWith(t, f, "volume", "inspect", "db")
 	want := "" +
-		"Name:       db\n" +
-		"Mountpoint: /pool mnt/volumes/db\n" +
-		"Created:    2026-11-22 20:57:08\n" +
-		"Mounts:     1\n" +
-		"ReadOnly:   no\n" +
-		"UUID:       0b6c0e6e-1111-2222-3333-444455556666\n" +
-		"ParentUUID: -\n" +
-		"Zeta:       -1\n"
+		"Name:          db\n" +
+		"Mountpoint:    /pool mnt/volumes/db\n" +
+		"Created:       2026-11-22 20:57:08\n" +
+		"Mounts:        1\n" +
+		"Size:          4.0 MiB (4210688 bytes)\n" +
+		"ExclusiveSize: 16 KiB (16384 bytes)\n" +
+		"ReadOnly:      no\n" +
+		"UUID:          0b6c0e6e-1111-2222-3333-444455556666\n" +
+		"ParentUUID:    -\n" +
+		"Zeta:          -1\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("exit %d, stderr %q, text:\n%s\nwant:\n%s", r.code, r.stderr, r.stdout, want)
 	}
-	r = runWith(t, f, "volume", "inspect", "--json", "db")
-	var got map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
-		t.Fatal(err)
-	}
+	got := inspectJSON(t, f, "db")
 	wantJSON := map[string]any{"name": "db", "mountpoint": "/pool mnt/volumes/db", "created": "2026-11-22T20:57:08.947340+01:00",
-		"mounts": 1.0, "uuid": "0b6c0e6e-1111-2222-3333-444455556666", "parent_uuid": "", "read_only": false, "zeta": -1.0}
+		"mounts": 1.0, "uuid": "0b6c0e6e-1111-2222-3333-444455556666", "parent_uuid": "", "read_only": false, "zeta": -1.0,
+		"size": 4210688.0, "exclusive_size": 16384.0}
 	if len(got) != len(wantJSON) {
 		t.Errorf("inspect --json: %v", got)
 	}
@@ -161,6 +162,42 @@ func TestVolumeInspect(t *testing.T) {
 	}
 }
 
+// Without quotas BTRFS counts no sizes: butterd sends UINT64_MAX, the
+// text says how to turn quotas on and --json gives null.
+func TestVolumeInspectSizeUnknown(t *testing.T) {
+	unknown := dbus.MakeVariant(uint64(math.MaxUint64))
+	f := &fake{props: map[string]dbus.Variant{
+		"Name": dbus.MakeVariant("db"), "Mountpoint": dbus.MakeVariant("/pool mnt/volumes/db"),
+		"Size": unknown, "ExclusiveSize": unknown,
+	}}
+	r := runWith(t, f, "volume", "inspect", "db")
+	want := "" +
+		"Name:          db\n" +
+		"Mountpoint:    /pool mnt/volumes/db\n" +
+		"Size:          unknown (quotas are off or rescanning: btrfs quota enable '/pool mnt')\n" +
+		"ExclusiveSize: unknown\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("exit %d, stderr %q, text:\n%s\nwant:\n%s", r.code, r.stderr, r.stdout, want)
+	}
+	got := inspectJSON(t, f, "db")
+	for _, k := range []string{"size", "exclusive_size"} {
+		if v, ok := got[k]; !ok || v != nil {
+			t.Errorf("inspect --json: %s = %v (present %v), want null", k, v, ok)
+		}
+	}
+}
+
+// inspectJSON runs volume inspect --json NAME.
+func inspectJSON(t *testing.T, f *fake, name string) map[string]any {
+	t.Helper()
+	r := runWith(t, f, "volume", "inspect", "--json", name)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("inspect --json: %v: %q", err, r.stdout)
+	}
+	return got
+}
+
 func TestSnakeCase(t *testing.T) {
 	for in, want := range map[string]string{
 		"Name": "name", "ParentUUID": "parent_uuid", "ReadOnly": "read_only", "UUID": "uuid",
@@ -168,6 +205,16 @@ func TestSnakeCase(t *testing.T) {
 	} {
 		if got := snakeCase(in); got != want {
 			t.Errorf("snakeCase(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestShellWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"/var/lib/butterd": "/var/lib/butterd", "/pool mnt": "'/pool mnt'", "/it's": `'/it'\''s'`, "": "''", "/a$b": "'/a$b'",
+	} {
+		if got := shellWord(in); got != want {
+			t.Errorf("shellWord(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

@@ -25,6 +25,7 @@ type ifaceSpec struct {
 	methods []methodSpec
 	signals []signalSpec
 	props   []propSpec
+	notes   map[string]string // property name: what its value means, as an XML comment
 }
 
 type xmlNode struct {
@@ -56,9 +57,10 @@ type xmlArg struct {
 }
 
 type xmlProp struct {
-	Name   string `xml:"name,attr"`
-	Type   string `xml:"type,attr"`
-	Access string `xml:"access,attr"`
+	Name    string `xml:"name,attr"`
+	Type    string `xml:"type,attr"`
+	Access  string `xml:"access,attr"`
+	Comment string `xml:",comment"`
 }
 
 const introspectHeader = `<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
@@ -105,7 +107,7 @@ func introspect(ifaces []ifaceSpec, children []string) string {
 			xi.Signals = append(xi.Signals, xs)
 		}
 		for _, p := range sp.props {
-			xi.Props = append(xi.Props, xmlProp{p.name, p.sig, "read"})
+			xi.Props = append(xi.Props, xmlProp{p.name, p.sig, "read", commentText(sp.notes[p.name])})
 		}
 		n.Interfaces = append(n.Interfaces, xi)
 	}
@@ -114,4 +116,12 @@ func introspect(ifaces []ifaceSpec, children []string) string {
 	}
 	out, _ := xml.MarshalIndent(n, "", " ")
 	return introspectHeader + string(out) + "\n"
+}
+
+// commentText pads a note for an XML comment: " note ", or "" for none.
+func commentText(note string) string {
+	if note == "" {
+		return ""
+	}
+	return " " + note + " "
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/xml"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -86,5 +88,28 @@ func TestIntrospectionIsValidXML(t *testing.T) {
 	}
 	if !strings.Contains(data, `<arg name="new_name" type="s" direction="in">`) {
 		t.Errorf("named arguments missing:\n%s", data)
+	}
+}
+
+// Notes on properties name properties of their interface and show in the
+// XML as comments, which may not hold "--".
+func TestPropertyNotes(t *testing.T) {
+	for _, sp := range []ifaceSpec{volumeSpec, snapshotSpec, scheduleSpec, jobSpec} {
+		for name, note := range sp.notes {
+			if !slices.ContainsFunc(sp.props, func(p propSpec) bool { return p.name == name }) {
+				t.Errorf("%s: a note for %s, which is not one of its properties", sp.name, name)
+			}
+			if strings.Contains(note, "--") || strings.HasSuffix(note, "-") {
+				t.Errorf("%s.%s: note %q cannot be an XML comment", sp.name, name, note)
+			}
+		}
+	}
+	data := introspect([]ifaceSpec{volumeSpec}, nil)
+	if !regexp.MustCompile(`<property name="Size" type="t" access="read">\s*<!-- bytes the subvolume references`).MatchString(data) {
+		t.Errorf("no note on Size in:\n%s", data)
+	}
+	var n xmlNode
+	if err := xml.Unmarshal([]byte(strings.SplitN(data, "\n", 3)[2]), &n); err != nil {
+		t.Fatalf("introspection XML: %v\n%s", err, data)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -14,13 +15,37 @@ import (
 
 var volumeSpec = ifaceSpec{name: dbusapi.VolumeIface, props: []propSpec{
 	{"Name", "s"}, {"Mountpoint", "s"}, {"Created", "t"}, {"Mounts", "u"},
-	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReadOnly", "b"},
-}}
+	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReadOnly", "b"}, {"Size", "t"}, {"ExclusiveSize", "t"},
+}, notes: sizeNotes}
 
 var snapshotSpec = ifaceSpec{name: dbusapi.SnapIface, props: []propSpec{
 	{"Name", "s"}, {"Volume", "s"}, {"Path", "s"}, {"Time", "t"}, {"Safety", "b"}, {"Pinned", "b"},
-	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReceivedUUID", "s"}, {"ReadOnly", "b"},
-}}
+	{"UUID", "s"}, {"ParentUUID", "s"}, {"ReceivedUUID", "s"}, {"ReadOnly", "b"}, {"Size", "t"}, {"ExclusiveSize", "t"},
+}, notes: sizeNotes}
+
+// sizeNotes say in the introspection data what the sizes mean.
+var sizeNotes = map[string]string{
+	"Size":          "bytes the subvolume references (BTRFS qgroup 0/ID, shared data included); 18446744073709551615 (UINT64_MAX) when unknown: quotas off (btrfs quota enable) or being rescanned",
+	"ExclusiveSize": "bytes only this subvolume references, about what removing it frees; 18446744073709551615 (UINT64_MAX) when unknown, as Size",
+}
+
+// sizeUnknown is Size and ExclusiveSize when BTRFS does not count them
+// (quotas off, or being rescanned), as systemd shows unset sizes.
+const sizeUnknown = math.MaxUint64
+
+// sizeProps are the properties read from the quota tree: only read when
+// asked for, by name or with GetAll.
+func sizeProps(only string, props map[string]dbus.Variant, read func() (service.Usage, error)) {
+	if only != "" && only != "Size" && only != "ExclusiveSize" {
+		return
+	}
+	u, err := read()
+	if err != nil || !u.Known {
+		u = service.Usage{Referenced: sizeUnknown, Exclusive: sizeUnknown}
+	}
+	props["Size"] = dbus.MakeVariant(u.Referenced)
+	props["ExclusiveSize"] = dbus.MakeVariant(u.Exclusive)
+}
 
 // objects serves the volume, snapshot and schedule objects under dbusapi.RootPath lazily:
 // nothing is registered per object; each call looks the name up.
@@ -45,8 +70,9 @@ func resolvePath(path dbus.ObjectPath) (*ifaceSpec, string, bool) {
 	return nil, "", false
 }
 
-// props reads every property of the object at path.
-func (o *objects) props(path dbus.ObjectPath) (string, map[string]dbus.Variant, *dbus.Error) {
+// props reads the properties of the object at path: every one, or at
+// least only (a name) when it is not "".
+func (o *objects) props(path dbus.ObjectPath, only string) (string, map[string]dbus.Variant, *dbus.Error) {
 	if id, ok := dbusapi.ParseJobPath(path); ok {
 		j, err := o.store.GetJob(id)
 		if err != nil {
@@ -68,29 +94,33 @@ func (o *objects) props(path dbus.ObjectPath) (string, map[string]dbus.Variant, 
 			return "", nil, toDBus(err)
 		}
 		d, _ := o.store.VolumeDetails(name)
-		return spec.name, map[string]dbus.Variant{
+		props := map[string]dbus.Variant{
 			"Name": dbus.MakeVariant(v.Name), "Mountpoint": dbus.MakeVariant(v.Path),
 			"Created": dbus.MakeVariant(usec(v.CreatedAt)), "Mounts": dbus.MakeVariant(uint32(v.Mounts)),
 			"UUID": dbus.MakeVariant(d.UUID), "ParentUUID": dbus.MakeVariant(d.ParentUUID),
 			"ReadOnly": dbus.MakeVariant(d.ReadOnly),
-		}, nil
+		}
+		sizeProps(only, props, func() (service.Usage, error) { return o.store.VolumeUsage(name) })
+		return spec.name, props, nil
 	}
 	s, err := o.store.GetSnapshot(name)
 	if err != nil {
 		return "", nil, toDBus(err)
 	}
 	d, _ := o.store.SnapshotDetails(name)
-	return spec.name, map[string]dbus.Variant{
+	props := map[string]dbus.Variant{
 		"Name": dbus.MakeVariant(s.Name), "Volume": dbus.MakeVariant(s.Volume), "Path": dbus.MakeVariant(s.Path),
 		"Time": dbus.MakeVariant(usec(s.Time)), "Safety": dbus.MakeVariant(s.Safety), "Pinned": dbus.MakeVariant(s.Pinned),
 		"UUID": dbus.MakeVariant(d.UUID), "ParentUUID": dbus.MakeVariant(d.ParentUUID),
 		"ReceivedUUID": dbus.MakeVariant(d.ReceivedUUID), "ReadOnly": dbus.MakeVariant(d.ReadOnly),
-	}, nil
+	}
+	sizeProps(only, props, func() (service.Usage, error) { return o.store.SnapshotUsage(name) })
+	return spec.name, props, nil
 }
 
 // Get, GetAll and Set form org.freedesktop.DBus.Properties for the subtree.
 func (o *objects) Get(msg dbus.Message, iface, prop string) (dbus.Variant, *dbus.Error) {
-	all, err := o.GetAll(msg, iface)
+	all, err := o.getAll(msg, iface, prop)
 	if err != nil {
 		return dbus.Variant{}, err
 	}
@@ -102,7 +132,12 @@ func (o *objects) Get(msg dbus.Message, iface, prop string) (dbus.Variant, *dbus
 }
 
 func (o *objects) GetAll(msg dbus.Message, iface string) (map[string]dbus.Variant, *dbus.Error) {
-	name, all, err := o.props(msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath))
+	return o.getAll(msg, iface, "")
+}
+
+// getAll is GetAll, or, with only set, what Get needs to answer for it.
+func (o *objects) getAll(msg dbus.Message, iface, only string) (map[string]dbus.Variant, *dbus.Error) {
+	name, all, err := o.props(msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath), only)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +184,7 @@ func (o *objects) Introspect(msg dbus.Message) (string, *dbus.Error) {
 		return introspect(nil, []string{next}), nil
 	}
 	if _, ok := dbusapi.ParseJobPath(path); ok {
-		if _, _, err := o.props(path); err != nil {
+		if _, _, err := o.props(path, "Name"); err != nil {
 			return "", err
 		}
 		return introspect([]ifaceSpec{propertiesIface, jobSpec}, nil), nil
@@ -158,7 +193,7 @@ func (o *objects) Introspect(msg dbus.Message) (string, *dbus.Error) {
 	if !ok {
 		return "", noObject(path)
 	}
-	if _, _, err := o.props(path); err != nil {
+	if _, _, err := o.props(path, "Name"); err != nil {
 		return "", err
 	}
 	return introspect([]ifaceSpec{propertiesIface, *spec}, nil), nil
