@@ -571,6 +571,9 @@ func TestPackageUpgradeSystemd(t *testing.T) {
 	m.MustRun("systemctl", "restart", "butterd.service")
 	before := waitActivated(t, m, third["InvocationID"])
 
+	// The drop-in butterd writes for SSH_ADDRESS/SSH_PORT is the
+	// operator's setting: an upgrade keeps it.
+	m.WriteFile(sshDropIn, []byte("[Socket]\nListenStream=\nListenStream=2122\n"), 0o644)
 	out := m.MustRun("dpkg", "-i", newPath)
 	t.Logf("dpkg -i (upgrade):\n%s", out)
 	if v := strings.TrimSpace(m.MustRun("dpkg-query", "-W", "butterd")); v != "butterd\t"+upgradeVersion+"-1" {
@@ -581,7 +584,7 @@ func TestPackageUpgradeSystemd(t *testing.T) {
 		t.Errorf("butterd's MainPID %s did not change with the upgrade", after["MainPID"])
 	}
 	if _, err := os.Stat(m.Path(sshDropIn)); err != nil {
-		t.Errorf("rpm -U removed butterd's drop-in: %v", err)
+		t.Errorf("the upgrade removed butterd's drop-in: %v", err)
 	}
 	if v := m.MustRun("butterd", "version"); !strings.Contains(v, upgradeVersion) {
 		t.Errorf("butterd version after the upgrade: %q", v)
