@@ -3,6 +3,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,10 @@ type Config struct {
 	// BootID identifies the running boot; mount references of another boot
 	// are dropped at start. Defaults to the kernel's boot id.
 	BootID string
+	// BusyWait is how long calls made for a waiting client (the Docker
+	// plugin's Create, Remove and Mount) wait for a volume that another
+	// operation holds before they answer busy; DefaultBusyWait when 0.
+	BusyWait time.Duration
 	// AfterStep, when set, is called after each step of a multi-step
 	// operation with the operation and step name. It exists for fault
 	// injection in tests: returning an error fails the operation there.
@@ -280,21 +285,42 @@ type keyedMutex struct {
 }
 
 type keyedEntry struct {
-	mu    sync.Mutex
+	held  chan struct{} // holds a value while the key is locked
 	refs  int
-	taken uint64 // times mu was taken, while the entry is in the map
+	taken uint64 // times the key was locked, while the entry is in the map
 }
 
 func (k *keyedMutex) lock(key string) func() {
+	unlock, _ := k.lockCtx(context.Background(), key)
+	return unlock
+}
+
+// lockCtx is lock, giving up when ctx ends first: it then returns ctx's
+// error and holds nothing. A ctx that has ended never takes the lock.
+func (k *keyedMutex) lockCtx(ctx context.Context, key string) (func(), error) {
 	e := k.ref(key)
-	e.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		k.unref(key, e)
+		return nil, err
+	}
+	select {
+	case e.held <- struct{}{}:
+	case <-ctx.Done():
+		k.unref(key, e)
+		return nil, ctx.Err()
+	}
+	if err := ctx.Err(); err != nil { // it ended as the lock came free
+		<-e.held
+		k.unref(key, e)
+		return nil, err
+	}
 	k.mu.Lock()
 	e.taken++
 	k.mu.Unlock()
 	return func() {
-		e.mu.Unlock()
+		<-e.held
 		k.unref(key, e)
-	}
+	}, nil
 }
 
 // ref returns key's entry, kept in the map until unref.
@@ -306,7 +332,7 @@ func (k *keyedMutex) ref(key string) *keyedEntry {
 	}
 	e, ok := k.m[key]
 	if !ok {
-		e = &keyedEntry{}
+		e = &keyedEntry{held: make(chan struct{}, 1)}
 		k.m[key] = e
 	}
 	e.refs++

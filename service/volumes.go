@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,18 @@ import (
 // that exists keeps its own). Where no systemd is reachable, schedule
 // options fail before anything is created.
 func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, error) {
+	return s.createVolume(name, opts, s.waitLock)
+}
+
+// CreateVolumeContext is CreateVolume for a client waiting for the answer
+// (the Docker plugin): when the volume's name is held by another operation
+// it answers busy (callerLock), and when ctx ends before the name is free,
+// nothing is created.
+func (s *Store) CreateVolumeContext(ctx context.Context, name string, opts CreateOptions) (Volume, bool, error) {
+	return s.createVolume(name, opts, s.callerLock(ctx, "create"))
+}
+
+func (s *Store) createVolume(name string, opts CreateOptions, lock lockFunc) (Volume, bool, error) {
 	if err := ValidateName(name); err != nil {
 		return Volume{}, false, err
 	}
@@ -35,7 +48,11 @@ func (s *Store) CreateVolume(name string, opts CreateOptions) (Volume, bool, err
 	if err != nil {
 		return Volume{}, false, err
 	}
-	defer s.locks.lock(name)()
+	unlock, err := lock(name)
+	if err != nil {
+		return Volume{}, false, err
+	}
+	defer unlock()
 	if v, err := s.GetVolume(name); err == nil {
 		if !opts.Strict {
 			return v, false, nil
@@ -218,10 +235,26 @@ func (s *Store) RemoveVolume(name string, opts RemoveOptions) (string, error) {
 // volume. If the volume stays after all (the delete fails, a container
 // mounted it meanwhile), its schedules are set again as they were.
 func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolume, error) {
+	return s.removeVolume(name, opts, s.waitLock)
+}
+
+// RemoveVolumeContext is RemoveVolume for a client waiting for the answer
+// (the Docker plugin): when the volume is held by another operation it
+// answers busy (callerLock), and when ctx ends before the volume is free,
+// nothing is removed.
+func (s *Store) RemoveVolumeContext(ctx context.Context, name string, opts RemoveOptions) (string, error) {
+	r, err := s.removeVolume(name, opts, s.callerLock(ctx, "removal"))
+	return r.FinalSnapshot, err
+}
+
+func (s *Store) removeVolume(name string, opts RemoveOptions, lock lockFunc) (RemovedVolume, error) {
 	if err := ValidateName(name); err != nil {
 		return RemovedVolume{}, err
 	}
-	unlock := s.locks.lock(name)
+	unlock, err := lock(name)
+	if err != nil {
+		return RemovedVolume{}, err
+	}
 	snap, err := s.finalSnapshot(name, !opts.NoFinalSnapshot && s.meta.finalSnapshot(name))
 	takenSince, unwatch := s.locks.watch(name)
 	defer unwatch()
@@ -232,11 +265,15 @@ func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolu
 	// The volume is not locked while its schedules go: a run under way,
 	// stopped and waited for, may be waiting for it.
 	removed := s.removeVolumeSchedules(name)
-	defer s.locks.lock(name)()
 	kept := func(err error) (RemovedVolume, error) {
 		s.restoreSchedules(name, removed)
 		return RemovedVolume{FinalSnapshot: snap}, err
 	}
+	unlock, err = lock(name)
+	if err != nil {
+		return kept(err)
+	}
+	defer unlock()
 	if err := s.removable(name); err != nil {
 		return kept(err)
 	}
@@ -305,13 +342,30 @@ func (s *Store) Path(name string) (string, error) {
 // Mount takes a reference on a volume for a Docker mount id and returns its
 // directory. A `.nocow` file at the volume root makes new files NOCOW.
 func (s *Store) Mount(name, id string) (string, error) {
+	return s.mount(name, id, s.waitLock)
+}
+
+// MountContext is Mount for a client waiting for the answer (the Docker
+// plugin): when the volume is held by another operation (a sync merging
+// into it) it answers busy (callerLock), and when ctx ends before the
+// volume is free, no reference is taken: Docker never unmounts a mount
+// that failed on its side.
+func (s *Store) MountContext(ctx context.Context, name, id string) (string, error) {
+	return s.mount(name, id, s.callerLock(ctx, "mount"))
+}
+
+func (s *Store) mount(name, id string, lock lockFunc) (string, error) {
 	if err := ValidateName(name); err != nil {
 		return "", err
 	}
 	if id == "" {
 		return "", errorf(ErrInvalidArg, "mount of volume %q without a mount id", name)
 	}
-	defer s.locks.lock(name)()
+	unlock, err := lock(name)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	v, err := s.GetVolume(name)
 	if err != nil {
 		return "", err
@@ -345,11 +399,14 @@ func honourNoCOWFile(root string) error {
 }
 
 // Unmount drops a mount id's reference. An unknown id is not an error.
+// It does not wait for the volume's lock: dropping a reference never
+// undoes what an operation holding the lock checked (that the volume is
+// not in use), and Docker does not send Unmount again when one fails, so
+// it must not fail or wait behind a sync.
 func (s *Store) Unmount(name, id string) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
-	defer s.locks.lock(name)()
 	return s.changeMounts(true, func(m map[string]map[string]int) {
 		if m[name][id] > 1 {
 			m[name][id]--

@@ -320,6 +320,41 @@ func TestSyncMountedNoCOWVolume(t *testing.T) {
 	noSyncLeftovers(t, a)
 }
 
+// Into a NOCOW volume a sparse file is copied with its holes: a disk image
+// of 64 MiB holding 2 MiB of data takes 2 MiB, not 64.
+func TestSyncSparseFileIntoNoCOWVolume(t *testing.T) {
+	local, a := newReplHost(t), newReplHost(t)
+	a.serve(t, local)
+	fromA := local.dial(t, a)
+	lv := syncVolume(t, local, "vm", service.CreateOptions{NoCOW: true})
+	av := syncVolume(t, a, "vm", service.CreateOptions{})
+	f, err := os.Create(filepath.Join(av, "disk.img"))
+	must(t, err)
+	data := make([]byte, 1<<20)
+	for _, off := range []int64{4 << 20, 40 << 20} {
+		rand.Read(data)
+		_, err := f.WriteAt(data, off)
+		must(t, err)
+	}
+	must(t, f.Truncate(64<<20))
+	must(t, f.Close())
+
+	j := syncOK(t, local, "vm", fromA)
+	sameFiles(t, av, lv, "disk.img")
+	var st unix.Stat_t
+	must(t, unix.Stat(filepath.Join(lv, "disk.img"), &st))
+	if st.Size != 64<<20 || st.Blocks*512 > 4<<20 {
+		t.Errorf("synced disk image: %d bytes, %d allocated; want 64 MiB with 2 MiB of data allocated", st.Size, st.Blocks*512)
+	}
+	nocow, err := btrfs.NoCOW(filepath.Join(lv, "disk.img"))
+	must(t, err)
+	if !nocow {
+		t.Errorf("the synced file is not NOCOW like its volume")
+	}
+	wantLine(t, j, fromA, "1 created", "0 bytes reflinked, 2097152 bytes copied")
+	noSyncLeftovers(t, local)
+}
+
 // With a snapshot both hosts hold, the stream is incremental against it,
 // and small.
 func TestSyncIncremental(t *testing.T) {

@@ -410,7 +410,7 @@ func (m *merger) fill(inf, outf *os.File, d *dirState, name, path string, ss *un
 	if size > 0 {
 		if btrfs.Reflink(path, out, in) != nil {
 			reflinked = false
-			n, err := io.Copy(outf, inf)
+			n, err := copyData(inf, outf, size)
 			if err != nil {
 				return n, false, err
 			}
@@ -418,6 +418,49 @@ func (m *merger) fill(inf, outf *os.File, d *dirState, name, path string, ss *un
 		}
 	}
 	return size, reflinked, setAttrs(in, out, ss)
+}
+
+// copyData copies the first size bytes of in to the empty out and says
+// how many bytes of data it wrote. Holes stay holes: only the data ranges
+// that SEEK_DATA and SEEK_HOLE find are written (a byte copy would read
+// holes as zeros and write them, filling the pool with a sparse disk
+// image), then out is given in's size.
+func copyData(in, out *os.File, size int64) (int64, error) {
+	fd := int(in.Fd())
+	var copied int64
+	for off := int64(0); off < size; {
+		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole after off
+		}
+		end := size
+		if err == nil {
+			end, err = unix.Seek(fd, start, unix.SEEK_HOLE)
+		}
+		if errors.Is(err, unix.EINVAL) { // no hole support: all data
+			start, end, err = off, size, nil
+		}
+		if err != nil {
+			return copied, err
+		}
+		if start >= size {
+			break
+		}
+		end = min(end, size)
+		if _, err := in.Seek(start, io.SeekStart); err != nil {
+			return copied, err
+		}
+		if _, err := out.Seek(start, io.SeekStart); err != nil {
+			return copied, err
+		}
+		n, err := io.CopyN(out, in, end-start)
+		copied += n
+		if err != nil {
+			return copied, err
+		}
+		off = end
+	}
+	return copied, out.Truncate(size)
 }
 
 // setAttrs gives the target out (a new file or directory) the owner, mode

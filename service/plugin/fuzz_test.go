@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,7 +23,7 @@ type modelStore struct {
 	volumes map[string]map[string]int // volume -> mount id -> references
 }
 
-func (m *modelStore) CreateVolume(name string, o service.CreateOptions) (service.Volume, bool, error) {
+func (m *modelStore) CreateVolumeContext(_ context.Context, name string, o service.CreateOptions) (service.Volume, bool, error) {
 	if err := service.ValidateName(name); err != nil {
 		return service.Volume{}, false, err
 	}
@@ -38,7 +39,7 @@ func (m *modelStore) CreateVolume(name string, o service.CreateOptions) (service
 	return m.vol(name), true, nil
 }
 
-func (m *modelStore) RemoveVolume(name string, o service.RemoveOptions) (string, error) {
+func (m *modelStore) RemoveVolumeContext(_ context.Context, name string, o service.RemoveOptions) (string, error) {
 	if _, err := m.GetVolume(name); err != nil {
 		return "", err
 	}
@@ -67,7 +68,7 @@ func (m *modelStore) ListVolumes() []service.Volume {
 	return out
 }
 
-func (m *modelStore) Mount(name, id string) (string, error) {
+func (m *modelStore) MountContext(_ context.Context, name, id string) (string, error) {
 	v, err := m.GetVolume(name)
 	if err != nil {
 		return "", err

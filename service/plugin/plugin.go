@@ -4,6 +4,7 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,21 +28,27 @@ const maxBody = 1 << 20
 
 // Store is what the plugin needs of the service.
 type Store interface {
-	CreateVolume(name string, opts service.CreateOptions) (service.Volume, bool, error)
-	RemoveVolume(name string, opts service.RemoveOptions) (string, error)
+	CreateVolumeContext(ctx context.Context, name string, opts service.CreateOptions) (service.Volume, bool, error)
+	RemoveVolumeContext(ctx context.Context, name string, opts service.RemoveOptions) (string, error)
 	GetVolume(name string) (service.Volume, error)
 	ListVolumes() []service.Volume
-	Mount(name, id string) (string, error)
+	MountContext(ctx context.Context, name, id string) (string, error)
 	Unmount(name, id string) error
 }
 
 // Handler answers the plugin protocol. The go-plugins-helpers handler is
 // not used as the HTTP handler because it answers malformed JSON and
 // unknown paths in plain text; its request and response types are.
+//
+// Create, Remove and Mount pass the request's context to the service: a
+// call whose client went away while it waited for a volume changes
+// nothing, and one that finds the volume held by another operation for
+// long (a sync merging into it) is answered busy rather than kept waiting
+// until Docker gives up (README, "Using it").
 type Handler struct {
 	store  Store
 	log    *slog.Logger
-	routes map[string]func(body []byte) (any, error)
+	routes map[string]func(ctx context.Context, body []byte) (any, error)
 	// Touch, when set, is called on every request (idle tracking).
 	Touch func()
 }
@@ -49,7 +56,7 @@ type Handler struct {
 // New returns the protocol handler for a store.
 func New(store Store, log *slog.Logger) *Handler {
 	h := &Handler{store: store, log: log.With("subsystem", "plugin")}
-	h.routes = map[string]func([]byte) (any, error){
+	h.routes = map[string]func(context.Context, []byte) (any, error){
 		"/Plugin.Activate":           h.activate,
 		"/VolumeDriver.Create":       h.create,
 		"/VolumeDriver.Remove":       h.remove,
@@ -85,7 +92,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, r, start, http.StatusBadRequest, nil, err)
 		return
 	}
-	res, err := route(body)
+	res, err := route(r.Context(), body)
 	status := http.StatusOK
 	if err != nil {
 		status = statusOf(err)
@@ -146,11 +153,11 @@ func needName(name string) error {
 	return nil
 }
 
-func (h *Handler) activate([]byte) (any, error) {
+func (h *Handler) activate(context.Context, []byte) (any, error) {
 	return map[string][]string{"Implements": {"VolumeDriver"}}, nil
 }
 
-func (h *Handler) create(body []byte) (any, error) {
+func (h *Handler) create(ctx context.Context, body []byte) (any, error) {
 	var req volume.CreateRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -162,11 +169,11 @@ func (h *Handler) create(body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, _, err = h.store.CreateVolume(req.Name, opts)
+	_, _, err = h.store.CreateVolumeContext(ctx, req.Name, opts)
 	return struct{}{}, err
 }
 
-func (h *Handler) remove(body []byte) (any, error) {
+func (h *Handler) remove(ctx context.Context, body []byte) (any, error) {
 	var req volume.RemoveRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -174,11 +181,11 @@ func (h *Handler) remove(body []byte) (any, error) {
 	if err := needName(req.Name); err != nil {
 		return nil, err
 	}
-	_, err := h.store.RemoveVolume(req.Name, service.RemoveOptions{})
+	_, err := h.store.RemoveVolumeContext(ctx, req.Name, service.RemoveOptions{})
 	return struct{}{}, err
 }
 
-func (h *Handler) mount(body []byte) (any, error) {
+func (h *Handler) mount(ctx context.Context, body []byte) (any, error) {
 	var req volume.MountRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -186,11 +193,11 @@ func (h *Handler) mount(body []byte) (any, error) {
 	if err := needName(req.Name); err != nil {
 		return nil, err
 	}
-	p, err := h.store.Mount(req.Name, req.ID)
+	p, err := h.store.MountContext(ctx, req.Name, req.ID)
 	return volume.MountResponse{Mountpoint: p}, err
 }
 
-func (h *Handler) unmount(body []byte) (any, error) {
+func (h *Handler) unmount(_ context.Context, body []byte) (any, error) {
 	var req volume.UnmountRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -201,7 +208,7 @@ func (h *Handler) unmount(body []byte) (any, error) {
 	return struct{}{}, h.store.Unmount(req.Name, req.ID)
 }
 
-func (h *Handler) path(body []byte) (any, error) {
+func (h *Handler) path(_ context.Context, body []byte) (any, error) {
 	var req volume.PathRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -213,7 +220,7 @@ func (h *Handler) path(body []byte) (any, error) {
 	return volume.PathResponse{Mountpoint: v.Path}, err
 }
 
-func (h *Handler) get(body []byte) (any, error) {
+func (h *Handler) get(_ context.Context, body []byte) (any, error) {
 	var req volume.GetRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -228,7 +235,7 @@ func (h *Handler) get(body []byte) (any, error) {
 	return volume.GetResponse{Volume: dockerVolume(v)}, nil
 }
 
-func (h *Handler) list([]byte) (any, error) {
+func (h *Handler) list(context.Context, []byte) (any, error) {
 	vols := h.store.ListVolumes()
 	out := make([]*volume.Volume, len(vols))
 	for i, v := range vols {
@@ -238,7 +245,7 @@ func (h *Handler) list([]byte) (any, error) {
 	return volume.ListResponse{Volumes: out}, nil
 }
 
-func (h *Handler) capabilities([]byte) (any, error) {
+func (h *Handler) capabilities(context.Context, []byte) (any, error) {
 	return volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}, nil
 }
 

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,11 +20,11 @@ type fakeStore struct {
 	calls []string
 }
 
-func (f *fakeStore) CreateVolume(name string, o service.CreateOptions) (service.Volume, bool, error) {
+func (f *fakeStore) CreateVolumeContext(_ context.Context, name string, o service.CreateOptions) (service.Volume, bool, error) {
 	f.calls = append(f.calls, "create "+name)
 	return service.Volume{Name: name}, true, f.err
 }
-func (f *fakeStore) RemoveVolume(name string, o service.RemoveOptions) (string, error) {
+func (f *fakeStore) RemoveVolumeContext(_ context.Context, name string, o service.RemoveOptions) (string, error) {
 	f.calls = append(f.calls, "remove "+name)
 	return "", f.err
 }
@@ -31,7 +32,7 @@ func (f *fakeStore) GetVolume(name string) (service.Volume, error) {
 	return service.Volume{Name: name, Path: "/p/" + name}, f.err
 }
 func (f *fakeStore) ListVolumes() []service.Volume { return []service.Volume{{Name: "a"}, {Name: "b"}} }
-func (f *fakeStore) Mount(name, id string) (string, error) {
+func (f *fakeStore) MountContext(_ context.Context, name, id string) (string, error) {
 	f.calls = append(f.calls, "mount "+name+" "+id)
 	return "/p/" + name, f.err
 }
