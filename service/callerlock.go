@@ -29,6 +29,13 @@ func (s *Store) waitLock(name string) (func(), error) { return s.locks.lock(name
 // way nothing is locked and the caller changes nothing.
 func (s *Store) callerLock(ctx context.Context, what string) lockFunc {
 	return func(name string) (func(), error) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%s of volume %q not done: its caller went away (%w)", what, name, context.Cause(ctx))
+		}
+		// A free volume is taken at once, however short the wait.
+		if unlock, ok := s.locks.tryLock(name); ok {
+			return unlock, nil
+		}
 		wait := s.cfg.BusyWait
 		if wait <= 0 {
 			wait = DefaultBusyWait

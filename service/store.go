@@ -323,6 +323,24 @@ func (k *keyedMutex) lockCtx(ctx context.Context, key string) (func(), error) {
 	}, nil
 }
 
+// tryLock takes key's lock when it is free, without waiting.
+func (k *keyedMutex) tryLock(key string) (func(), bool) {
+	e := k.ref(key)
+	select {
+	case e.held <- struct{}{}:
+	default:
+		k.unref(key, e)
+		return nil, false
+	}
+	k.mu.Lock()
+	e.taken++
+	k.mu.Unlock()
+	return func() {
+		<-e.held
+		k.unref(key, e)
+	}, true
+}
+
 // ref returns key's entry, kept in the map until unref.
 func (k *keyedMutex) ref(key string) *keyedEntry {
 	k.mu.Lock()
