@@ -263,7 +263,7 @@ func (s *Store) RemoveVolumeReport(name string, opts RemoveOptions) (RemovedVolu
 	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) }); err != nil {
 		s.log.Warn("volume settings not cleared: they are dropped at the next start", "volume", name, "error", err)
 	}
-	timers := timersOf(removed)
+	timers := append(timersOf(removed), s.removeUnreadableSchedules(name)...)
 	s.log.Info("volume removed", "volume", name, "final_snapshot", snap, "schedules_removed", timers)
 	return RemovedVolume{FinalSnapshot: snap, Schedules: timers}, nil
 }
