@@ -197,7 +197,7 @@ type RemoveOptions struct {
 // RemovedVolume is what removing a volume did.
 type RemovedVolume struct {
 	FinalSnapshot string   // "" when none was taken
-	Schedules     []string // the timers of the volume's schedules, removed with it
+	Schedules     []string // the timers of the volume's schedules, removed with it (or a service left without its timer)
 }
 
 // RemoveVolume deletes a volume that no container holds. Unless turned off
