@@ -71,7 +71,12 @@ type PurgeRow struct {
 	Reason string
 }
 
-// ScheduleRow is one schedule of ListSchedules: a(ssstsbstst).
+// ScheduleRow is one schedule of ListSchedules: a(ssstsbstst). A row with
+// an empty Action is a unit named like a schedule's that butterd cannot
+// read back (a hand-edited or broken timer, a service without its timer):
+// Unit names it, Arg says why, and Paused, LastRun, LastResult and NextRun
+// are its state in systemd; butterd leaves it alone, except that removing
+// the volume its name belongs to removes it.
 type ScheduleRow struct {
 	Action     string // snapshot, purge, replicate, synchronize
 	Volume     string

@@ -38,7 +38,10 @@ import (
 //     Nothing is started: timers start with the target at boot.
 //   - Files butterd cannot read back (hand-made or broken timers, a name that
 //     is not the one their definition gives, services without a timer) are
-//     reported and left alone.
+//     reported (at Open, and by ListSchedules with their state) and left
+//     alone, except by the removal of a volume: it removes those whose
+//     names are those of its schedules too (units.NameOf), once the volume
+//     is gone, since they can be neither read nor set again.
 //   - A replicate or synchronize schedule's hosts must each be a peer's
 //     name or a valid host[:port] when it is set; whether they answer shows
 //     when it runs (a failed job, a failed unit).
@@ -71,6 +74,10 @@ type ScheduleInfo struct {
 	NextRun        time.Time
 	LastRun        time.Time
 	LastResult     string // "success", "failed", or "" when it has not run
+	// Unreadable says why a unit of the schedule kind could not be read
+	// back (then only Timer, the unit, Service and the state are set):
+	// butterd leaves it alone, but its timer may still run.
+	Unreadable string
 }
 
 func (s *Store) initSchedules() error {
@@ -493,10 +500,22 @@ type scheduleFile struct {
 	timer, service string
 }
 
+// unreadableUnit is a unit of the unit directory named like a schedule's
+// that butterd cannot read back, and why.
+type unreadableUnit struct{ unit, reason string }
+
+func (u unreadableUnit) Error() string { return u.unit + ": " + u.reason }
+
+// stem is the unit's name without .timer or .service.
+func (u unreadableUnit) stem() string {
+	return strings.TrimSuffix(strings.TrimSuffix(u.unit, ".timer"), ".service")
+}
+
 // readSchedules parses every schedule timer in the unit directory. problems
-// describes the files left alone: timers that do not parse or whose name is
-// not the one their definition gives, and services without a timer.
-func (s *Store) readSchedules() (files []scheduleFile, problems []string, err error) {
+// are the files left alone: timers that cannot be read or do not parse or
+// whose name is not the one their definition gives, and services without a
+// timer.
+func (s *Store) readSchedules() (files []scheduleFile, problems []unreadableUnit, err error) {
 	entries, err := os.ReadDir(s.sched.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
@@ -512,7 +531,11 @@ func (s *Store) readSchedules() (files []scheduleFile, problems []string, err er
 		}
 		f, err := s.readSchedule(name)
 		if err != nil {
-			problems = append(problems, err.Error())
+			var u unreadableUnit
+			if !errors.As(err, &u) {
+				u = unreadableUnit{unit: name, reason: err.Error()}
+			}
+			problems = append(problems, u)
 			continue
 		}
 		timers[strings.TrimSuffix(name, ".timer")] = true
@@ -522,29 +545,34 @@ func (s *Store) readSchedules() (files []scheduleFile, problems []string, err er
 		name := e.Name()
 		if strings.HasPrefix(name, units.Prefix) && strings.HasSuffix(name, ".service") && !timers[strings.TrimSuffix(name, ".service")] {
 			if _, err := os.Stat(s.unitPath(strings.TrimSuffix(name, ".service") + ".timer")); err != nil {
-				problems = append(problems, fmt.Sprintf("%s: no timer of that name", name))
+				problems = append(problems, unreadableUnit{unit: name, reason: "no timer of that name"})
 			}
 		}
 	}
 	slices.SortFunc(files, func(a, b scheduleFile) int {
 		return strings.Compare(a.sched.Volume+"\x00"+a.sched.Action+"\x00"+a.sched.Arg, b.sched.Volume+"\x00"+b.sched.Action+"\x00"+b.sched.Arg)
 	})
+	slices.SortFunc(problems, func(a, b unreadableUnit) int { return strings.Compare(a.unit, b.unit) })
 	return files, problems, nil
 }
 
-// readSchedule reads one timer of the unit directory.
+// readSchedule reads one timer of the unit directory. A timer that is
+// there but cannot be taken for a schedule is an unreadableUnit error.
 func (s *Store) readSchedule(timer string) (scheduleFile, error) {
 	data, err := os.ReadFile(s.unitPath(timer))
 	if err != nil {
-		return scheduleFile{}, err
+		if errors.Is(err, fs.ErrNotExist) {
+			return scheduleFile{}, err
+		}
+		return scheduleFile{}, unreadableUnit{unit: timer, reason: err.Error()}
 	}
 	sc, err := units.Parse(data)
 	if err != nil {
-		return scheduleFile{}, fmt.Errorf("%s: %v", timer, err)
+		return scheduleFile{}, unreadableUnit{unit: timer, reason: err.Error()}
 	}
 	t, svc := units.Names(sc)
 	if t != timer {
-		return scheduleFile{}, fmt.Errorf("%s: its definition (%s) belongs in %s", timer, sc.Key(), t)
+		return scheduleFile{}, unreadableUnit{unit: timer, reason: fmt.Sprintf("its definition (%s) belongs in %s", sc.Key(), t)}
 	}
 	return scheduleFile{sched: sc, timer: t, service: svc}, nil
 }
@@ -555,7 +583,7 @@ func (s *Store) ListSchedules() ([]ScheduleInfo, bool, error) {
 	if s.sched.sd == nil {
 		return nil, false, errNoSystemd()
 	}
-	files, _, err := s.readSchedules()
+	files, problems, err := s.readSchedules()
 	if err != nil {
 		return nil, false, err
 	}
@@ -563,10 +591,19 @@ func (s *Store) ListSchedules() ([]ScheduleInfo, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	out := make([]ScheduleInfo, 0, len(files))
+	out := make([]ScheduleInfo, 0, len(files)+len(problems))
 	for _, f := range files {
 		info, err := s.scheduleInfo(f)
 		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, info)
+	}
+	// Units butterd cannot read come last, with what systemd says of them:
+	// a timer of theirs may well be running a job that fails each time.
+	for _, p := range problems {
+		info := ScheduleInfo{Timer: p.unit, Service: p.stem() + ".service", Unreadable: p.reason}
+		if err := s.unitInfo(&info); err != nil {
 			return nil, false, err
 		}
 		out = append(out, info)
@@ -593,25 +630,33 @@ func (s *Store) GetSchedule(timer string) (ScheduleInfo, error) {
 }
 
 func (s *Store) scheduleInfo(f scheduleFile) (ScheduleInfo, error) {
-	sd := s.sched.sd
 	info := ScheduleInfo{Schedule: f.sched, Timer: f.timer, Service: f.service}
-	st, err := sd.UnitState(f.timer)
+	return info, s.unitInfo(&info)
+}
+
+// unitInfo fills in the state in systemd of info's units; a service
+// without a timer has only its last result.
+func (s *Store) unitInfo(info *ScheduleInfo) error {
+	sd := s.sched.sd
+	if strings.HasSuffix(info.Timer, ".timer") {
+		st, err := sd.UnitState(info.Timer)
+		if err != nil {
+			return err
+		}
+		tt, err := sd.TimerTimes(info.Timer)
+		if err != nil {
+			return err
+		}
+		info.Paused = !enabled(st.UnitFileState)
+		if st.ActiveState == "active" {
+			info.NextRun = tt.Next
+		}
+		info.LastRun = tt.Last
+	}
+	res, err := sd.ServiceResult(info.Service)
 	if err != nil {
-		return info, err
+		return err
 	}
-	tt, err := sd.TimerTimes(f.timer)
-	if err != nil {
-		return info, err
-	}
-	res, err := sd.ServiceResult(f.service)
-	if err != nil {
-		return info, err
-	}
-	info.Paused = !enabled(st.UnitFileState)
-	if st.ActiveState == "active" {
-		info.NextRun = tt.Next
-	}
-	info.LastRun = tt.Last
 	if info.LastRun.IsZero() {
 		info.LastRun = res.Exited
 	}
@@ -621,7 +666,7 @@ func (s *Store) scheduleInfo(f scheduleFile) (ScheduleInfo, error) {
 			info.LastResult = "success"
 		}
 	}
-	return info, nil
+	return nil
 }
 
 // reportOrphanSchedules logs the snapshot, replicate and synchronize
@@ -651,7 +696,7 @@ func (s *Store) regenerateSchedules() {
 		return
 	}
 	for _, p := range problems {
-		s.log.Warn("schedule unit not understood: left alone", "dir", s.sched.dir, "problem", p)
+		s.log.Warn("schedule unit not understood: left alone ('butterctl scheduled' lists it; removing its volume removes it)", "dir", s.sched.dir, "unit", p.unit, "problem", p.reason)
 	}
 	s.reportOrphanSchedules(files)
 	sd := s.sched.sd
@@ -817,6 +862,54 @@ func (s *Store) restoreSchedules(volume string, removed []removedSchedule) {
 	if len(back) > 0 {
 		s.log.Info("volume not removed: its schedules were set again", "volume", volume, "timers", back, "not_set_again", lost)
 	}
+}
+
+// volumeActions are the actions of schedules that name a volume.
+var volumeActions = []string{units.ActionSnapshot, units.ActionPurge, units.ActionReplicate, units.ActionSynchronize}
+
+// removeUnreadableSchedules removes, once a volume is gone, the units named
+// as its schedules are that butterd could not read back (so that they were
+// not removed with the others), and returns those units (timers, or
+// services without a timer). The caller holds
+// the volume's lock, so no schedule of it is being set meanwhile.
+func (s *Store) removeUnreadableSchedules(volume string) []string {
+	if s.sched.sd == nil {
+		return nil
+	}
+	s.sched.mu.Lock()
+	defer s.sched.mu.Unlock()
+	_, problems, err := s.readSchedules()
+	if err != nil {
+		s.log.Warn("schedule units not read", "dir", s.sched.dir, "error", err)
+		return nil
+	}
+	var found []unreadableUnit // one per stem: a timer, or a service without one
+	for _, p := range problems {
+		if slices.ContainsFunc(volumeActions, func(a string) bool { return units.NameOf(p.unit, a, volume) }) {
+			found = append(found, p)
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var removed []string
+	for _, u := range found {
+		if err := s.dropUnits(u.stem()+".timer", u.stem()+".service"); err != nil {
+			s.log.Warn("unreadable schedule unit of a removed volume not removed", "volume", volume, "unit", u.unit, "error", err)
+			continue
+		}
+		removed = append(removed, u.unit)
+	}
+	if err := s.sched.sd.Reload(); err != nil {
+		s.log.Warn("systemd not reloaded after removing schedules", "error", err)
+	}
+	for _, u := range found {
+		s.forgetFailed(u.stem()+".timer", u.stem()+".service")
+	}
+	if len(removed) > 0 {
+		s.log.Info("unreadable schedule units of the removed volume removed", "volume", volume, "units", removed)
+	}
+	return removed
 }
 
 func timersOf(removed []removedSchedule) []string {

@@ -1012,3 +1012,90 @@ func TestUnappliedScheduleOptions(t *testing.T) {
 		}
 	}
 }
+
+// Units named like schedules that butterd cannot read back are listed with
+// why and with their timer's state, last, after the schedules.
+func TestListSchedulesShowsUnreadableUnits(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1")
+	good, err := s.SetSchedule(units.Schedule{Action: "snapshot", Volume: "v1", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hand-edited volume: the file no longer validates.
+	bad, badSvc := units.Names(units.Schedule{Action: "purge", Volume: "v1"})
+	td, svc, err := units.Render(units.Schedule{Action: "purge", Volume: "v1", Arg: "1d", Every: time.Hour}, units.DefaultButterctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, bad), bytes.Replace(td, []byte(units.KeyVolume+"=v1"), []byte(units.KeyVolume+"=v@1"), 1), 0o644)
+	os.WriteFile(filepath.Join(dir, badSvc), svc, 0o644)
+	sd.enabled[bad], sd.active[bad] = true, true
+	sd.result[badSvc] = units.ServiceResult{Result: "exit-code", Exited: time.UnixMicro(1_800_000_000_000_000)}
+	lonely := units.Prefix + "lonely.service"
+	os.WriteFile(filepath.Join(dir, lonely), svc, 0o644)
+
+	list, _, err := s.ListSchedules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 || list[0].Timer != good || list[0].Unreadable != "" {
+		t.Fatalf("list %+v: want the schedule, then two unreadable units", list)
+	}
+	i := slices.IndexFunc(list, func(i ScheduleInfo) bool { return i.Timer == bad })
+	if i < 0 {
+		t.Fatalf("%s not listed: %+v", bad, list)
+	}
+	if u := list[i]; !strings.Contains(u.Unreadable, "v@1") || u.Action != "" ||
+		u.Paused || u.NextRun.IsZero() || u.LastResult != "failed" {
+		t.Errorf("unreadable timer %+v: want why, and that it runs and fails", u)
+	}
+	i = slices.IndexFunc(list, func(i ScheduleInfo) bool { return i.Timer == lonely })
+	if i < 0 || list[i].Unreadable != "no timer of that name" {
+		t.Errorf("service without a timer not listed as such: %+v", list)
+	}
+}
+
+// Removing a volume removes the units named as its schedules that cannot be
+// read back, and no other volume's.
+func TestRemoveUnreadableSchedulesOfAVolume(t *testing.T) {
+	sd := newFakeSystemd("")
+	s, dir := schedStore(t, sd, "v1", "v1-b")
+	kept, err := s.SetSchedule(units.Schedule{Action: "purge", Volume: "v1-b", Arg: "1d", Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := []byte("[Unit]\nX-Butterd-Action=snapshot\nX-Butterd-Volume=..\n")
+	mine := []string{}
+	for _, sc := range []units.Schedule{{Action: "snapshot", Volume: "v1"}, {Action: "replicate", Volume: "v1", Arg: "nas"}} {
+		timer, service := units.Names(sc)
+		os.WriteFile(filepath.Join(dir, timer), junk, 0o644)
+		os.WriteFile(filepath.Join(dir, service), junk, 0o644)
+		sd.enabled[timer], sd.active[timer] = true, true
+		mine = append(mine, timer)
+	}
+	_, lonely := units.Names(units.Schedule{Action: "purge", Volume: "v1"})
+	os.WriteFile(filepath.Join(dir, lonely), junk, 0o644)
+	mine = append(mine, lonely)
+	other, _ := units.Names(units.Schedule{Action: "snapshot", Volume: "v1-b"})
+	os.WriteFile(filepath.Join(dir, other), junk, 0o644)
+
+	removed := s.removeUnreadableSchedules("v1")
+	slices.Sort(removed)
+	slices.Sort(mine)
+	if !slices.Equal(removed, mine) {
+		t.Fatalf("removed %v, want %v", removed, mine)
+	}
+	files := unitFiles(t, dir)
+	for _, u := range mine {
+		if slices.Contains(files, u) || sd.enabled[u] || sd.active[u] {
+			t.Errorf("%s still there (files %v), enabled or running", u, files)
+		}
+	}
+	if !slices.Contains(files, other) || !slices.Contains(files, kept) {
+		t.Errorf("another volume's units went: %v", files)
+	}
+	if again := s.removeUnreadableSchedules("v1"); again != nil {
+		t.Errorf("removed again: %v", again)
+	}
+}

@@ -214,7 +214,7 @@ type RemoveOptions struct {
 // RemovedVolume is what removing a volume did.
 type RemovedVolume struct {
 	FinalSnapshot string   // "" when none was taken
-	Schedules     []string // the timers of the volume's schedules, removed with it
+	Schedules     []string // the timers of the volume's schedules, removed with it (or a service left without its timer)
 }
 
 // RemoveVolume deletes a volume that no container holds. Unless turned off
@@ -300,7 +300,7 @@ func (s *Store) removeVolume(name string, opts RemoveOptions, lock lockFunc) (Re
 	if err := s.meta.update(func(d *metaData) { setFlag(&d.NoFinalSnapshot, name, false) }); err != nil {
 		s.log.Warn("volume settings not cleared: they are dropped at the next start", "volume", name, "error", err)
 	}
-	timers := timersOf(removed)
+	timers := append(timersOf(removed), s.removeUnreadableSchedules(name)...)
 	s.log.Info("volume removed", "volume", name, "final_snapshot", snap, "schedules_removed", timers)
 	return RemovedVolume{FinalSnapshot: snap, Schedules: timers}, nil
 }

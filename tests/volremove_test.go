@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"butterd/btrfs"
 	"butterd/service"
@@ -96,14 +97,42 @@ func TestRemoveVolumeFailureKeepsSchedules(t *testing.T) {
 	}
 	kept("after the delete failed")
 
+	// A schedule of the volume that no longer reads back (its volume
+	// edited by hand), its timer running: listed as unreadable, and
+	// removed with the volume all the same.
+	bad := units.Schedule{Action: units.ActionReplicate, Volume: "app", Arg: "nas", Every: time.Hour}
+	badTimer, badService := units.Names(bad)
+	td, sdata, err := units.Render(bad, units.DefaultButterctl)
+	must(t, err)
+	writeFile(t, filepath.Join(unitDir, badService), string(sdata))
+	writeFile(t, filepath.Join(unitDir, badTimer), strings.Replace(string(td), units.KeyVolume+"=app", units.KeyVolume+"=app@", 1))
+	for _, c := range [][]string{{"systemctl", "daemon-reload"}, {"systemctl", "enable", "--now", badTimer}} {
+		if out, err := m.Run(c...); err != nil {
+			t.Fatalf("%s: %v: %s", c, err, out)
+		}
+	}
+	list, _, err := s.ListSchedules()
+	must(t, err)
+	if i := slices.IndexFunc(list, func(i service.ScheduleInfo) bool { return i.Timer == badTimer }); i < 0 || list[i].Unreadable == "" || list[i].NextRun.IsZero() {
+		t.Errorf("schedules %+v: want %s listed as unreadable and running", list, badTimer)
+	}
+
 	must(t, btrfs.Delete(filepath.Join(v.Path, "inner")))
 	r, err := s.RemoveVolumeReport("app", service.RemoveOptions{})
 	must(t, err)
-	if r.FinalSnapshot == "" || !slices.Contains(r.Schedules, snapTimer) || !slices.Contains(r.Schedules, purgeTimer) {
+	if r.FinalSnapshot == "" || !slices.Contains(r.Schedules, snapTimer) || !slices.Contains(r.Schedules, purgeTimer) || !slices.Contains(r.Schedules, badTimer) {
 		t.Errorf("removal: %+v", r)
 	}
 	if got := schedules(); len(got) != 0 {
 		t.Errorf("schedules after the removal: %+v", got)
+	}
+	if st := state(badTimer); !strings.HasPrefix(st, "inactive/") {
+		t.Errorf("the unreadable %s is %s after the removal, want stopped", badTimer, st)
+	}
+	for _, u := range []string{badTimer, badService} {
+		if _, err := os.Stat(filepath.Join(unitDir, u)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s stays: %v", u, err)
+		}
 	}
 	if readFile(t, filepath.Join(mnt, "root", "snapshots", r.FinalSnapshot, "f")) != "data" {
 		t.Error("the final snapshot lacks the data")

@@ -69,3 +69,25 @@ func cutEscaped(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// NameOf says whether unit (a .timer or .service name) is one Names gives
+// for a schedule of action and volume, whatever its argument, so that units
+// whose content cannot be read back can still be told by their names. A
+// replicate or synchronize unit is recognised by the start of its name; one
+// whose escaped volume fills the whole shortened name is not.
+func NameOf(unit, action, volume string) bool {
+	stem, ok := strings.CutSuffix(unit, ".timer")
+	if !ok {
+		if stem, ok = strings.CutSuffix(unit, ".service"); !ok {
+			return false
+		}
+	}
+	if !keyedByArg(action) {
+		return stem == stemOf(Schedule{Action: action, Volume: volume}.Key())
+	}
+	// The key goes on with "/" and the argument; '-' in action and volume
+	// is escaped, so the '-' that ends this start cannot belong to another
+	// volume's name.
+	start := Prefix + Escape(action+"/"+volume+"/")
+	return len(stem) > len(start) && strings.HasPrefix(stem, start)
+}

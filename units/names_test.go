@@ -117,3 +117,38 @@ func hostOfLen(n int) string {
 	}
 	return strings.Join(parts, ".")
 }
+
+// TestNameOf: a unit is told a volume's by its name alone, whatever its
+// argument, and never for a volume whose name only starts the same.
+func TestNameOf(t *testing.T) {
+	long := strings.Repeat("h", 200) + ".example.com"
+	for _, c := range []struct {
+		s      Schedule
+		action string
+		volume string
+		want   bool
+	}{
+		{Schedule{Action: ActionSnapshot, Volume: "v1"}, ActionSnapshot, "v1", true},
+		{Schedule{Action: ActionPurge, Volume: "v1", Arg: "1d"}, ActionPurge, "v1", true},
+		{Schedule{Action: ActionReplicate, Volume: "v1", Arg: "nas:2222"}, ActionReplicate, "v1", true},
+		{Schedule{Action: ActionReplicate, Volume: "v1", Arg: long}, ActionReplicate, "v1", true}, // shortened
+		{Schedule{Action: ActionSynchronize, Volume: "v1", Arg: "a,b"}, ActionSynchronize, "v1", true},
+		{Schedule{Action: ActionSnapshot, Volume: "v1"}, ActionPurge, "v1", false},
+		{Schedule{Action: ActionSnapshot, Volume: "v1-b"}, ActionSnapshot, "v1", false},
+		{Schedule{Action: ActionReplicate, Volume: "v1-b", Arg: "nas"}, ActionReplicate, "v1", false},
+		{Schedule{Action: ActionReplicate, Volume: "v1", Arg: "nas"}, ActionReplicate, "v1-b", false},
+		{Schedule{Action: ActionSnapshotGroup, Volume: "v1"}, ActionSnapshot, "v1", false},
+	} {
+		timer, service := Names(c.s)
+		for _, u := range []string{timer, service} {
+			if got := NameOf(u, c.action, c.volume); got != c.want {
+				t.Errorf("NameOf(%q, %s, %s) = %v, want %v", u, c.action, c.volume, got, c.want)
+			}
+		}
+	}
+	for _, u := range []string{Prefix + "snapshot-v1", Prefix + "snapshot-v1.socket", Prefix + "replicate-v1-.timer", TargetName} {
+		if NameOf(u, ActionSnapshot, "v1") || NameOf(u, ActionReplicate, "v1") {
+			t.Errorf("NameOf(%q) is true", u)
+		}
+	}
+}

@@ -319,7 +319,14 @@ With -l, a table adds each schedule's state, its last run and result, and
 its next run. --json prints every field:
 {"all_paused", "schedules": [{"action", "arg", "volume", "timer", "every",
 "every_usec", "on_calendar", "paused", "unit", "last_run", "last_result",
-"next_run"}]}.
+"next_run"}], "unreadable": [{"unit", "reason", "paused", "last_run",
+"last_result", "next_run"}]}.
+
+Units named like schedules that butterd cannot read back (edited by hand,
+or refused by this version) are no schedules, but their timers may still
+run: list names each on stderr, "unreadable schedule unit NAME: REASON",
+and --json under "unreadable". butterd leaves them alone; removing the
+volume they are named for removes them.
 
 'scheduled pause' pauses every schedule (their timers stop with
 butterd-schedules.target); 'scheduled resume' resumes them, leaving paused
@@ -378,7 +385,7 @@ func (c *scheduledCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rows = slices.Clone(rows)
+	rows, unreadable := splitUnreadable(rows)
 	slices.SortFunc(rows, func(a, b dbusapi.ScheduleRow) int {
 		if n := strings.Compare(a.Volume, b.Volume); n != 0 {
 			return n
@@ -393,13 +400,26 @@ func (c *scheduledCmd) Run(ctx context.Context, args []string) error {
 		for i, r := range rows {
 			out[i] = newScheduleJSON(r)
 		}
+		bad := make([]unreadableJSON, len(unreadable))
+		for i, r := range unreadable {
+			bad[i] = unreadableJSON{Unit: r.Unit, Reason: r.Arg, Paused: r.Paused,
+				LastRun: usec(r.LastRun), LastResult: r.LastResult, NextRun: usec(r.NextRun)}
+		}
 		return c.printJSON(struct {
-			AllPaused bool           `json:"all_paused"`
-			Schedules []scheduleJSON `json:"schedules"`
-		}{allPaused, out})
+			AllPaused  bool             `json:"all_paused"`
+			Schedules  []scheduleJSON   `json:"schedules"`
+			Unreadable []unreadableJSON `json:"unreadable"`
+		}{allPaused, out, bad})
 	}
 	if allPaused {
 		fmt.Fprintln(c.stderr, "all schedules paused ('butterctl scheduled resume' resumes them)")
+	}
+	// On stderr: stdout keeps buttervolume's three words a line.
+	for _, r := range unreadable {
+		fmt.Fprintf(c.stderr, "unreadable schedule unit %s: %s\n", r.Unit, r.Arg)
+	}
+	if len(unreadable) > 0 {
+		fmt.Fprintln(c.stderr, "butterd leaves such units alone (a timer of theirs may run and fail): fix or delete them in butterd's UNIT_DIR, or remove the volume they are named for")
 	}
 	if c.long {
 		return scheduleTable(c.out, rows)
@@ -414,6 +434,19 @@ func (c *scheduledCmd) Run(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+// splitUnreadable separates the rows of units butterd cannot read back
+// (no action: see dbusapi.ScheduleRow) from the schedules.
+func splitUnreadable(rows []dbusapi.ScheduleRow) (schedules, unreadable []dbusapi.ScheduleRow) {
+	for _, r := range rows {
+		if r.Action == "" {
+			unreadable = append(unreadable, r)
+		} else {
+			schedules = append(schedules, r)
+		}
+	}
+	return schedules, unreadable
 }
 
 func rowAction(r dbusapi.ScheduleRow) string {
@@ -452,6 +485,16 @@ type scheduleJSON struct {
 	OnCalendar string `json:"on_calendar"`
 	Paused     bool   `json:"paused"`
 	Unit       string `json:"unit"`
+	LastRun    usec   `json:"last_run"`
+	LastResult string `json:"last_result"`
+	NextRun    usec   `json:"next_run"`
+}
+
+// unreadableJSON is a unit butterd cannot read back, with its state.
+type unreadableJSON struct {
+	Unit       string `json:"unit"`
+	Reason     string `json:"reason"`
+	Paused     bool   `json:"paused"`
 	LastRun    usec   `json:"last_run"`
 	LastResult string `json:"last_result"`
 	NextRun    usec   `json:"next_run"`

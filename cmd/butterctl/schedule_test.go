@@ -252,6 +252,33 @@ synchronize:h1,h2 daily v1
 	}
 }
 
+// Units butterd cannot read back are said on stderr, stdout keeping
+// buttervolume's lines; --json lists them apart.
+func TestScheduledUnreadable(t *testing.T) {
+	inZone(t)
+	bad := dbusapi.ScheduleRow{Arg: `volume name "v@1" includes '@'`, Unit: "butterd-sched-purge-v1.timer",
+		LastRun: created, LastResult: "failed", NextRun: created + 3600e6}
+	rows := append([]dbusapi.ScheduleRow{bad}, scheduleRows()[1:2]...)
+	wantErr := "unreadable schedule unit butterd-sched-purge-v1.timer: volume name \"v@1\" includes '@'\n"
+	for _, args := range [][]string{{"scheduled"}, {"scheduled", "-l"}} {
+		r := runWith(t, &fake{schedules: rows}, args...)
+		if r.code != 0 || !strings.HasPrefix(r.stderr, wantErr) || strings.Contains(r.stdout, "purge") || !strings.Contains(r.stdout, "snapshot") {
+			t.Errorf("%q: exit %d, stderr %q, stdout\n%s", args, r.code, r.stderr, r.stdout)
+		}
+	}
+	r := runWith(t, &fake{schedules: rows}, "scheduled", "--json")
+	var got struct {
+		Schedules  []map[string]any `json:"schedules"`
+		Unreadable []map[string]any `json:"unreadable"`
+	}
+	if r.code != 0 || r.stderr != "" || json.Unmarshal([]byte(r.stdout), &got) != nil || len(got.Schedules) != 1 || len(got.Unreadable) != 1 {
+		t.Fatalf("--json: exit %d, stderr %q, stdout %s", r.code, r.stderr, r.stdout)
+	}
+	if u := got.Unreadable[0]; u["unit"] != bad.Unit || u["reason"] != bad.Arg || u["last_result"] != "failed" || u["next_run"] == nil {
+		t.Errorf("--json unreadable: %v", u)
+	}
+}
+
 func TestScheduledLong(t *testing.T) {
 	inZone(t)
 	want := `ACTION              TIMER               VOLUME   STATE    LAST RUN              RESULT    NEXT RUN
@@ -298,7 +325,7 @@ func TestScheduledJSON(t *testing.T) {
 		t.Errorf("paused schedule: %v", p)
 	}
 	r = runWith(t, &fake{}, "--json", "scheduled")
-	if r.stdout != "{\n  \"all_paused\": false,\n  \"schedules\": []\n}\n" {
+	if r.stdout != "{\n  \"all_paused\": false,\n  \"schedules\": [],\n  \"unreadable\": []\n}\n" {
 		t.Errorf("no schedules: %q", r.stdout)
 	}
 }

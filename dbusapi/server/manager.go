@@ -99,7 +99,8 @@ func (m *Manager) CreateVolume(sender dbus.Sender, name string, options map[stri
 }
 
 // RemoveVolume answers the final snapshot ("" when none) and the timers
-// of the schedules removed with the volume.
+// of the schedules removed with the volume (units butterd could not read
+// back included; a service without its timer by its own name).
 func (m *Manager) RemoveVolume(sender dbus.Sender, name string, flags uint64) (string, []string, *dbus.Error) {
 	if err := m.auth.allowChange(sender, "RemoveVolume"); err != nil {
 		return "", nil, err

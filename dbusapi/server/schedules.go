@@ -17,6 +17,10 @@ var scheduleSpec = ifaceSpec{name: scheduleIface, props: []propSpec{
 }}
 
 func scheduleRow(i service.ScheduleInfo) dbusapi.ScheduleRow {
+	if i.Unreadable != "" { // see dbusapi.ScheduleRow
+		return dbusapi.ScheduleRow{Arg: i.Unreadable, Paused: i.Paused, Unit: i.Timer,
+			LastRun: usec(i.LastRun), LastResult: i.LastResult, NextRun: usec(i.NextRun)}
+	}
 	return dbusapi.ScheduleRow{
 		Action: i.Action, Volume: i.Volume, Arg: i.Arg, Every: uint64(i.Every.Microseconds()),
 		OnCalendar: i.OnCalendar, Paused: i.Paused, Unit: i.Timer,
@@ -33,7 +37,8 @@ func scheduleProps(r dbusapi.ScheduleRow) map[string]dbus.Variant {
 	}
 }
 
-// ListSchedules answers every schedule and whether all are paused.
+// ListSchedules answers every schedule, then the units butterd cannot read
+// back (rows without an action), and whether all are paused.
 func (m *Manager) ListSchedules() ([]dbusapi.ScheduleRow, bool, *dbus.Error) {
 	list, allPaused, err := m.store.ListSchedules()
 	if err != nil {
@@ -107,9 +112,11 @@ func (o *objects) scheduleChildren() []string {
 	if err != nil {
 		return nil
 	}
-	kids := make([]string, len(list))
-	for i, s := range list {
-		kids[i] = dbusapi.EscapePath(s.Timer)
+	kids := make([]string, 0, len(list))
+	for _, s := range list {
+		if s.Unreadable == "" { // no object: there is no schedule to show
+			kids = append(kids, dbusapi.EscapePath(s.Timer))
+		}
 	}
 	return kids
 }
