@@ -38,7 +38,7 @@ var packageFiles = map[string]string{ // path: mode
 	"/usr/share/dbus-1/system.d/io.butterd.volumes1.conf":           "-rw-r--r--",
 	"/usr/share/dbus-1/system-services/io.butterd.volumes1.service": "-rw-r--r--",
 	"/usr/lib/sysusers.d/butterd.conf":                              "-rw-r--r--",
-	"/etc/butterd/butterd.conf":                                     "-rw-r--r--",
+	"/etc/butterd/butterd.conf":                                     "-rw-r-----", // WEBHOOK_URL may hold a token
 	"/usr/share/man/man8/butterd.8.gz":                              "-rw-r--r--",
 	"/usr/share/man/man8/butterctl.8.gz":                            "-rw-r--r--",
 	"/usr/share/bash-completion/completions/butterctl":              "-rw-r--r--",
@@ -180,7 +180,7 @@ func TestPackageContents(t *testing.T) {
 	scripts := map[string][]string{
 		"preinst":  {"getent group butterd", "systemd-sysusers"},
 		"postinst": {"deb-systemd-helper enable", "butterd.socket butterd-schedules.target", "daemon-reload", "deb-systemd-invoke restart butterd.service"},
-		"prerm":    {"deb-systemd-invoke stop butterd-schedules.target butterd.service", "butterd.socket butterd-ssh.socket"},
+		"prerm":    {"deb-systemd-invoke stop butterd-schedules.target 'butterd-sched-*.timer' 'butterd-sched-*.service'", "butterd.socket butterd-ssh.socket"},
 		"postrm":   {"deb-systemd-helper disable", "rm -rf /etc/butterd", "rm -f " + sshDropIn, "daemon-reload"},
 	}
 	debScripts := map[string]string{}
@@ -297,9 +297,7 @@ func rpmScriptlets(out string) map[string]string {
 // scriptFacts is what maintainer scripts do, as a sorted list: the units
 // they name and their actions. Differences by design, not listed: the deb
 // removes /etc/butterd on purge (rpm removes its unchanged config files
-// itself), the rpm also stops butterd-sched-* by pattern (the deb's
-// schedule timers stop with butterd-schedules.target, which they are
-// PartOf=), and the deb restarts butterd in postinst, the rpm in the old
+// itself), and the deb restarts butterd in postinst, the rpm in the old
 // package's %postun.
 func scriptFacts(script string) []string {
 	facts := map[string]bool{}
@@ -327,8 +325,9 @@ func scriptFacts(script string) []string {
 // the socket listens, a plugin request starts butterd, bus calls and
 // butterctl work, a schedule becomes a timer, a replication peer makes
 // butterd write its drop-in of butterd-ssh.socket; dpkg -r stops and
-// disables everything and keeps the data; dpkg -P removes /etc/butterd and
-// that drop-in only.
+// disables everything, stops a schedule's service still running and keeps
+// the data; dpkg -i again enables what was enabled before the removal;
+// dpkg -P removes /etc/butterd and that drop-in only.
 func TestPackageInstallSystemd(t *testing.T) {
 	testenv.Root(t)
 	deb, _ := buildPackages(t)
@@ -358,6 +357,7 @@ func TestPackageInstallSystemd(t *testing.T) {
 		t.Errorf("butterd.service runs before any request: %v", st)
 	}
 	m.MustRun("getent", "group", "butterd")
+	checkConfigMode(t, m, "dpkg -i")
 	sock := m.Path(testenv.PluginSocket)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("plugin socket %s: %v, mode %v, want 0600", testenv.PluginSocket, err, fi.Mode().Perm())
@@ -397,8 +397,14 @@ func TestPackageInstallSystemd(t *testing.T) {
 		t.Errorf("butterctl remote rm of the last peer printed %q", out)
 	}
 
+	// A scheduled job that takes long: its service still runs when the
+	// package is removed.
+	schedService := holdScheduleService(t, m, "pkg-vol")
+
 	// dpkg -r: nothing of butterd runs or is enabled; the data stays.
 	t.Logf("dpkg -r:\n%s", m.MustRun("dpkg", "-r", "butterd"))
+	checkStopped(t, m, schedService, "dpkg -r")
+	m.MustRun("rm", "-r", "/etc/systemd/system/"+schedService+".d")
 	active := m.MustRun("systemctl", "list-units", "--no-legend", "--plain", "--all", "--state=active,activating,reloading", "butterd*")
 	if strings.TrimSpace(active) != "" {
 		t.Errorf("after dpkg -r, butterd units still run:\n%s", active)
@@ -426,6 +432,10 @@ func TestPackageInstallSystemd(t *testing.T) {
 	if _, err := os.Stat(m.Path(sshDropIn)); err != nil {
 		t.Errorf("dpkg -r removed butterd's drop-in: %v", err)
 	}
+
+	checkReinstall(t, m, "dpkg -r", "dpkg -i", "pkg-vol",
+		func() { m.MustRun("dpkg", "-r", "butterd") },
+		func() { m.MustRun("dpkg", "-i", debPath) })
 
 	// dpkg -P: the configuration and butterd's drop-in go, the data stays.
 	m.MustRun("dpkg", "-P", "butterd")
@@ -722,6 +732,7 @@ func TestPackageRPMSystemd(t *testing.T) {
 		t.Errorf("butterd.service runs before any request: %v", st)
 	}
 	m.MustRun("getent", "group", "butterd")
+	checkConfigMode(t, m, "rpm -i")
 
 	sock := m.Path(testenv.PluginSocket)
 	if r := systemdPluginCall(t, sock, "/VolumeDriver.Create", map[string]any{"Name": "rpm-vol"}); r["Err"] != nil {
@@ -761,7 +772,10 @@ func TestPackageRPMSystemd(t *testing.T) {
 	}
 
 	// rpm -e: nothing of butterd runs, is enabled or fires; the data stays.
+	schedService := holdScheduleService(t, m, "rpm-vol")
 	t.Logf("rpm -e:\n%s", m.MustRun("rpm", "-e", "butterd"))
+	checkStopped(t, m, schedService, "rpm -e")
+	m.MustRun("rm", "-r", "/etc/systemd/system/"+schedService+".d")
 	active := m.MustRun("systemctl", "list-units", "--no-legend", "--plain", "--all", "--state=active,activating,reloading", "butterd*")
 	if strings.TrimSpace(active) != "" {
 		t.Errorf("after rpm -e, butterd units still run:\n%s", active)
@@ -787,6 +801,92 @@ func TestPackageRPMSystemd(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(data, p)); err != nil {
 			t.Errorf("after rpm -e: %v", err)
 		}
+	}
+
+	checkReinstall(t, m, "rpm -e", "rpm -i", "rpm-vol",
+		func() { m.MustRun("rpm", "-e", "butterd") },
+		func() { rpmInstall("-i", paths[1]) })
+}
+
+// checkConfigMode checks that /etc/butterd/butterd.conf, which may hold
+// WEBHOOK_URL's token, is readable by root only, after how (the install).
+func checkConfigMode(t *testing.T, m *testenv.Machine, how string) {
+	t.Helper()
+	if got := strings.TrimSpace(m.MustRun("stat", "-c", "%a %U:%G", "/etc/butterd/butterd.conf")); got != "640 root:root" {
+		t.Errorf("after %s, /etc/butterd/butterd.conf is %q, want 640 root:root", how, got)
+	}
+}
+
+// holdScheduleService starts the service of volume's snapshot schedule as
+// a timer would, made to run until stopped (a drop-in holds it before
+// butterctl), and returns its name.
+func holdScheduleService(t *testing.T, m *testenv.Machine, volume string) string {
+	t.Helper()
+	_, service := units.Names(units.Schedule{Action: units.ActionSnapshot, Volume: volume})
+	m.WriteFile("/etc/systemd/system/"+service+".d/hold.conf", []byte("[Service]\nExecStartPre=/bin/sleep infinity\n"), 0o644)
+	m.MustRun("systemctl", "daemon-reload")
+	m.MustRun("systemctl", "start", "--no-block", service)
+	if !eventually(10*time.Second, func() bool { return unitState(t, m, service)["ActiveState"] == "activating" }) {
+		t.Fatalf("the schedule's service %s does not run: %v", service, unitState(t, m, service))
+	}
+	return service
+}
+
+// checkStopped checks that unit, which ran, was stopped by the removal.
+func checkStopped(t *testing.T, m *testenv.Machine, unit, removal string) {
+	t.Helper()
+	if st := unitState(t, m, unit); st["ActiveState"] != "inactive" && st["ActiveState"] != "failed" {
+		t.Errorf("after %s, %s still runs: %v", removal, unit, st)
+	}
+}
+
+// checkReinstall installs the removed package again (install), as an
+// operator does after removing it (remove): what was enabled before the
+// removal is enabled again: butterd.socket and butterd-schedules.target
+// start, at the next boot too (sockets.target and timers.target start
+// them), and the plugin socket answers with volume. Then the admin disables
+// butterd-schedules.target, which stays disabled and stopped through
+// another removal and install.
+func checkReinstall(t *testing.T, m *testenv.Machine, removal, how, volume string, remove, install func()) {
+	t.Helper()
+	isEnabled := func(unit string) string {
+		out, _ := m.Run("systemctl", "is-enabled", unit)
+		return strings.TrimSpace(out)
+	}
+	enabled := []string{"butterd.socket", "butterd-schedules.target"}
+	install()
+	for _, unit := range enabled {
+		if got := isEnabled(unit); got != "enabled" {
+			t.Errorf("after %s and %s: %s is %q, want enabled as before", removal, how, unit, got)
+		}
+	}
+	checkConfigMode(t, m, removal+" and "+how)
+	// As at boot: what is enabled starts with the targets that want it.
+	m.MustRun(append([]string{"systemctl", "stop"}, enabled...)...)
+	m.MustRun("systemctl", "start", "sockets.target", "timers.target")
+	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
+		t.Errorf("after %s and %s, butterd.socket at boot: %v, want listening", removal, how, st)
+	}
+	if st := unitState(t, m, "butterd-schedules.target"); st["ActiveState"] != "active" {
+		t.Errorf("after %s and %s, butterd-schedules.target at boot: %v, want active", removal, how, st)
+	}
+	r := systemdPluginCall(t, m.Path(testenv.PluginSocket), "/VolumeDriver.List", map[string]any{})
+	if !strings.Contains(fmt.Sprint(r["Volumes"]), volume) {
+		t.Errorf("after %s and %s, the plugin's List answered %v, want %s", removal, how, r, volume)
+	}
+
+	// The admin pauses every schedule for good.
+	m.MustRun("systemctl", "disable", "--now", "butterd-schedules.target")
+	remove()
+	install()
+	if got := isEnabled("butterd-schedules.target"); got != "disabled" {
+		t.Errorf("disabled by the admin, then %s and %s: butterd-schedules.target is %q, want disabled", removal, how, got)
+	}
+	if st := unitState(t, m, "butterd-schedules.target"); st["ActiveState"] != "inactive" {
+		t.Errorf("disabled by the admin, then %s and %s: butterd-schedules.target is %v, want inactive", removal, how, st)
+	}
+	if got := isEnabled("butterd.socket"); got != "enabled" {
+		t.Errorf("after %s and %s again: butterd.socket is %q, want enabled", removal, how, got)
 	}
 }
 

@@ -99,8 +99,10 @@ func build(format, version, release, binDir, outDir, arch string) (string, error
 		file(filepath.Join(binDir, "completions", "butterctl.bash"), "/usr/share/bash-completion/completions/butterctl", 0o644),
 		file(filepath.Join(binDir, "completions", "_butterctl"), zshDir+"/_butterctl", 0o644),
 		file(filepath.Join(binDir, "completions", "butterctl.fish"), "/usr/share/fish/vendor_completions.d/butterctl.fish", 0o644),
+		// 0640 root:root: WEBHOOK_URL may carry a token; only butterd (root)
+		// reads the file.
 		{Source: "packaging/butterd.conf", Destination: "/etc/butterd/butterd.conf", Type: files.TypeConfigNoReplace,
-			FileInfo: &files.ContentFileInfo{Mode: 0o644}},
+			FileInfo: &files.ContentFileInfo{Mode: 0o640}},
 	}
 	for _, u := range []string{"butterd.service", "butterd-pool.service", "butterd.socket", "butterd-ssh.socket", "butterd-schedules.target"} {
 		contents = append(contents, file(filepath.Join("packaging/systemd", u), unitDir+"/"+u, 0o644))
