@@ -284,8 +284,7 @@ func (in *intent) receivedPath(s *Store) string { return filepath.Join(s.receive
 // resolveImport deletes what an import left in its received/<job>/
 // directory, and the directory, and ends the intent. It never touches
 // snapshots/: snapshots/NAME exists only once complete. It reports whether
-// the import went through. It deletes only subvolumes: anything else there
-// was not made by btrfs receive and stops it.
+// the import went through.
 func (s *Store) resolveImport(in *intent) (forward bool, err error) {
 	if _, err := strconv.ParseUint(in.ID, 10, 32); err != nil {
 		return false, fmt.Errorf("import journal entry %q does not name a job: left alone", in.ID)
@@ -300,20 +299,33 @@ func (s *Store) resolveImport(in *intent) (forward bool, err error) {
 	return forward, s.endIntent(in)
 }
 
-// removeReceived deletes a job's directory under received/ and the
-// subvolumes btrfs receive made in it. Anything else there was not made
-// by btrfs receive and stops it.
+// removeReceived deletes a job's directory under received/ with all it
+// holds: the subvolumes btrfs receive made there, and anything else (the
+// directory is butterd's own, 0700; links in it are removed, never
+// followed). A dir that is a symbolic link or no directory is not the
+// job's: it is left alone and reported.
 func (s *Store) removeReceived(dir string) error {
+	st, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("%q is not a directory butterd made (%s): left alone, remove it by hand", dir, st.Mode().Type())
+	}
 	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
-		if !isSubvolume(path) {
-			return fmt.Errorf("%q is not a subvolume that btrfs receive made: left alone, remove it by hand", path)
+		if e.IsDir() && isSubvolume(path) {
+			err = btrfs.Delete(path)
+		} else {
+			err = os.RemoveAll(path)
 		}
-		if err := btrfs.Delete(path); err != nil {
+		if err != nil {
 			return err
 		}
 	}

@@ -601,6 +601,90 @@ func TestImportCrashAtEachStep(t *testing.T) {
 	}
 }
 
+// received/<job>/ is butterd's own directory: what an interrupted import
+// left there is deleted at the next start, whatever it is (a file, a
+// symbolic link: removed, never followed), and the journal entry ends. A
+// received/<job> that is itself a link is not butterd's and is left alone.
+func TestImportCrashCleansEverythingInReceived(t *testing.T) {
+	importCrashChild(t)
+	src := newImportSource(t)
+	mnt := testenv.Btrfs(t)
+	root := filepath.Join(mnt, "root")
+	received := filepath.Join(root, "received")
+	// crash leaves an import killed after its receive: it returns the
+	// job's directory under received/.
+	crash := func() string {
+		t.Helper()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestImportCrashCleansEverythingInReceived$", "-test.v")
+		cmd.Env = append(os.Environ(), "BUTTERD_IMPORT_CRASH="+root+"|received|"+src.full)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("the child was not killed: %v\n%s", err, out)
+		}
+		entries, err := os.ReadDir(received)
+		must(t, err)
+		if len(entries) != 1 {
+			t.Fatalf("received/ holds %d entries, want the job's directory", len(entries))
+		}
+		job := filepath.Join(received, entries[0].Name())
+		if !isSubvolume(t, filepath.Join(job, src.snap1)) {
+			t.Fatalf("no received subvolume in %s", job)
+		}
+		return job
+	}
+	journal := func() []string {
+		entries, err := os.ReadDir(filepath.Join(root, "state", "journal"))
+		must(t, err)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	outside := filepath.Join(mnt, "outside")
+	must(t, os.Mkdir(outside, 0o700))
+	keep := filepath.Join(outside, "keep")
+	writeFile(t, keep, "not butterd's")
+
+	job := crash()
+	writeFile(t, filepath.Join(job, "stray file"), "left here")
+	must(t, os.Symlink(outside, filepath.Join(job, "link")))
+	must(t, os.Mkdir(filepath.Join(job, "dir"), 0o700))
+	must(t, os.Symlink(keep, filepath.Join(job, "dir", "link")))
+	s := openStoreAt(t, root, service.Config{})
+	noImportLeftovers(t, root)
+	if names := snapshotNames(t, s, ""); len(names) != 0 {
+		t.Errorf("snapshots after the restart: %v", names)
+	}
+	if got, err := os.ReadFile(keep); err != nil || string(got) != "not butterd's" {
+		t.Fatalf("the links' target: %q, %v", got, err)
+	}
+	s.Close()
+
+	// A job directory replaced by a link is left alone, and so is where it
+	// points; the journal entry stays for the next start.
+	job = crash()
+	moved := filepath.Join(outside, "moved")
+	must(t, os.Rename(job, moved))
+	must(t, os.Symlink(moved, job))
+	pending := journal()
+	if len(pending) != 1 {
+		t.Fatalf("journal before the restart: %v", pending)
+	}
+	s = openStoreAt(t, root, service.Config{})
+	if got := journal(); !slices.Equal(got, pending) {
+		t.Errorf("journal after the restart: %v, want %v kept", got, pending)
+	}
+	if _, err := os.Lstat(job); err != nil {
+		t.Errorf("the link in received/: %v", err)
+	}
+	if !isSubvolume(t, filepath.Join(moved, src.snap1)) {
+		t.Errorf("the subvolume the link points to is gone")
+	}
+	s.Close()
+}
+
 // TestImportReceiveDiesWithButterd kills a process running btrfs receive
 // on a stream that stalls: the receive dies with it.
 func TestImportReceiveDiesWithButterd(t *testing.T) {
