@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"hash/crc32"
@@ -337,6 +338,23 @@ func TestImportCorruptStreamIsRefused(t *testing.T) {
 // withStreamName rewrites the PATH of a stream's first command and its CRC.
 func withStreamName(t *testing.T, data []byte, name string) []byte {
 	t.Helper()
+	return withStreamAttrs(t, data, map[uint16][]byte{15: []byte(name)}) // BTRFS_SEND_A_PATH
+}
+
+// uuidBytes is a UUID in the 16 bytes a send stream carries.
+func uuidBytes(t *testing.T, uuid string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(uuid, "-", ""))
+	if err != nil || len(b) != 16 {
+		t.Fatalf("UUID %q: %v", uuid, err)
+	}
+	return b
+}
+
+// withStreamAttrs rewrites attributes (by type) of a stream's first
+// command and its CRC.
+func withStreamAttrs(t *testing.T, data []byte, set map[uint16][]byte) []byte {
+	t.Helper()
 	const head, cmdHead = 17, 10
 	n := int(binary.LittleEndian.Uint32(data[head:]))
 	attrs := data[head+cmdHead : head+cmdHead+n]
@@ -344,8 +362,8 @@ func withStreamName(t *testing.T, data []byte, name string) []byte {
 	for len(attrs) > 0 {
 		typ, l := binary.LittleEndian.Uint16(attrs), int(binary.LittleEndian.Uint16(attrs[2:]))
 		val := attrs[4 : 4+l]
-		if typ == 15 { // BTRFS_SEND_A_PATH
-			val = []byte(name)
+		if v, ok := set[typ]; ok {
+			val = v
 		}
 		payload = binary.LittleEndian.AppendUint16(payload, typ)
 		payload = binary.LittleEndian.AppendUint16(payload, uint16(len(val)))
@@ -905,4 +923,42 @@ func TestImportCloneFromAnotherVolumeIsRefused(t *testing.T) {
 	if names := snapshotNames(t, s, "app"); !slices.Equal(names, []string{app1.Name}) {
 		t.Fatalf("app's snapshots after the refused import: %v", names)
 	}
+}
+
+// A subvolume butterd does not know (received by hand elsewhere on the
+// same filesystem) answers to a UUID first: btrfs receive takes it for an
+// incremental stream's parent although butterd checked the parent among
+// the volume's snapshots. The received subvolume, built on the wrong
+// parent, is refused and deleted.
+func TestImportBuiltOnAnotherParentIsRefused(t *testing.T) {
+	mnt := testenv.Btrfs(t)
+	other, _ := openStore(t)
+	ov, _, err := other.CreateVolume("vb", service.CreateOptions{})
+	must(t, err)
+	writeFile(t, filepath.Join(ov.Path, "secret"), "not the volume's data\n")
+	ox, err := other.CreateSnapshot("vb")
+	must(t, err)
+	elsewhere := filepath.Join(mnt, "elsewhere")
+	must(t, os.Mkdir(elsewhere, 0o700))
+	stream, err := os.Open(exportStream(t, other, ox.Name, ""))
+	must(t, err)
+	defer stream.Close()
+	must(t, btrfs.Receive(context.Background(), elsewhere, stream))
+	r := getInfo(t, filepath.Join(elsewhere, ox.Name)).ReceivedUUID
+
+	src, _ := openStore(t)
+	a1, a2, full, incr := posingStreams(t, src, r)
+	root := filepath.Join(mnt, "root")
+	s := openStoreAt(t, root, service.Config{})
+	importOK(t, s, full)
+	j := importFile(t, s, incr)
+	importFails(t, s, j, "was built by btrfs receive on the subvolume with UUID")
+	if !strings.Contains(j.Error, getInfo(t, filepath.Join(root, "snapshots", a1)).UUID) {
+		t.Errorf("the error does not name the expected parent's UUID: %s", j.Error)
+	}
+	noImportLeftovers(t, root)
+	if names := snapshotNames(t, s, "va"); !slices.Equal(names, []string{a1}) {
+		t.Errorf("snapshots of va: %v, want only %s (not %s)", names, a1, a2)
+	}
+	noneHolds(t, s, root, "va", "secret")
 }
