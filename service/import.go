@@ -24,13 +24,14 @@ import (
 // volume and Source the snapshot's name:
 //
 //  1. read and check the stream header (a valid VOLUME@TIMESTAMP name not
-//     taken yet; for an incremental stream, a parent among our snapshots)
-//     before anything is written;
+//     taken yet; a UUID none of our snapshots and volumes answers to; for
+//     an incremental stream, a parent among our snapshots) before anything
+//     is written;
 //  2. journal the intent, make received/<job>/ and run btrfs receive into it;
 //  3. check the received subvolume (the only entry, read-only, received
-//     UUID = the stream's UUID) and snapshot it read-only into
-//     snapshots/NAME (the snapshot keeps the received UUID): this is the
-//     switch, atomic;
+//     UUID = the stream's UUID, built on the parent of step 1) and
+//     snapshot it read-only into snapshots/NAME (the snapshot keeps the
+//     received UUID): this is the switch, atomic;
 //  4. delete received/<job>/ and end the intent.
 //
 // Everything in received/<job>/ is the job's, and snapshots/NAME exists

@@ -28,7 +28,8 @@ import (
 //  2. journal the intent, make received/JOB-N/; the host takes a temporary
 //     read-only snapshot of its volume and streams it (butterd-sync); we
 //     check the header (the reserved name, the agreed parent) and run
-//     btrfs receive into received/JOB-N/;
+//     btrfs receive into received/JOB-N/, then check that it built the
+//     received subvolume on our copy of the parent;
 //  3. under the volume's lock, refuse a mounted volume unless forced, and
 //     merge the received tree into the volume; before the first change of
 //     the job, one safety snapshot of the volume is taken;
