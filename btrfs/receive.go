@@ -27,7 +27,9 @@ const receiveCopySize = 1 << 20
 // nothing is written outside it), stops after the stream's end marker and at
 // the first error, and leaves the subvolume read-only with the stream's
 // UUID as its received UUID. An incremental stream's parent is looked up by
-// btrfs receive on the whole filesystem (by received UUID, then UUID).
+// btrfs receive on the whole filesystem (by received UUID, then UUID, the
+// first match) and snapshotted: the received subvolume's parent UUID says
+// which subvolume it was built on, for the caller to check.
 //
 // The child is killed when ctx is canceled and when the calling thread
 // dies (PDEATHSIG). The error carries btrfs receive's own output. Receive

@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,13 +24,14 @@ import (
 // volume and Source the snapshot's name:
 //
 //  1. read and check the stream header (a valid VOLUME@TIMESTAMP name not
-//     taken yet; for an incremental stream, a parent among our snapshots)
-//     before anything is written;
+//     taken yet; a UUID none of our snapshots and volumes answers to; for
+//     an incremental stream, a parent among our snapshots) before anything
+//     is written;
 //  2. journal the intent, make received/<job>/ and run btrfs receive into it;
 //  3. check the received subvolume (the only entry, read-only, received
-//     UUID = the stream's UUID) and snapshot it read-only into
-//     snapshots/NAME (the snapshot keeps the received UUID): this is the
-//     switch, atomic;
+//     UUID = the stream's UUID, built on the parent of step 1) and
+//     snapshot it read-only into snapshots/NAME (the snapshot keeps the
+//     received UUID): this is the switch, atomic;
 //  4. delete received/<job>/ and end the intent.
 //
 // Everything in received/<job>/ is the job's, and snapshots/NAME exists
@@ -95,9 +98,12 @@ func (s *Store) importStream(ctx context.Context, p *JobProgress, r io.Reader, z
 	if err != nil {
 		return err
 	}
+	if err := s.checkStreamUUID(hdr); err != nil {
+		return err
+	}
+	parent := ""
 	if hdr.Incremental() {
-		parent, err := s.findImportParent(volume, hdr)
-		if err != nil {
+		if parent, err = s.findImportParent(volume, hdr); err != nil {
 			return err
 		}
 		// Purge leaves the parent alone from now on.
@@ -121,7 +127,7 @@ func (s *Store) importStream(ctx context.Context, p *JobProgress, r io.Reader, z
 	if err := s.saveIntent(in); err != nil {
 		return s.noSpace(what, err)
 	}
-	err = s.importSteps(ctx, in, hdr, stream, z)
+	err = s.importSteps(ctx, in, hdr, parent, stream, z)
 	if rerr := s.resolve(in); rerr != nil && err == nil && !s.hasSnapshot(name) {
 		err = rerr
 	}
@@ -166,6 +172,59 @@ func (s *Store) hasSnapshot(name string) bool {
 	return ok
 }
 
+// checkStreamUUID refuses a stream whose subvolume UUID one of our
+// snapshots or volumes already answers to, as its UUID or received UUID.
+// btrfs receive finds an incremental stream's parent, and a CLONE's source,
+// by that UUID anywhere on the filesystem (first by received UUID, then by
+// UUID, the first match): a subvolume posing as another could later lead
+// it to build on that other's data. The same snapshot received again is a
+// no-op decided before (a push), or a taken name (an import).
+func (s *Store) checkStreamUUID(hdr btrfs.StreamHeader) error {
+	s.mu.RLock()
+	snaps := make([]string, 0, len(s.snapshots))
+	for name := range s.snapshots {
+		snaps = append(snaps, name)
+	}
+	vols := make([]string, 0, len(s.volumes))
+	for name := range s.volumes {
+		vols = append(vols, name)
+	}
+	s.mu.RUnlock()
+	slices.Sort(snaps)
+	slices.Sort(vols)
+	which := func(info btrfs.Info) string {
+		switch hdr.UUID {
+		case info.ReceivedUUID:
+			return "received UUID"
+		case info.UUID:
+			return "UUID"
+		}
+		return ""
+	}
+	for _, name := range snaps {
+		info, err := btrfs.GetInfo(s.snapshotPath(name))
+		if err != nil {
+			continue
+		}
+		if w := which(info); w != "" {
+			volume, _, _ := strings.Cut(name, "@")
+			return errorf(ErrInvalidArg, "import refused: the stream's subvolume UUID %s is already the %s of snapshot %q of volume %q: a stream must carry a subvolume new to this host; if %q is a copy of that snapshot, it is already here, otherwise make the stream again on the host that took the snapshot",
+				hdr.UUID, w, name, volume, hdr.Name)
+		}
+	}
+	for _, name := range vols {
+		info, err := btrfs.GetInfo(s.volumePath(name))
+		if err != nil {
+			continue
+		}
+		if w := which(info); w != "" {
+			return errorf(ErrInvalidArg, "import refused: the stream's subvolume UUID %s is already the %s of volume %q: a stream must carry a subvolume new to this host; make the stream again on the host that took the snapshot",
+				hdr.UUID, w, name)
+		}
+	}
+	return nil
+}
+
 // findImportParent finds, among the volume's read-only snapshots (newest
 // first), the one whose UUID or received UUID is the stream's parent UUID.
 func (s *Store) findImportParent(volume string, hdr btrfs.StreamHeader) (string, error) {
@@ -191,7 +250,7 @@ func (s *Store) findImportParent(volume string, hdr btrfs.StreamHeader) (string,
 // importSteps receives the stream into received/<job>/ and, once the rest
 // of a compressed stream z passed its checks, snapshots it into
 // snapshots/NAME. It leaves received/<job>/ to the caller's resolve.
-func (s *Store) importSteps(ctx context.Context, in *intent, hdr btrfs.StreamHeader, stream io.Reader, z *zstdStream) error {
+func (s *Store) importSteps(ctx context.Context, in *intent, hdr btrfs.StreamHeader, parent string, stream io.Reader, z *zstdStream) error {
 	name := in.Source
 	dir := in.receivedPath(s)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -210,7 +269,11 @@ func (s *Store) importSteps(ctx context.Context, in *intent, hdr btrfs.StreamHea
 		return err
 	}
 	received := filepath.Join(dir, name)
-	if err := checkReceived(dir, name, hdr); err != nil {
+	parentPath := ""
+	if parent != "" {
+		parentPath = s.snapshotPath(parent)
+	}
+	if err := checkReceived(dir, name, hdr, parentPath); err != nil {
 		return fmt.Errorf("import of %q failed: %w", name, err)
 	}
 	if err := s.step(opImport, "received"); err != nil {
@@ -255,8 +318,13 @@ func (s *Store) importSteps(ctx context.Context, in *intent, hdr btrfs.StreamHea
 
 // checkReceived checks that btrfs receive left exactly the subvolume the
 // header named, complete: read-only and with the stream's UUID as its
-// received UUID (both are set only at the end of the stream).
-func checkReceived(dir, name string, hdr btrfs.StreamHeader) error {
+// received UUID (both are set only at the end of the stream). For an
+// incremental stream, it checks that btrfs receive built it on parentPath,
+// the parent butterd chose: btrfs receive looks the parent up by UUID on the
+// whole filesystem and snapshots what it found, so the received
+// subvolume's parent UUID is the UUID of the subvolume it was built on. The
+// caller deletes what dir holds.
+func checkReceived(dir, name string, hdr btrfs.StreamHeader, parentPath string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -275,6 +343,17 @@ func checkReceived(dir, name string, hdr btrfs.StreamHeader) error {
 	if !info.ReadOnly || info.ReceivedUUID != hdr.UUID {
 		return fmt.Errorf("received subvolume %q is incomplete (read-only %v, received UUID %q, stream UUID %s)", name, info.ReadOnly, info.ReceivedUUID, hdr.UUID)
 	}
+	if !hdr.Incremental() {
+		return nil
+	}
+	parent, err := btrfs.GetInfo(parentPath)
+	if err != nil {
+		return err
+	}
+	if info.ParentUUID != parent.UUID {
+		return errorf(ErrInvalidArg, "received subvolume %q was built by btrfs receive on the subvolume with UUID %q, not on its parent %q (UUID %s): another subvolume on this filesystem has the stream's parent UUID %s as its received UUID or UUID (btrfs subvolume list -uR shows them); the received copy is deleted: send a full stream instead",
+			name, info.ParentUUID, parentPath, parent.UUID, hdr.ParentUUID)
+	}
 	return nil
 }
 
@@ -284,8 +363,7 @@ func (in *intent) receivedPath(s *Store) string { return filepath.Join(s.receive
 // resolveImport deletes what an import left in its received/<job>/
 // directory, and the directory, and ends the intent. It never touches
 // snapshots/: snapshots/NAME exists only once complete. It reports whether
-// the import went through. It deletes only subvolumes: anything else there
-// was not made by btrfs receive and stops it.
+// the import went through.
 func (s *Store) resolveImport(in *intent) (forward bool, err error) {
 	if _, err := strconv.ParseUint(in.ID, 10, 32); err != nil {
 		return false, fmt.Errorf("import journal entry %q does not name a job: left alone", in.ID)
@@ -300,20 +378,33 @@ func (s *Store) resolveImport(in *intent) (forward bool, err error) {
 	return forward, s.endIntent(in)
 }
 
-// removeReceived deletes a job's directory under received/ and the
-// subvolumes btrfs receive made in it. Anything else there was not made
-// by btrfs receive and stops it.
+// removeReceived deletes a job's directory under received/ with all it
+// holds: the subvolumes btrfs receive made there, and anything else (the
+// directory is butterd's own, 0700; links in it are removed, never
+// followed). A dir that is a symbolic link or no directory is not the
+// job's: it is left alone and reported.
 func (s *Store) removeReceived(dir string) error {
+	st, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("%q is not a directory butterd made (%s): left alone, remove it by hand", dir, st.Mode().Type())
+	}
 	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
-		if !isSubvolume(path) {
-			return fmt.Errorf("%q is not a subvolume that btrfs receive made: left alone, remove it by hand", path)
+		if e.IsDir() && isSubvolume(path) {
+			err = btrfs.Delete(path)
+		} else {
+			err = os.RemoveAll(path)
 		}
-		if err := btrfs.Delete(path); err != nil {
+		if err != nil {
 			return err
 		}
 	}

@@ -10,22 +10,29 @@ import (
 	"butterd/service/remote"
 )
 
+// shared matches snapshots both hosts hold; a sync's parent must moreover
+// be named, in the host's stream, by a UUID our copy answers to (the host
+// chooses that UUID): syncShared.
 func TestReplicateShared(t *testing.T) {
-	const u1, u2, u3 = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222", "33333333-3333-3333-3333-333333333333"
+	const u1, u2, u3, u4 = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222", "33333333-3333-3333-3333-333333333333", "44444444-4444-4444-4444-444444444444"
 	for _, c := range []struct {
-		what   string
-		local  btrfs.Info
-		remote remote.SnapshotRef
-		want   bool
+		what       string
+		local      btrfs.Info
+		remote     remote.SnapshotRef
+		want, sync bool
 	}{
-		{"the remote received ours", btrfs.Info{UUID: u1}, remote.SnapshotRef{UUID: u2, ReceivedUUID: u1}, true},
-		{"we received the remote's (failback)", btrfs.Info{UUID: u1, ReceivedUUID: u2}, remote.SnapshotRef{UUID: u2}, true},
-		{"both received the same", btrfs.Info{UUID: u1, ReceivedUUID: u3}, remote.SnapshotRef{UUID: u2, ReceivedUUID: u3}, true},
-		{"unrelated", btrfs.Info{UUID: u1}, remote.SnapshotRef{UUID: u2}, false},
-		{"same UUID is no match without a receive", btrfs.Info{UUID: u1}, remote.SnapshotRef{UUID: u2, ReceivedUUID: u3}, false},
+		{"the remote received ours", btrfs.Info{UUID: u1}, remote.SnapshotRef{UUID: u2, ReceivedUUID: u1}, true, true},
+		{"we received the remote's (failback)", btrfs.Info{UUID: u1, ReceivedUUID: u2}, remote.SnapshotRef{UUID: u2}, true, true},
+		{"both received the same", btrfs.Info{UUID: u1, ReceivedUUID: u3}, remote.SnapshotRef{UUID: u2, ReceivedUUID: u3}, true, true},
+		{"our received UUID is the remote's UUID, its stream names another", btrfs.Info{UUID: u1, ReceivedUUID: u2}, remote.SnapshotRef{UUID: u2, ReceivedUUID: u4}, true, false},
+		{"unrelated", btrfs.Info{UUID: u1}, remote.SnapshotRef{UUID: u2}, false, false},
+		{"same UUID is no match without a receive", btrfs.Info{UUID: u1}, remote.SnapshotRef{UUID: u2, ReceivedUUID: u3}, false, false},
 	} {
 		if _, got := shared(c.local, []remote.SnapshotRef{c.remote}); got != c.want {
 			t.Errorf("%s: shared = %v, want %v", c.what, got, c.want)
+		}
+		if got := syncShared(c.local, c.remote); got != c.sync {
+			t.Errorf("%s: syncShared = %v, want %v", c.what, got, c.sync)
 		}
 	}
 	if got := streamUUID(btrfs.Info{UUID: u1, ReceivedUUID: u2}); got != u2 {

@@ -51,10 +51,18 @@ func (s *Store) loadShared() error {
 // update changes the records with fn and writes them; on a write error the
 // change is undone in memory too.
 func (f *sharedFile) update(fn func(d *sharedData)) error {
+	return f.updateIf(func(d *sharedData) bool { fn(d); return true })
+}
+
+// updateIf is update for a change that fn may decide, under the lock, not
+// to make (it returns false): nothing is written then.
+func (f *sharedFile) updateIf(fn func(d *sharedData) bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old := sharedData{Sent: slices.Clone(f.data.Sent), Received: slices.Clone(f.data.Received)}
-	fn(&f.data)
+	if !fn(&f.data) {
+		return nil
+	}
 	if err := writeJSON(f.path, f.data); err != nil {
 		f.data = old
 		return err
@@ -113,16 +121,18 @@ func (s *Store) recordSent(peer, volume, last, uuid string, held []string) error
 }
 
 // recordReceived records a snapshot received from peer, unless a newer
-// one received from it is still here.
+// one received from it is still here. The records are compared and changed
+// under one lock, so that of two receives from the same peer ending
+// together the newer snapshot stays recorded.
 func (s *Store) recordReceived(peer, volume, name, uuid string) error {
-	s.shared.mu.Lock()
-	old, i := find(s.shared.data.Received, peer, volume)
-	s.shared.mu.Unlock()
-	if i >= 0 && old.Snapshot != name && s.newerThan(old.Snapshot, name) {
-		return nil
-	}
 	rec := sharedRecord{Peer: peer, Volume: volume, Snapshot: name, UUID: uuid, Time: s.cfg.Now()}
-	return s.shared.update(func(d *sharedData) { d.Received = put(d.Received, rec) })
+	return s.shared.updateIf(func(d *sharedData) bool {
+		if old, i := find(d.Received, peer, volume); i >= 0 && old.Snapshot != name && s.newerThan(old.Snapshot, name) {
+			return false
+		}
+		d.Received = put(d.Received, rec)
+		return true
+	})
 }
 
 // newerThan reports whether snapshot a is here and newer than b (or b is

@@ -28,7 +28,8 @@ import (
 //  2. journal the intent, make received/JOB-N/; the host takes a temporary
 //     read-only snapshot of its volume and streams it (butterd-sync); we
 //     check the header (the reserved name, the agreed parent) and run
-//     btrfs receive into received/JOB-N/;
+//     btrfs receive into received/JOB-N/, then check that it built the
+//     received subvolume on our copy of the parent;
 //  3. under the volume's lock, refuse a mounted volume unless forced, and
 //     merge the received tree into the volume; before the first change of
 //     the job, one safety snapshot of the volume is taken;
@@ -223,12 +224,13 @@ func (s *Store) syncFrom(ctx context.Context, run *syncRun, id string, c *remote
 		return fmt.Errorf("list the snapshots of %q: %w", volume, err)
 	}
 	req := remote.SyncRequest{Volume: volume}
-	wantParent := ""
+	var want syncParentWant
 	if parent, ref, ok := s.syncParent(volume, remotes); ok {
 		// Purge leaves the parent alone from now on.
 		run.p.jobs.update(run.p.id, func(j *Job) { j.Uses = append(j.Uses, parent) })
 		if isSubvolume(s.snapshotPath(parent)) {
-			req.ParentUUID, wantParent = ref.UUID, refStreamUUID(ref)
+			req.ParentUUID = ref.UUID
+			want = syncParentWant{uuid: refStreamUUID(ref), path: s.snapshotPath(parent)}
 			res.Incremental, res.Parent = true, parent
 		}
 	}
@@ -241,14 +243,14 @@ func (s *Store) syncFrom(ctx context.Context, run *syncRun, id string, c *remote
 	if err := s.saveIntent(in); err != nil {
 		return err
 	}
-	err = s.syncSteps(ctx, run, in, c, req, wantParent, res)
+	err = s.syncSteps(ctx, run, in, c, req, want, res)
 	if rerr := s.resolve(in); rerr != nil && err == nil {
 		err = rerr
 	}
 	return err
 }
 
-func (s *Store) syncSteps(ctx context.Context, run *syncRun, in *intent, c *remote.Client, req remote.SyncRequest, wantParent string, res *HostSync) error {
+func (s *Store) syncSteps(ctx context.Context, run *syncRun, in *intent, c *remote.Client, req remote.SyncRequest, want syncParentWant, res *HostSync) error {
 	dir := in.receivedPath(s)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
@@ -256,7 +258,7 @@ func (s *Store) syncSteps(ctx context.Context, run *syncRun, in *intent, c *remo
 	if err := s.step(opSync, "dir-created"); err != nil {
 		return err
 	}
-	name, err := s.receiveSync(ctx, run.p, dir, c, req, wantParent, res)
+	name, err := s.receiveSync(ctx, run.p, dir, c, req, want, res)
 	if err != nil {
 		return err
 	}
@@ -299,10 +301,18 @@ func (s *Store) syncSteps(ctx context.Context, run *syncRun, in *intent, c *remo
 	return s.step(opSync, "merged")
 }
 
+// syncParentWant is the parent a sync's stream must be incremental
+// against: the UUID the stream names it by and our copy of it (none for a
+// full stream).
+type syncParentWant struct {
+	uuid string
+	path string
+}
+
 // receiveSync pulls the host's stream of its volume into dir with btrfs
 // receive, after checking its header, and returns the name of the
-// received subvolume.
-func (s *Store) receiveSync(ctx context.Context, p *JobProgress, dir string, c *remote.Client, req remote.SyncRequest, wantParent string, res *HostSync) (string, error) {
+// received subvolume, checked to be built on our copy of the parent.
+func (s *Store) receiveSync(ctx context.Context, p *JobProgress, dir string, c *remote.Client, req remote.SyncRequest, want syncParentWant, res *HostSync) (string, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return "", err
@@ -319,7 +329,7 @@ func (s *Store) receiveSync(ctx context.Context, p *JobProgress, dir string, c *
 	counted := &byteCounter{r: pr, p: p}
 	hdr, stream, err := btrfs.ReadStreamHeader(counted)
 	if err == nil {
-		err = checkSyncHeader(req.Volume, wantParent, hdr)
+		err = checkSyncHeader(req.Volume, want.uuid, hdr)
 	}
 	if err == nil {
 		err = btrfs.Receive(ctx, dir, stream)
@@ -340,7 +350,7 @@ func (s *Store) receiveSync(ctx context.Context, p *JobProgress, dir string, c *
 	case err != nil:
 		return "", fmt.Errorf("receive of volume %q: %w", req.Volume, err)
 	}
-	if err := checkReceived(dir, hdr.Name, hdr); err != nil {
+	if err := checkReceived(dir, hdr.Name, hdr, want.path); err != nil {
 		return "", fmt.Errorf("receive of volume %q: %w", req.Volume, err)
 	}
 	return hdr.Name, nil
@@ -380,12 +390,26 @@ func (s *Store) syncParent(volume string, remotes []remote.SnapshotRef) (string,
 	}
 	for i := len(remotes) - 1; i >= 0; i-- {
 		for j := len(locals) - 1; j >= 0; j-- {
-			if _, ok := shared(locals[j].info, remotes[i:i+1]); ok {
+			if syncShared(locals[j].info, remotes[i]) {
 				return locals[j].name, remotes[i], true
 			}
 		}
 	}
 	return "", remote.SnapshotRef{}, false
+}
+
+// syncShared says whether our snapshot local is the host's r, for a
+// stream incremental against r: they are the same (see shared), and the
+// UUID the stream will name r by, which the host chooses, is one that
+// local answers to (its UUID or received UUID). Our received UUID matching
+// the host's UUID is not enough when r was itself received: the stream
+// then names r's received UUID, which nothing ties to local.
+func syncShared(local btrfs.Info, r remote.SnapshotRef) bool {
+	if _, ok := shared(local, []remote.SnapshotRef{r}); !ok {
+		return false
+	}
+	u := refStreamUUID(r)
+	return u == local.UUID || (local.ReceivedUUID != "" && u == local.ReceivedUUID)
 }
 
 // refStreamUUID is the UUID a stream names a remote snapshot by (see

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"hash/crc32"
@@ -337,6 +338,23 @@ func TestImportCorruptStreamIsRefused(t *testing.T) {
 // withStreamName rewrites the PATH of a stream's first command and its CRC.
 func withStreamName(t *testing.T, data []byte, name string) []byte {
 	t.Helper()
+	return withStreamAttrs(t, data, map[uint16][]byte{15: []byte(name)}) // BTRFS_SEND_A_PATH
+}
+
+// uuidBytes is a UUID in the 16 bytes a send stream carries.
+func uuidBytes(t *testing.T, uuid string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(uuid, "-", ""))
+	if err != nil || len(b) != 16 {
+		t.Fatalf("UUID %q: %v", uuid, err)
+	}
+	return b
+}
+
+// withStreamAttrs rewrites attributes (by type) of a stream's first
+// command and its CRC.
+func withStreamAttrs(t *testing.T, data []byte, set map[uint16][]byte) []byte {
+	t.Helper()
 	const head, cmdHead = 17, 10
 	n := int(binary.LittleEndian.Uint32(data[head:]))
 	attrs := data[head+cmdHead : head+cmdHead+n]
@@ -344,8 +362,8 @@ func withStreamName(t *testing.T, data []byte, name string) []byte {
 	for len(attrs) > 0 {
 		typ, l := binary.LittleEndian.Uint16(attrs), int(binary.LittleEndian.Uint16(attrs[2:]))
 		val := attrs[4 : 4+l]
-		if typ == 15 { // BTRFS_SEND_A_PATH
-			val = []byte(name)
+		if v, ok := set[typ]; ok {
+			val = v
 		}
 		payload = binary.LittleEndian.AppendUint16(payload, typ)
 		payload = binary.LittleEndian.AppendUint16(payload, uint16(len(val)))
@@ -601,6 +619,90 @@ func TestImportCrashAtEachStep(t *testing.T) {
 	}
 }
 
+// received/<job>/ is butterd's own directory: what an interrupted import
+// left there is deleted at the next start, whatever it is (a file, a
+// symbolic link: removed, never followed), and the journal entry ends. A
+// received/<job> that is itself a link is not butterd's and is left alone.
+func TestImportCrashCleansEverythingInReceived(t *testing.T) {
+	importCrashChild(t)
+	src := newImportSource(t)
+	mnt := testenv.Btrfs(t)
+	root := filepath.Join(mnt, "root")
+	received := filepath.Join(root, "received")
+	// crash leaves an import killed after its receive: it returns the
+	// job's directory under received/.
+	crash := func() string {
+		t.Helper()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestImportCrashCleansEverythingInReceived$", "-test.v")
+		cmd.Env = append(os.Environ(), "BUTTERD_IMPORT_CRASH="+root+"|received|"+src.full)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("the child was not killed: %v\n%s", err, out)
+		}
+		entries, err := os.ReadDir(received)
+		must(t, err)
+		if len(entries) != 1 {
+			t.Fatalf("received/ holds %d entries, want the job's directory", len(entries))
+		}
+		job := filepath.Join(received, entries[0].Name())
+		if !isSubvolume(t, filepath.Join(job, src.snap1)) {
+			t.Fatalf("no received subvolume in %s", job)
+		}
+		return job
+	}
+	journal := func() []string {
+		entries, err := os.ReadDir(filepath.Join(root, "state", "journal"))
+		must(t, err)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	outside := filepath.Join(mnt, "outside")
+	must(t, os.Mkdir(outside, 0o700))
+	keep := filepath.Join(outside, "keep")
+	writeFile(t, keep, "not butterd's")
+
+	job := crash()
+	writeFile(t, filepath.Join(job, "stray file"), "left here")
+	must(t, os.Symlink(outside, filepath.Join(job, "link")))
+	must(t, os.Mkdir(filepath.Join(job, "dir"), 0o700))
+	must(t, os.Symlink(keep, filepath.Join(job, "dir", "link")))
+	s := openStoreAt(t, root, service.Config{})
+	noImportLeftovers(t, root)
+	if names := snapshotNames(t, s, ""); len(names) != 0 {
+		t.Errorf("snapshots after the restart: %v", names)
+	}
+	if got, err := os.ReadFile(keep); err != nil || string(got) != "not butterd's" {
+		t.Fatalf("the links' target: %q, %v", got, err)
+	}
+	s.Close()
+
+	// A job directory replaced by a link is left alone, and so is where it
+	// points; the journal entry stays for the next start.
+	job = crash()
+	moved := filepath.Join(outside, "moved")
+	must(t, os.Rename(job, moved))
+	must(t, os.Symlink(moved, job))
+	pending := journal()
+	if len(pending) != 1 {
+		t.Fatalf("journal before the restart: %v", pending)
+	}
+	s = openStoreAt(t, root, service.Config{})
+	if got := journal(); !slices.Equal(got, pending) {
+		t.Errorf("journal after the restart: %v, want %v kept", got, pending)
+	}
+	if _, err := os.Lstat(job); err != nil {
+		t.Errorf("the link in received/: %v", err)
+	}
+	if !isSubvolume(t, filepath.Join(moved, src.snap1)) {
+		t.Errorf("the subvolume the link points to is gone")
+	}
+	s.Close()
+}
+
 // TestImportReceiveDiesWithButterd kills a process running btrfs receive
 // on a stream that stalls: the receive dies with it.
 func TestImportReceiveDiesWithButterd(t *testing.T) {
@@ -821,4 +923,42 @@ func TestImportCloneFromAnotherVolumeIsRefused(t *testing.T) {
 	if names := snapshotNames(t, s, "app"); !slices.Equal(names, []string{app1.Name}) {
 		t.Fatalf("app's snapshots after the refused import: %v", names)
 	}
+}
+
+// A subvolume butterd does not know (received by hand elsewhere on the
+// same filesystem) answers to a UUID first: btrfs receive takes it for an
+// incremental stream's parent although butterd checked the parent among
+// the volume's snapshots. The received subvolume, built on the wrong
+// parent, is refused and deleted.
+func TestImportBuiltOnAnotherParentIsRefused(t *testing.T) {
+	mnt := testenv.Btrfs(t)
+	other, _ := openStore(t)
+	ov, _, err := other.CreateVolume("vb", service.CreateOptions{})
+	must(t, err)
+	writeFile(t, filepath.Join(ov.Path, "secret"), "not the volume's data\n")
+	ox, err := other.CreateSnapshot("vb")
+	must(t, err)
+	elsewhere := filepath.Join(mnt, "elsewhere")
+	must(t, os.Mkdir(elsewhere, 0o700))
+	stream, err := os.Open(exportStream(t, other, ox.Name, ""))
+	must(t, err)
+	defer stream.Close()
+	must(t, btrfs.Receive(context.Background(), elsewhere, stream))
+	r := getInfo(t, filepath.Join(elsewhere, ox.Name)).ReceivedUUID
+
+	src, _ := openStore(t)
+	a1, a2, full, incr := posingStreams(t, src, r)
+	root := filepath.Join(mnt, "root")
+	s := openStoreAt(t, root, service.Config{})
+	importOK(t, s, full)
+	j := importFile(t, s, incr)
+	importFails(t, s, j, "was built by btrfs receive on the subvolume with UUID")
+	if !strings.Contains(j.Error, getInfo(t, filepath.Join(root, "snapshots", a1)).UUID) {
+		t.Errorf("the error does not name the expected parent's UUID: %s", j.Error)
+	}
+	noImportLeftovers(t, root)
+	if names := snapshotNames(t, s, "va"); !slices.Equal(names, []string{a1}) {
+		t.Errorf("snapshots of va: %v, want only %s (not %s)", names, a1, a2)
+	}
+	noneHolds(t, s, root, "va", "secret")
 }

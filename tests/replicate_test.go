@@ -313,3 +313,87 @@ func mustOpen(t *testing.T, path string) *os.File {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// posingStreams makes, on h, a volume "va" with two snapshots and their
+// streams (full, then incremental) rewritten to pose as uuid: the full
+// stream's subvolume UUID and the incremental stream's parent UUID are
+// uuid. It returns the snapshots' names and the two stream files.
+func posingStreams(t *testing.T, h *service.Store, uuid string) (a1, a2, full, incr string) {
+	t.Helper()
+	v, _, err := h.CreateVolume("va", service.CreateOptions{})
+	must(t, err)
+	writeFile(t, filepath.Join(v.Path, "own"), "a's own data\n")
+	s1, err := h.CreateSnapshot("va")
+	must(t, err)
+	writeFile(t, filepath.Join(v.Path, "added"), "added in a's second snapshot\n")
+	time.Sleep(2 * time.Millisecond) // distinct snapshot names
+	s2, err := h.CreateSnapshot("va")
+	must(t, err)
+	rewrite := func(name, parent string, attr uint16) string {
+		data, err := os.ReadFile(exportStream(t, h, name, parent))
+		must(t, err)
+		path := filepath.Join(t.TempDir(), "posing.stream")
+		must(t, os.WriteFile(path, withStreamAttrs(t, data, map[uint16][]byte{attr: uuidBytes(t, uuid)}), 0o600))
+		return path
+	}
+	// BTRFS_SEND_A_UUID, BTRFS_SEND_A_CLONE_UUID
+	return s1.Name, s2.Name, rewrite(s1.Name, "", 1), rewrite(s2.Name, s1.Name, 20)
+}
+
+// noneHolds requires no snapshot of volume on s to hold a file named file.
+func noneHolds(t *testing.T, s *service.Store, root, volume, file string) {
+	t.Helper()
+	for _, name := range snapshotNames(t, s, volume) {
+		if _, err := os.Lstat(filepath.Join(root, "snapshots", name, file)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("snapshot %s holds %s of another volume: %v", name, file, err)
+		}
+	}
+}
+
+// btrfs receive finds an incremental stream's parent (and a CLONE's
+// source) by received UUID, then UUID, across the whole filesystem. A peer
+// that may push to volumes va and vb reads the received UUID of b's snapshot
+// from a listing, and pushes to a a first snapshot posing with that UUID,
+// then a second one incremental against it: butterd would find a's
+// snapshot for the parent while btrfs receive took b's, building a's new
+// snapshot on b's data for the peer to pull. The posing snapshot is refused.
+func TestReplicateReceiveRefusesAnotherVolumesUUID(t *testing.T) {
+	attacker, b := newReplHost(t), newReplHost(t)
+	b.serve(t, attacker)
+	ctx := replCtx(t)
+	toB := attacker.dial(t, b)
+
+	// B holds a snapshot of volume b received from a third host.
+	third, _ := openStore(t)
+	bv, _, err := third.CreateVolume("vb", service.CreateOptions{})
+	must(t, err)
+	writeFile(t, filepath.Join(bv.Path, "secret"), "b's data\n")
+	bx, err := third.CreateSnapshot("vb")
+	must(t, err)
+	importOK(t, b.s, exportStream(t, third, bx.Name, ""))
+	refs, err := toB.List(ctx, "vb")
+	must(t, err)
+	if len(refs) != 1 || refs[0].ReceivedUUID == "" {
+		t.Fatalf("B lists %+v for volume vb", refs)
+	}
+	r := refs[0].ReceivedUUID
+
+	a1, a2, full, incr := posingStreams(t, attacker.s, r)
+	_, err = toB.Push(ctx, remote.ReceiveRequest{Volume: "va", Name: a1}, mustOpen(t, full))
+	if !errors.Is(err, remote.ErrBadRequest) || !strings.Contains(err.Error(), `already the received UUID of snapshot "`+bx.Name+`" of volume "vb"`) {
+		t.Errorf("push of a snapshot posing as b's: %v; want a bad request naming b's snapshot", err)
+	}
+	_, err = toB.Push(ctx, remote.ReceiveRequest{Volume: "va", Name: a2, ParentUUID: r}, mustOpen(t, incr))
+	if err == nil {
+		t.Errorf("push of %s incremental against b's snapshot accepted", a2)
+	}
+	b.receivedEmpty(t)
+	noneHolds(t, b.s, b.root, "va", "secret")
+	if names := snapshotNames(t, b.s, "va"); len(names) != 0 {
+		t.Errorf("B's snapshots of va: %v, want none", names)
+	}
+	// B's own snapshot of b is untouched.
+	if got, err := os.ReadFile(filepath.Join(b.snapPath(bx.Name), "secret")); err != nil || string(got) != "b's data\n" {
+		t.Errorf("b's snapshot: %q, %v", got, err)
+	}
+}
