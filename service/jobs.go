@@ -125,6 +125,15 @@ const (
 	jobHistory     = 1000 // finished jobs kept
 )
 
+// Bounds of the jobs that peers start (a push received, a pull or a sync
+// served). They run at once, outside jobConcurrency and the queue, so that
+// peers never hold local jobs up; beyond these bounds they are refused
+// busy at once and the peer retries later.
+const (
+	peerJobLimit        = 2 // at once, from all peers
+	peerJobLimitPerPeer = 1 // at once, from one peer
+)
+
 // jobTable runs jobs with a bound on concurrency and a bounded queue, and
 // keeps finished ones in a history persisted in state/jobs.json.
 type jobTable struct {
@@ -135,6 +144,7 @@ type jobTable struct {
 	queue   []*jobEntry
 	active  map[uint32]*jobEntry // queued and running
 	history []Job                // finished, oldest first
+	peerOps map[string]int       // operations of peers under way, by peer
 	writeMu sync.Mutex           // orders writes of the history
 	emit    func(EventKind, Job)
 	failed  func(Job) // may be nil
@@ -159,12 +169,13 @@ type jobFile struct {
 
 func (s *Store) loadJobs() error {
 	t := &jobTable{
-		path:   filepath.Join(s.stateDir, "jobs.json"),
-		nextID: 1,
-		active: map[uint32]*jobEntry{},
-		now:    s.cfg.Now,
-		failed: s.cfg.JobFailed,
-		log:    s.log,
+		path:    filepath.Join(s.stateDir, "jobs.json"),
+		nextID:  1,
+		active:  map[uint32]*jobEntry{},
+		peerOps: map[string]int{},
+		now:     s.cfg.Now,
+		failed:  s.cfg.JobFailed,
+		log:     s.log,
 		emit: func(k EventKind, j Job) {
 			s.emitEvent(Event{Kind: k, Name: j.Target, Job: j})
 		},
@@ -251,14 +262,14 @@ func (t *jobTable) schedule() {
 // that must not wait behind long transfers (a snapshot pausing containers).
 // Such jobs are bounded too: beyond jobQueueLimit of them, ErrBusy.
 func (s *Store) startJobNow(kind, target string, fn JobFunc) (Job, error) {
-	j, _, err := s.jobNow(kind, target, fn)
+	j, _, err := s.jobNow(kind, target, nil, fn)
 	return j, err
 }
 
 // runJobNow is startJobNow waiting for the job to end; it returns the
 // finished job.
 func (s *Store) runJobNow(kind, target string, fn JobFunc) (Job, error) {
-	j, done, err := s.jobNow(kind, target, fn)
+	j, done, err := s.jobNow(kind, target, nil, fn)
 	if err != nil {
 		return j, err
 	}
@@ -266,7 +277,8 @@ func (s *Store) runJobNow(kind, target string, fn JobFunc) (Job, error) {
 	return s.GetJob(j.ID)
 }
 
-func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}, error) {
+// jobNow starts a job at once; done is closed once it is in the history.
+func (s *Store) jobNow(kind, target string, uses []string, fn JobFunc) (j Job, done <-chan struct{}, err error) {
 	t := s.jobs
 	t.mu.Lock()
 	now := 0
@@ -282,7 +294,7 @@ func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}, e
 	ctx, cancel := context.WithCancel(context.Background())
 	at := t.now()
 	e := &jobEntry{
-		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobRunning, Progress: -1, Created: at, Started: at},
+		job:    Job{ID: t.nextID, Kind: kind, Target: target, State: JobRunning, Progress: -1, Created: at, Started: at, Uses: uses},
 		fn:     fn,
 		ctx:    ctx,
 		cancel: cancel,
@@ -291,12 +303,76 @@ func (s *Store) jobNow(kind, target string, fn JobFunc) (Job, <-chan struct{}, e
 	}
 	t.nextID++
 	t.active[e.job.ID] = e
-	j := e.job
+	j = e.job
 	t.wg.Add(1)
 	t.mu.Unlock()
 	t.emit(JobNew, j)
 	go t.run(e)
 	return j, e.done, nil
+}
+
+// enterPeer takes a place for an operation that peer started, or fails
+// with ErrBusy when the bounds on them are reached (peerJobLimit,
+// peerJobLimitPerPeer); leave gives the place back (calling it again does nothing).
+func (s *Store) enterPeer(peer string) (leave func(), err error) {
+	t := s.jobs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	total := 0
+	for _, n := range t.peerOps {
+		total += n
+	}
+	switch {
+	case t.peerOps[peer] >= peerJobLimitPerPeer:
+		return nil, errorf(ErrBusy, "peer %q already has %d operation(s) under way here, the most one peer may have at once: retry once it ends", peer, t.peerOps[peer])
+	case total >= peerJobLimit:
+		return nil, errorf(ErrBusy, "%d operations of peers are already under way here, the most it takes at once: retry later", total)
+	}
+	t.peerOps[peer]++
+	return sync.OnceFunc(func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.peerOps[peer]--; t.peerOps[peer] <= 0 {
+			delete(t.peerOps, peer)
+		}
+	}), nil
+}
+
+// runPeerJob runs fn as a job of an operation a peer started and waits
+// for its end. It starts at once, never waiting behind local jobs nor
+// making them wait; leave, enterPeer's, gives the peer's place back as fn
+// ends, so that a job seen finished holds no place. ctx ending (the peer
+// went away) cancels the job; ctx ending with a cause of its own (the
+// endpoint abandoned a stalled transfer) fails it with that cause.
+func (s *Store) runPeerJob(ctx context.Context, leave func(), kind, target string, uses []string, fn JobFunc) error {
+	var err error
+	_, done, jerr := s.jobNow(kind, target, uses, func(jctx context.Context, p *JobProgress) error {
+		jctx, cancel := context.WithCancel(jctx)
+		defer cancel()
+		stop := context.AfterFunc(ctx, func() {
+			if context.Cause(ctx) != ctx.Err() {
+				cancel()
+			} else {
+				s.CancelJob(p.id)
+			}
+		})
+		defer stop()
+		err = fn(jctx, p)
+		leave()
+		switch cause := context.Cause(ctx); {
+		case ctx.Err() != nil && cause != ctx.Err():
+			err = cause
+		case err == nil && jctx.Err() != nil:
+			err = jctx.Err()
+		}
+		return err
+	})
+	if jerr != nil {
+		leave()
+		return jerr
+	}
+	<-done
+	return err
 }
 
 func (t *jobTable) run(e *jobEntry) {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,11 +107,29 @@ func (s *Store) ListRemotes() ([]Remote, error) {
 // the last peer, Config.PeerRemoved stops the endpoint; endpointStopped
 // says whether it did.
 func (s *Store) RemoveRemote(name string) (endpointStopped bool, err error) {
+	peers, err := s.peers.List()
+	if err != nil {
+		return false, err
+	}
+	addr := ""
+	for _, p := range peers {
+		if p.Name == name {
+			addr = remote.HostPort(cmp.Or(p.Address, p.Name))
+		}
+	}
 	if err := s.peers.Remove(name); err != nil {
 		return false, fromRemote(err)
 	}
-	if err := s.shared.dropPeer(name); err != nil {
-		return false, fmt.Errorf("peer %q removed, but its records were not: %w", name, err)
+	// Sends made to its address before it was a peer (or by address) are
+	// recorded under the address, unless another peer has it.
+	names := []string{name}
+	if _, other, err := s.resolveHost(addr); addr != "" && err == nil && other == addr {
+		names = append(names, addr)
+	}
+	for _, n := range names {
+		if err := s.shared.dropPeer(n); err != nil {
+			return false, fmt.Errorf("peer %q removed, but its records were not: %w", name, err)
+		}
 	}
 	s.log.Info("peer removed", "peer", name)
 	if s.cfg.PeerRemoved == nil {
@@ -178,7 +197,8 @@ func (s *Store) DialHost(ctx context.Context, host string) (*remote.Client, erro
 // resolveHost finds where host is: a peer's name means its address (or its
 // name when it has none), anything else must be host[:port]. It returns
 // the address to dial (host:port) and the name the records give it: the
-// peer's, or the address when no peer has it.
+// peer's whose address (or name, when it has none) is there, or the
+// address when no peer's is.
 func (s *Store) resolveHost(host string) (addr, peer string, err error) {
 	peers, err := s.peers.List()
 	if err != nil {
@@ -186,11 +206,7 @@ func (s *Store) resolveHost(host string) (addr, peer string, err error) {
 	}
 	for _, p := range peers {
 		if p.Name == host {
-			a := p.Address
-			if a == "" {
-				a = p.Name
-			}
-			return remote.HostPort(a), p.Name, nil
+			return remote.HostPort(cmp.Or(p.Address, p.Name)), p.Name, nil
 		}
 	}
 	if err := remote.ValidateAddress(host); err != nil {
@@ -198,7 +214,7 @@ func (s *Store) resolveHost(host string) (addr, peer string, err error) {
 	}
 	addr = remote.HostPort(host)
 	for _, p := range peers {
-		if p.Address != "" && remote.HostPort(p.Address) == addr {
+		if remote.HostPort(cmp.Or(p.Address, p.Name)) == addr {
 			return addr, p.Name, nil
 		}
 	}

@@ -42,6 +42,11 @@ func (h remoteHandler) List(ctx context.Context, peer remote.Peer, volume string
 // a success that changes nothing.
 func (h remoteHandler) Receive(ctx context.Context, peer remote.Peer, req remote.ReceiveRequest, stream io.Reader) (remote.Result, error) {
 	s := h.s
+	leave, err := s.enterPeer(peer.Name)
+	if err != nil {
+		return remote.Result{}, toRemoteErr(err)
+	}
+	defer leave()
 	hdr, r, err := btrfs.ReadStreamHeader(stream)
 	if err != nil {
 		if errors.Is(err, btrfs.ErrBadStream) {
@@ -67,7 +72,7 @@ func (h remoteHandler) Receive(ctx context.Context, peer remote.Peer, req remote
 	}
 
 	counted := &byteCounter{r: r}
-	err = s.runAndWait(ctx, "receive", hdr.Name, nil, func(ctx context.Context, p *JobProgress) error {
+	err = s.runPeerJob(ctx, leave, "receive", hdr.Name, nil, func(ctx context.Context, p *JobProgress) error {
 		return s.importStream(ctx, p, &countingReader{r: counted, p: p}, nil)
 	})
 	if err != nil {
@@ -141,6 +146,11 @@ func (s *Store) alreadyReceived(hdr btrfs.StreamHeader) (remote.SnapshotRef, boo
 // that is set (a pull).
 func (h remoteHandler) Send(ctx context.Context, peer remote.Peer, req remote.SendRequest, stream io.Writer) error {
 	s := h.s
+	leave, err := s.enterPeer(peer.Name)
+	if err != nil {
+		return toRemoteErr(err)
+	}
+	defer leave()
 	if _, err := s.GetSnapshot(req.Name); err != nil {
 		return toRemoteErr(err)
 	}
@@ -166,54 +176,9 @@ func (h remoteHandler) Send(ctx context.Context, peer remote.Peer, req remote.Se
 		parentPath = s.snapshotPath(parent)
 	}
 	path := s.snapshotPath(req.Name)
-	return toRemoteErr(s.runAndWait(ctx, "serve-send", req.Name, uses, func(ctx context.Context, p *JobProgress) error {
+	return toRemoteErr(s.runPeerJob(ctx, leave, "serve-send", req.Name, uses, func(ctx context.Context, p *JobProgress) error {
 		return sendTo(ctx, path, parentPath, stream, p)
 	}))
-}
-
-// runAndWait runs fn as a job and waits for its end; ctx ending cancels
-// the job.
-func (s *Store) runAndWait(ctx context.Context, kind, target string, uses []string, fn JobFunc) error {
-	done := make(chan error, 1)
-	job, err := s.startJob(kind, target, uses, func(jctx context.Context, p *JobProgress) error {
-		jctx, cancel := context.WithCancel(jctx)
-		defer cancel()
-		stop := context.AfterFunc(ctx, cancel)
-		defer stop()
-		err := fn(jctx, p)
-		if err == nil && jctx.Err() != nil {
-			err = jctx.Err()
-		}
-		done <- err
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	s.CancelJob(job.ID)
-	// A job canceled while queued never runs fn.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case <-tick.C:
-			if j, err := s.GetJob(job.ID); err != nil || j.Done() {
-				select {
-				case err := <-done:
-					return err
-				default:
-					return ctx.Err()
-				}
-			}
-		}
-	}
 }
 
 // snapshotRefs lists the read-only snapshots of volume, oldest first.
@@ -331,6 +296,8 @@ func toRemoteErr(err error) error {
 		kind = remote.ErrBadRequest
 	case errors.Is(err, ErrAccessDenied):
 		kind = remote.ErrDenied
+	case errors.Is(err, ErrBusy):
+		kind = remote.ErrBusy
 	default:
 		return err
 	}

@@ -22,6 +22,11 @@ import (
 // received UUID is req.ParentUUID when that is set.
 func (h remoteHandler) Sync(ctx context.Context, peer remote.Peer, req remote.SyncRequest, stream io.Writer) error {
 	s := h.s
+	leave, err := s.enterPeer(peer.Name)
+	if err != nil {
+		return toRemoteErr(err)
+	}
+	defer leave()
 	if _, err := s.GetVolume(req.Volume); err != nil {
 		return toRemoteErr(err)
 	}
@@ -35,7 +40,7 @@ func (h remoteHandler) Sync(ctx context.Context, peer remote.Peer, req remote.Sy
 		}
 		uses, parentPath = []string{parent}, s.snapshotPath(parent)
 	}
-	return toRemoteErr(s.runAndWait(ctx, "serve-sync", req.Volume, uses, func(ctx context.Context, p *JobProgress) error {
+	return toRemoteErr(s.runPeerJob(ctx, leave, "serve-sync", req.Volume, uses, func(ctx context.Context, p *JobProgress) error {
 		if parentPath != "" && !isSubvolume(parentPath) {
 			return noSuchSnapshot(uses[0])
 		}

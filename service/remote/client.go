@@ -23,6 +23,7 @@ type Client struct {
 	addr    string
 	client  *ssh.Client
 	bwlimit int64 // bytes per second a Push sends at most; 0: no limit
+	idle    time.Duration
 	log     *slog.Logger
 	closed  chan struct{}
 
@@ -78,7 +79,7 @@ func Dial(ctx context.Context, addr, user string, clientKey ssh.Signer, knownHos
 		return nil, connError(err, "ssh handshake with %s failed: %v", host, err)
 	}
 	conn.SetDeadline(time.Time{})
-	cl := &Client{addr: addr, client: ssh.NewClient(c, chans, reqs), bwlimit: opts.BandwidthLimit, log: opts.Log.With("host", host), closed: make(chan struct{})}
+	cl := &Client{addr: addr, client: ssh.NewClient(c, chans, reqs), bwlimit: opts.BandwidthLimit, idle: opts.IdleTimeout, log: opts.Log.With("host", host), closed: make(chan struct{})}
 	go func() {
 		cl.client.Wait()
 		close(cl.closed)
@@ -152,9 +153,11 @@ func (c *Client) Push(ctx context.Context, req ReceiveRequest, stream io.Reader)
 		defer z.Close()
 		src = z
 	}
-	var dst io.Writer = op.ch
+	host := displayHost(c.addr)
+	sent := newIdleGuard(c.idle, idleTo(host), op.abort)
+	var dst io.Writer = &idleWriter{w: op.ch, g: sent}
 	if c.bwlimit > 0 {
-		dst = newPacer(ctx, op.ch, c.bwlimit)
+		dst = newPacer(ctx, dst, c.bwlimit)
 	}
 	n, readErr, writeErr := copyFramed(dst, src)
 	if readErr != nil {
@@ -162,12 +165,21 @@ func (c *Client) Push(ctx context.Context, req ReceiveRequest, stream io.Reader)
 	} else if writeErr == nil {
 		op.ch.CloseWrite()
 	}
-	werr := op.wait(ctx)
+	// The server answers once it has made the snapshot.
+	answer := newIdleGuard(c.idle, "no answer from "+host, op.abort)
+	var werr error
+	if sent.fired() == nil {
+		_, werr = answer.wait(func() (int, error) { return 0, op.wait(ctx) })
+	}
 	switch {
 	case ctx.Err() != nil:
 		return Result{}, ctx.Err()
 	case readErr != nil: // the cause, whatever the server made of the cut
 		return Result{}, fmt.Errorf("%s of %q: read the stream: %w", VerbReceive, req.Name, readErr)
+	case sent.fired() != nil:
+		return Result{}, fmt.Errorf("%s of %q: %w", VerbReceive, req.Name, sent.fired())
+	case answer.fired() != nil:
+		return Result{}, fmt.Errorf("%s of %q: %w", VerbReceive, req.Name, answer.fired())
 	case werr != nil:
 		return Result{}, werr
 	}
@@ -203,18 +215,24 @@ func (c *Client) pull(ctx context.Context, verb string, req request, what string
 	}
 	defer op.close()
 	op.ch.CloseWrite()
-	fr := &frameReader{r: op.ch}
+	got := newIdleGuard(c.idle, idleFrom(displayHost(c.addr)), op.abort)
+	fr := &frameReader{r: &idleReader{r: op.ch, g: got}}
 	lw := &localWriter{w: stream}
 	_, err = io.Copy(lw, fr)
 	if lw.err != nil {
 		op.ch.Close()
 	}
-	werr := op.wait(ctx)
+	var werr error
+	if got.fired() == nil {
+		werr = op.wait(ctx)
+	}
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case lw.err != nil: // the cause, whatever the server made of it
 		return fmt.Errorf("%s of %s: write the stream: %w", verb, what, lw.err)
+	case got.fired() != nil:
+		return fmt.Errorf("%s of %s: %w", verb, what, got.fired())
 	case werr != nil:
 		return werr
 	case err != nil:
@@ -323,6 +341,9 @@ func (o *op) wait(ctx context.Context) error {
 	}
 	return o.c.linkErr(io.ErrUnexpectedEOF, o.verb)
 }
+
+// abort ends the operation at once: its reads and writes fail.
+func (o *op) abort(error) { o.ch.Close() }
 
 func (o *op) close() {
 	o.stop()

@@ -1,15 +1,21 @@
 package remote
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/klauspost/compress/zstd"
 )
 
-// maxZstdWindow bounds the memory a compressed stream may make the server
-// use: the encoder here writes 8 MiB windows at most.
-const maxZstdWindow = 64 << 20
+// maxZstdWindow bounds the memory a pushed compressed stream may make the
+// server use per session: the encoder here (compressing) writes 8 MiB
+// windows at most, so no butterd needs more. maxZstdMemory bounds the
+// decoder's memory in all.
+const (
+	maxZstdWindow = 8 << 20
+	maxZstdMemory = 2 * maxZstdWindow
+)
 
 // compressing returns src compressed with zstd, read through a pipe that a
 // goroutine fills. Closing the returned reader stops the goroutine's
@@ -17,7 +23,7 @@ const maxZstdWindow = 64 << 20
 func compressing(src io.Reader) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
-		enc, err := zstd.NewWriter(pw, zstd.WithEncoderLevel(zstd.SpeedDefault))
+		enc, err := zstd.NewWriter(pw, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(maxZstdWindow))
 		if err == nil {
 			_, err = io.Copy(enc, src)
 			if cerr := enc.Close(); err == nil {
@@ -32,7 +38,7 @@ func compressing(src io.Reader) io.ReadCloser {
 // decompressing reads a zstd stream from r. Corrupt data is a bad request.
 func decompressing(r io.Reader) (*zstdReader, error) {
 	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow),
-		zstd.WithDecoderMaxMemory(4*maxZstdWindow))
+		zstd.WithDecoderMaxMemory(maxZstdMemory))
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +59,13 @@ func (z *zstdReader) Read(p []byte) (int, error) {
 	}
 	n, err := z.dec.Read(p)
 	if err != nil && err != io.EOF {
-		if !IsConnectivity(err) {
+		switch {
+		case IsConnectivity(err):
+		case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
+			err = &kindError{kind: ErrBadRequest, err: err, msg: fmt.Sprintf(
+				"the compressed stream needs a zstd window larger than the %d MiB this endpoint accepts: compress it with a window of at most %d MiB (butterd's own compression does), or send it uncompressed",
+				maxZstdWindow>>20, maxZstdWindow>>20)}
+		default:
 			err = &kindError{kind: ErrBadRequest, msg: fmt.Sprintf("the compressed stream is corrupt: %v", err), err: err}
 		}
 		z.err = err

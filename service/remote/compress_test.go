@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // A push asked to compress arrives unchanged at the handler, and far
@@ -74,4 +76,35 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// A pushed stream compressed with a window larger than butterd's own
+// encoder writes is refused before the decoder takes that memory.
+func TestDecompressingRefusesLargeWindows(t *testing.T) {
+	var buf bytes.Buffer
+	enc, err := zstd.NewWriter(&buf, zstd.WithWindowSize(32<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(enc, io.LimitReader(newPattern(2), 1<<20))
+	enc.Close()
+	z, err := decompressing(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.end()
+	_, err = io.ReadAll(z)
+	if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "needs a zstd window larger than the 8 MiB this endpoint accepts") {
+		t.Errorf("reading a stream with a 32 MiB window = %v: want a bad request saying the window is too large", err)
+	}
+
+	// butterd's own compression stays within the bound.
+	buf.Reset()
+	io.Copy(&buf, compressing(io.LimitReader(newPattern(2), 32<<20)))
+	if z, err = decompressing(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, z); err != nil || n != 32<<20 {
+		t.Errorf("reading butterd's own compressed stream: %d bytes, %v", n, err)
+	}
 }

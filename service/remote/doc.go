@@ -47,6 +47,12 @@
 // refuses a corrupt one as a bad request. A client may cap the bytes per
 // second it pushes (Options.BandwidthLimit).
 //
+// A stream that the other end leaves waiting for the idle timeout
+// (DefaultIdleTimeout, 5 minutes; Server.IdleTimeout, Options.IdleTimeout)
+// is abandoned: the operation fails with "no data from ... for 5m0s:
+// transfer abandoned" (or "... took no data ..." when it stops reading).
+// Only time spent waiting on the other end counts.
+//
 // Streams travel framed, so that a cut link is never mistaken for the end
 // of a stream: frames of a 4-byte big-endian length and that many bytes (1
 // to MaxFrame), closed by a frame of length 0. Data after the end frame is
@@ -56,7 +62,8 @@
 // line "butterd: ..." on stderr and exits with a status that classifies the
 // failure: 1 the operation failed (worth retrying), 2 a bad or forbidden
 // request, 3 access denied, 4 not found, 5 already exists (2 to 5 are
-// permanent). Everything but these exec commands is refused: a shell
+// permanent), 6 busy: the server already runs as many operations of peers
+// as it takes, retry later. Everything but these exec commands is refused: a shell
 // or subsystem gets the message and exit status 2; pty-req, env, x11-req,
 // agent forwarding and unknown channel requests get a failure reply and a
 // note on stderr; other channel types (direct-tcpip, x11, ...) and global

@@ -15,6 +15,9 @@ var (
 	ErrDenied      = errors.New("access denied")
 	ErrNotFound    = errors.New("not found")
 	ErrExists      = errors.New("already exists")
+	// ErrBusy: the server runs as many operations of peers as it takes;
+	// a retry later may succeed.
+	ErrBusy = errors.New("peer busy")
 	// ErrHostKey: the server's host key is unknown, changed or revoked.
 	ErrHostKey = errors.New("host key not trusted")
 	// ErrAuth: the server refused our client key.
@@ -54,6 +57,7 @@ const (
 	exitDenied     = 3 // the peer lacks the right
 	exitNotFound   = 4
 	exitExists     = 5
+	exitBusy       = 6 // the server runs as many operations of peers as it takes: retry later
 )
 
 // exitStatus classifies a Handler's error as an exit status.
@@ -67,6 +71,8 @@ func exitStatus(err error) int {
 		return exitNotFound
 	case errors.Is(err, ErrExists):
 		return exitExists
+	case errors.Is(err, ErrBusy):
+		return exitBusy
 	}
 	return exitFailed
 }
@@ -85,6 +91,9 @@ func (e *RemoteError) Error() string {
 	if msg == "" {
 		msg = "no message"
 	}
+	if e.Status == exitBusy {
+		return fmt.Sprintf("%s on %s: peer busy, retry later (%s)", e.Verb, e.Host, msg)
+	}
 	return fmt.Sprintf("%s on %s: %s (exit status %d)", e.Verb, e.Host, msg, e.Status)
 }
 
@@ -99,6 +108,8 @@ func (e *RemoteError) Is(target error) bool {
 		return target == ErrNotFound
 	case exitExists:
 		return target == ErrExists
+	case exitBusy:
+		return target == ErrBusy
 	}
 	return false
 }

@@ -121,6 +121,10 @@ func (fr *frameReader) Read(p []byte) (int, error) {
 }
 
 func (fr *frameReader) fail(err error) error {
+	if errors.Is(err, errIdle) { // says all there is to say
+		fr.err = err
+		return err
+	}
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		err = io.ErrUnexpectedEOF
 	}

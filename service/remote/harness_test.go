@@ -25,16 +25,20 @@ type fakeHandler struct {
 	snapshots map[string][]SnapshotRef
 	sums      map[string][32]byte // snapshot name → sha256 of its stream
 	received  chan error          // each Receive's result
+	sent      chan error          // each Send's result, while there is room
 	sendSize  int64               // bytes Send writes
 	sendErr   error               // Send fails with this after half of them
 	discard   bool                // Receive only counts (benchmarks)
 }
 
 func newFakeHandler() *fakeHandler {
-	return &fakeHandler{snapshots: map[string][]SnapshotRef{}, sums: map[string][32]byte{}, received: make(chan error, 16), sendSize: 8 << 20}
+	return &fakeHandler{snapshots: map[string][]SnapshotRef{}, sums: map[string][32]byte{}, received: make(chan error, 16), sent: make(chan error, 16), sendSize: 8 << 20}
 }
 
 func (h *fakeHandler) List(ctx context.Context, peer Peer, volume string) ([]SnapshotRef, error) {
+	if volume == "busy" {
+		return nil, fmt.Errorf("%w: 2 operations of peers are under way", ErrBusy)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.snapshots[volume], nil
@@ -42,6 +46,10 @@ func (h *fakeHandler) List(ctx context.Context, peer Peer, volume string) ([]Sna
 
 func (h *fakeHandler) Receive(ctx context.Context, peer Peer, req ReceiveRequest, stream io.Reader) (res Result, err error) {
 	defer func() { h.received <- err }()
+	if strings.HasSuffix(req.Name, "@stall") { // a receiver that stops reading
+		<-ctx.Done()
+		return Result{}, ctx.Err()
+	}
 	if strings.HasSuffix(req.Name, "@lazy") { // a handler that stops early
 		_, err := io.ReadFull(stream, make([]byte, 10))
 		return Result{Snapshot: SnapshotRef{Name: req.Name}}, err
@@ -65,7 +73,20 @@ func (h *fakeHandler) Receive(ctx context.Context, peer Peer, req ReceiveRequest
 	return Result{Snapshot: ref, Bytes: n}, nil
 }
 
-func (h *fakeHandler) Send(ctx context.Context, peer Peer, req SendRequest, stream io.Writer) error {
+func (h *fakeHandler) Send(ctx context.Context, peer Peer, req SendRequest, stream io.Writer) (err error) {
+	defer func() {
+		select {
+		case h.sent <- err:
+		default:
+		}
+	}()
+	if req.Name == req.Volume+"@stall" { // a sender that stops sending
+		if _, err := stream.Write(make([]byte, 64<<10)); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if req.Name == req.Volume+"@missing" {
 		return fmt.Errorf("%w: no snapshot %q", ErrNotFound, req.Name)
 	}

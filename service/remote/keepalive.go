@@ -65,6 +65,11 @@ type Options struct {
 	// (DefaultKeepaliveInterval and DefaultKeepaliveMax when 0).
 	KeepaliveInterval time.Duration
 	KeepaliveMax      int
+	// IdleTimeout abandons a transfer that the server leaves waiting
+	// that long: a Push it reads nothing more of, a Pull or Sync it sends
+	// nothing more of, an answer that does not come after a Push's end
+	// (DefaultIdleTimeout when 0).
+	IdleTimeout time.Duration
 	// BandwidthLimit caps the stream bytes a Push sends, on the wire
 	// (after compression), in bytes per second; 0: no limit.
 	BandwidthLimit int64
@@ -79,6 +84,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.KeepaliveInterval <= 0 {
 		o.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	if o.KeepaliveMax <= 0 {
 		o.KeepaliveMax = DefaultKeepaliveMax

@@ -56,6 +56,10 @@ type Server struct {
 	KeepaliveInterval  time.Duration // DefaultKeepaliveInterval when 0
 	KeepaliveMax       int           // DefaultKeepaliveMax when 0
 	MaxSessions        int           // operations at once per connection; 4 when 0
+	// IdleTimeout abandons a stream that the peer leaves waiting that
+	// long: a push that sends nothing more, a pull that reads nothing more
+	// (DefaultIdleTimeout when 0).
+	IdleTimeout time.Duration
 }
 
 // Serve accepts connections on l and serves each (ServeConn) until ctx
@@ -236,8 +240,13 @@ var refusedNotes = map[string]string{
 // exec runs one operation and ends it.
 func (s *Server) session(ctx context.Context, log *slog.Logger, peer Peer, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// abort ends the operation with err as its context's cause.
+	abort := func(err error) {
+		cancel(err)
+		ch.Close()
+	}
 	// Closing the channel ends a handler's reads and writes at once.
 	context.AfterFunc(ctx, func() { ch.Close() })
 	noted := map[string]bool{}
@@ -258,9 +267,9 @@ func (s *Server) session(ctx context.Context, log *slog.Logger, peer Peer, ch ss
 						r.Reply(false, nil)
 					}
 				}
-				cancel()
+				cancel(nil)
 			}()
-			status := s.exec(ctx, log, peer, ch, payload.Command)
+			status := s.exec(ctx, log, peer, ch, abort, payload.Command)
 			exit(ch, status)
 			return
 		case "shell", "subsystem":
@@ -283,8 +292,9 @@ func (s *Server) session(ctx context.Context, log *slog.Logger, peer Peer, ch ss
 }
 
 // exec runs one operation and returns its exit status, having written its
-// result on stdout, or its error on stderr.
-func (s *Server) exec(ctx context.Context, log *slog.Logger, peer Peer, ch ssh.Channel, cmd string) int {
+// result on stdout, or its error on stderr. Its stream is abandoned
+// (abort) when the peer leaves it waiting for IdleTimeout.
+func (s *Server) exec(ctx context.Context, log *slog.Logger, peer Peer, ch ssh.Channel, abort func(error), cmd string) int {
 	start := time.Now()
 	_, req, err := parseCommand(cmd)
 	if err == nil {
@@ -306,7 +316,7 @@ func (s *Server) exec(ctx context.Context, log *slog.Logger, peer Peer, ch ssh.C
 			err = json.NewEncoder(ch).Encode(ListResult{Snapshots: snaps})
 		}
 	case *ReceiveRequest:
-		fr := &frameReader{r: ch}
+		fr := &frameReader{r: &idleReader{r: ch, g: newIdleGuard(s.IdleTimeout, idleFrom(fmt.Sprintf("peer %q", peer.Name)), abort)}}
 		var in io.Reader = fr
 		var z *zstdReader
 		if r.Compression == CompressZstd {
@@ -333,21 +343,26 @@ func (s *Server) exec(ctx context.Context, log *slog.Logger, peer Peer, ch ssh.C
 		}
 		bytes = fr.n
 	case *SendRequest:
-		fw := &frameWriter{w: ch}
+		w := s.streamWriter(peer, ch, abort)
+		fw := &frameWriter{w: w}
 		if err = s.Handler.Send(ctx, peer, *r, fw); err == nil {
-			err = writeEnd(ch)
+			err = writeEnd(w)
 		}
 		bytes = fw.n
 	case *SyncRequest:
-		fw := &frameWriter{w: ch}
+		w := s.streamWriter(peer, ch, abort)
+		fw := &frameWriter{w: w}
 		if err = s.Handler.Sync(ctx, peer, *r, fw); err == nil {
-			err = writeEnd(ch)
+			err = writeEnd(w)
 		}
 		bytes = fw.n
 	}
 	log = log.With("command", truncate(cmd, 200), "bytes", bytes, "duration", time.Since(start))
 	if err != nil {
-		if ctx.Err() != nil {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errIdle):
+			err = cause
+		case ctx.Err() != nil:
 			err = fmt.Errorf("canceled: the client went away (%v)", err)
 		}
 		log.Warn("operation failed", "error", err)
@@ -356,6 +371,12 @@ func (s *Server) exec(ctx context.Context, log *slog.Logger, peer Peer, ch ssh.C
 	}
 	log.Debug("operation done")
 	return exitOK
+}
+
+// streamWriter is where a pull's stream goes: ch, abandoned when the peer
+// reads nothing for IdleTimeout.
+func (s *Server) streamWriter(peer Peer, ch ssh.Channel, abort func(error)) io.Writer {
+	return &idleWriter{w: ch, g: newIdleGuard(s.IdleTimeout, idleTo(fmt.Sprintf("peer %q", peer.Name)), abort)}
 }
 
 // checkEnd makes sure a handler that succeeded had the whole stream: a cut
