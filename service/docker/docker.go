@@ -157,7 +157,8 @@ func (e *Engine) Pause(ctx context.Context, id string) error {
 // Unpause unpauses a container; one that is not paused is no error.
 func (e *Engine) Unpause(ctx context.Context, id string) error {
 	_, err := e.cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
-	if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "is not paused") {
+	// Docker says so with 409 Conflict, 20.10 and older with 500.
+	if err != nil && strings.Contains(err.Error(), " is not paused") {
 		return nil
 	}
 	return e.fail("unpause", err)
