@@ -434,15 +434,37 @@ func TestConsistentProject(t *testing.T) {
 	requireFile(t, filepath.Join(e.volumePath("shop_logs"), "f"), "first\n")
 }
 
+// runSlowStopper runs the container "slow" (action stop) on a new volume
+// "vol": it takes seconds to stop, and makes the file whose path it
+// returns when its stop begins.
+func (e *consistentEnv) runSlowStopper(t *testing.T) string {
+	t.Helper()
+	e.docker.MustRun("volume", "create", "-d", "btrfs", "vol")
+	e.runContainer(t, "slow", []string{"butterd.action=stop"}, []string{"vol:/data"},
+		"trap 'touch /data/stopping; sleep 3; exit 0' TERM; sleep 300 & wait")
+	return filepath.Join(e.volumePath("vol"), "stopping")
+}
+
+// waitStopBegins waits until the file runSlowStopper named exists.
+func waitStopBegins(t *testing.T, stopping string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(stopping); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's stop never began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // butterd killed while it holds a container stopped for a snapshot, and
 // started again at once, starts the container again once its stop ends.
 func TestConsistentResumeAfterCrash(t *testing.T) {
 	e := startConsistentEnv(t)
-	e.docker.MustRun("volume", "create", "-d", "btrfs", "vol")
-	// It takes seconds to stop, and says when its stop begins.
-	e.runContainer(t, "slow", []string{"butterd.action=stop"}, []string{"vol:/data"},
-		"trap 'touch /data/stopping; sleep 3; exit 0' TERM; sleep 300 & wait")
-	stopping := filepath.Join(e.volumePath("vol"), "stopping")
+	stopping := e.runSlowStopper(t)
 	held := filepath.Join(e.dataRoot, "state", "held.json")
 
 	done := make(chan struct{})
@@ -450,16 +472,7 @@ func TestConsistentResumeAfterCrash(t *testing.T) {
 		defer close(done)
 		e.ctl.run("snapshot", "vol") // fails: butterd dies under it
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(stopping); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the container's stop never began")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitStopBegins(t, stopping)
 	if _, err := os.Stat(held); err != nil {
 		t.Fatalf("butterd stops a container without a record of it: %v", err)
 	}
@@ -470,7 +483,7 @@ func TestConsistentResumeAfterCrash(t *testing.T) {
 		Bus: e.bus, Args: []string{"--docker-host=unix://" + e.docker.Socket}})
 	e.removeContainersFirst(t)
 
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := os.Stat(held); os.IsNotExist(err) {
 			break
@@ -493,26 +506,13 @@ func TestConsistentResumeAfterCrash(t *testing.T) {
 // the job ends; nothing stays on record.
 func TestConsistentCanceledStop(t *testing.T) {
 	e := startConsistentEnv(t)
-	e.docker.MustRun("volume", "create", "-d", "btrfs", "vol")
-	// It takes seconds to stop, and says when its stop begins.
-	e.runContainer(t, "slow", []string{"butterd.action=stop"}, []string{"vol:/data"},
-		"trap 'touch /data/stopping; sleep 3; exit 0' TERM; sleep 300 & wait")
-	stopping := filepath.Join(e.volumePath("vol"), "stopping")
+	stopping := e.runSlowStopper(t)
 	held := filepath.Join(e.dataRoot, "state", "held.json")
 	started := e.docker.MustRun("inspect", "-f", "{{.State.StartedAt}}", "slow")
 
 	done := make(chan ctlResult, 1)
 	go func() { done <- e.ctl.run("snapshot", "vol") }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(stopping); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the container's stop never began")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitStopBegins(t, stopping)
 	var jobs []map[string]any
 	if err := json.Unmarshal([]byte(e.ctl.ok("--json", "jobs")), &jobs); err != nil || len(jobs) != 1 || jobs[0]["state"] != "running" {
 		t.Fatalf("butterctl --json jobs: %v, %v: want the running snapshot job", err, jobs)
