@@ -16,7 +16,14 @@ import (
 //   - Every container that mounts one of the volumes is looked at, in any
 //     state; its labels (LabelAction, ...) say what to do. A container that
 //     is not running (paused, exited, created) is left as it was and its
-//     pre and post commands are skipped.
+//     pre and post commands are skipped. A bad label of a running or
+//     paused container fails the snapshot; that of another container is
+//     noted and ignored (it is checked again once the container runs).
+//   - Every container to pause or stop is recorded (held.json) before the
+//     engine is asked to, and stays recorded until it runs again. One
+//     whose pause or stop failed (timed out, canceled) is put back too:
+//     the engine may carry on with it (Docker finishes a stop whose client
+//     left). What cannot be put back is retried in the background.
 //   - The order is: every pre command (by container name), every stop, one
 //     syncfs of the data root's filesystem (so that the pauses cover the
 //     snapshots alone, not the flush of dirty data, the stopped
@@ -100,13 +107,13 @@ func (s *Store) consistently(ctx context.Context, volumes []string, snapshot fun
 }
 
 // plainSnapshot snapshots the volumes when no container with butterd's
-// labels uses them, and says whether it did; err is the listing's or the
+// labels uses them (a job tells of bad labels ignored), and says whether it did; err is the listing's or the
 // snapshot's. It does not wait for a consistent snapshot under way: a
 // plain snapshot quiesces nothing, and the volume locks order it with the
 // others.
 func (s *Store) plainSnapshot(ctx context.Context, volumes []string) (names []string, plain bool, err error) {
 	qs, _, err := s.containersUsing(ctx, volumes)
-	if err != nil || slices.ContainsFunc(qs, (*quiesced).labelled) {
+	if err != nil || slices.ContainsFunc(qs, func(q *quiesced) bool { return q.labelled() || q.ignored != "" }) {
 		return nil, false, err
 	}
 	defer s.lockVolumes(volumes...)()
@@ -135,14 +142,21 @@ func (s *Store) containersUsing(ctx context.Context, volumes []string) ([]*quies
 	}
 	slices.SortFunc(cs, func(a, b Container) int { return strings.Compare(a.Name, b.Name) })
 	qs := make([]*quiesced, 0, len(cs))
+	var notes []string
 	for _, c := range cs {
 		q, err := planContainer(c)
-		if err != nil {
+		switch {
+		case err == nil:
+		case c.State == "running" || c.State == "paused":
 			return nil, nil, fmt.Errorf("%w (no snapshot taken)", err)
+		default:
+			// Its labels matter only once it runs: then they are checked.
+			q.ignored = fmt.Sprintf("%v (ignored while it is %s)", err, c.State)
+			notes = append(notes, q.ignored)
 		}
 		qs = append(qs, q)
 	}
-	return qs, nil, nil
+	return qs, notes, nil
 }
 
 // quiesceAndSnapshot runs the pre commands, stops, locks the volumes,
@@ -177,11 +191,14 @@ func (s *Store) quiesceAndSnapshot(ctx context.Context, volumes []string, qs []*
 	stuckStopped, afterStopped := s.release(back, stopped)
 	stuck, after = append(stuck, stuckStopped...), errors.Join(after, afterStopped)
 	if len(todo) > 0 {
-		// Those still paused or stopped stay recorded: the next start
-		// tries again.
+		// Those still paused or stopped stay recorded and are tried
+		// again in the background.
 		released := slices.DeleteFunc(ids(todo), func(id string) bool { return slices.Contains(ids(stuck), id) })
 		if err := s.dropHeld(released...); err != nil {
 			s.log.Error("containers held for a snapshot: record not updated", "file", s.heldPath(), "error", err)
+		}
+		if len(stuck) > 0 {
+			s.resumeInBackground(resumeEvery)
 		}
 	}
 	after = errors.Join(after, s.runPost(back, qs))
@@ -276,10 +293,11 @@ func lastLine(s string) string {
 }
 
 // hold stops, or flushes the filesystem then pauses, the containers of
-// todo whose action is action. It returns those it stopped or paused, in
-// order, also on failure.
+// todo whose action is action. It returns those it asked the engine to
+// stop or pause, in order, also on failure: the last one, whose pause or
+// stop failed, is marked holdFailed (the engine may still carry it out).
 func (s *Store) hold(ctx context.Context, todo []*quiesced, action string) ([]*quiesced, error) {
-	var held, batch []*quiesced
+	var asked, batch []*quiesced
 	for _, q := range todo {
 		if q.action == action {
 			batch = append(batch, q)
@@ -296,44 +314,90 @@ func (s *Store) hold(ctx context.Context, todo []*quiesced, action string) ([]*q
 	eng := s.cfg.Containers
 	for _, q := range batch {
 		if err := ctx.Err(); err != nil {
-			return held, err
+			return asked, err
 		}
+		asked = append(asked, q)
 		var err error
 		if action == ActionPause {
 			err = bounded(ctx, dockerTimeout, "pause container "+q.c.Name, func(ctx context.Context) error { return eng.Pause(ctx, q.c.ID) })
 		} else {
-			err = bounded(ctx, stopTimeout, "stop container "+q.c.Name, func(ctx context.Context) error { return eng.Stop(ctx, q.c.ID) })
+			if own := q.c.StopTimeout; own != 0 && own != q.stopWait {
+				q.note("stop timeout %s (its own, %s, is longer than butterd waits)", q.stopWait, stopWaitString(own))
+			}
+			err = bounded(ctx, q.stopWait+stopMargin, "stop container "+q.c.Name, func(ctx context.Context) error { return eng.Stop(ctx, q.c.ID, q.stopWait) })
 		}
 		if err != nil {
+			q.holdFailed = true
 			q.note("%s failed: %v", action, err)
-			return held, fmt.Errorf("cannot %s container %q (no snapshot taken): %w", action, q.c.Name, err)
+			return asked, fmt.Errorf("cannot %s container %q (no snapshot taken): %w", action, q.c.Name, err)
 		}
 		q.heldFrom = time.Now()
-		held = append(held, q)
 	}
-	return held, nil
+	return asked, nil
+}
+
+func stopWaitString(d time.Duration) string {
+	if d < 0 {
+		return "forever"
+	}
+	return d.String()
 }
 
 // release unpauses or starts again, in the reverse order, the containers
-// hold paused or stopped. It returns those it could not.
-func (s *Store) release(ctx context.Context, held []*quiesced) (stuck []*quiesced, err error) {
+// hold asked to pause or stop, also those whose pause or stop failed. It
+// returns those it could not.
+func (s *Store) release(ctx context.Context, asked []*quiesced) (stuck []*quiesced, err error) {
 	eng := s.cfg.Containers
 	var errs []error
-	for _, q := range slices.Backward(held) {
-		q.held = time.Since(q.heldFrom)
+	for _, q := range slices.Backward(asked) {
+		if !q.heldFrom.IsZero() {
+			q.held = time.Since(q.heldFrom)
+		}
 		var err error
-		if q.action == ActionPause {
+		switch {
+		case q.action == ActionPause:
 			err = bounded(ctx, dockerTimeout, "unpause container "+q.c.Name, func(ctx context.Context) error { return eng.Unpause(ctx, q.c.ID) })
-		} else {
+		case q.holdFailed:
+			err = s.startAfterStop(ctx, q)
+		default:
 			err = bounded(ctx, stopTimeout, "start container "+q.c.Name, func(ctx context.Context) error { return eng.Start(ctx, q.c.ID) })
 		}
 		if err != nil {
 			q.note("%s not undone: %v", q.action, err)
-			errs = append(errs, fmt.Errorf("container %q stays %s (tried again at the next start of butterd): %w", q.c.Name, map[string]string{ActionPause: "paused", ActionStop: "stopped"}[q.action], err))
+			errs = append(errs, fmt.Errorf("container %q may stay %s (butterd tries again in the background): %w", q.c.Name, map[string]string{ActionPause: "paused", ActionStop: "stopped"}[q.action], err))
 			stuck = append(stuck, q)
 		}
 	}
 	return stuck, errors.Join(errs...)
+}
+
+// startAfterStop starts again a container whose stop failed or was
+// abandoned, once the engine has stopped it after all; one still running
+// when its stop timeout (and the margin) has passed was not stopped.
+func (s *Store) startAfterStop(ctx context.Context, q *quiesced) error {
+	eng := s.cfg.Containers
+	wctx, cancel := context.WithTimeout(ctx, q.stopWait+stopMargin)
+	err := eng.WaitStopped(wctx, q.c.ID)
+	late := wctx.Err() != nil
+	cancel()
+	if err != nil && late {
+		var state string
+		err = bounded(ctx, dockerTimeout, "inspect container "+q.c.Name, func(ctx context.Context) (err error) {
+			state, err = eng.State(ctx, q.c.ID)
+			return err
+		})
+		if err == nil && state == "running" {
+			q.note("not stopped: it runs on")
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err = bounded(ctx, stopTimeout, "start container "+q.c.Name, func(ctx context.Context) error { return eng.Start(ctx, q.c.ID) }); err == nil {
+		q.note("stopped after all: started again")
+	}
+	return err
 }
 
 // snapshotVolumes snapshots each volume with one timestamp for all. Either

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -78,8 +79,38 @@ func (f *fakeEngine) Pause(ctx context.Context, id string) error { return f.do("
 func (f *fakeEngine) Unpause(ctx context.Context, id string) error {
 	return f.do("unpause " + f.name(id))
 }
-func (f *fakeEngine) Stop(ctx context.Context, id string) error  { return f.do("stop " + f.name(id)) }
+func (f *fakeEngine) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	return f.do(fmt.Sprintf("stop %s -t %s", f.name(id), timeout))
+}
 func (f *fakeEngine) Start(ctx context.Context, id string) error { return f.do("start " + f.name(id)) }
+
+// WaitStopped returns at once unless the container's state is running:
+// then it waits for the end of ctx.
+func (f *fakeEngine) WaitStopped(ctx context.Context, id string) error {
+	if err := f.do("wait " + f.name(id)); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	i := slices.IndexFunc(f.containers, func(c Container) bool { return c.ID == id })
+	running := i >= 0 && f.containers[i].State == "running"
+	f.mu.Unlock()
+	if running {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// setState sets a container's state, as the engine would change it.
+func (f *fakeEngine) setState(name, state string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.containers {
+		if f.containers[i].Name == name {
+			f.containers[i].State = state
+		}
+	}
+}
 
 func (f *fakeEngine) Exec(ctx context.Context, id, user string, cmd []string) (int, string, error) {
 	if len(cmd) != 3 || cmd[0] != "sh" || cmd[1] != "-c" {
@@ -167,7 +198,7 @@ func TestConsistentOrder(t *testing.T) {
 	// snapshot, and everything undone in reverse.
 	wantCalls(t, f, "list v1",
 		"exec db pre-db as postgres", "exec web pre-web",
-		"stop web", "pause db",
+		"stop web -t 10s", "pause db",
 		"snapshot",
 		"unpause db", "start web",
 		"exec web post-web", "exec db post-db as postgres")
@@ -255,28 +286,33 @@ func TestConsistentPutsBackAfterFailures(t *testing.T) {
 	}
 	s := quiesceStore(t, f)
 	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(errors.New("disk full")))
-	wantCalls(t, f, "list v1", "stop b", "pause a", "snapshot", "unpause a", "start b", "exec b post-b", "exec a post-a")
-	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), `container "a" stays paused (tried again at the next start of butterd): engine hiccup`) {
+	wantCalls(t, f, "list v1", "stop b -t 10s", "pause a", "snapshot", "unpause a", "start b", "exec b post-b", "exec a post-a")
+	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), `container "a" may stay paused (butterd tries again in the background): engine hiccup`) {
 		t.Errorf("error %v: want the snapshot's failure and the unpause's", err)
 	}
 	if len(res.Snapshots) != 0 {
 		t.Errorf("snapshots %q", res.Snapshots)
 	}
-	// a stays on record, so that the next start unpauses it; b runs again.
+	// a stays on record, to be unpaused in the background; b runs again.
 	var held heldData
 	if _, err := readJSON(s.heldPath(), &held); err != nil || len(held.Held) != 1 || held.Held[0].ID != "id-a" {
 		t.Errorf("held record %+v (%v), want a alone", held.Held, err)
 	}
+	if left := s.resumeOnce(map[string]time.Time{}); left != 1 {
+		t.Errorf("%d containers left held after a failed resume, want 1", left)
+	}
+	f.fail = nil
 	if left := s.resumeOnce(map[string]time.Time{}); left != 0 {
 		t.Errorf("%d containers left held after a resume", left)
 	}
-	wantCalls(t, f, "unpause a")
+	wantCalls(t, f, "unpause a", "unpause a")
 
 	// A failing pause: nothing more is paused, no snapshot, what was
-	// stopped is started.
+	// stopped is started, and the failed pause undone in case the engine
+	// carried it out all the same.
 	f.fail = map[string]error{"pause a": errors.New("no")}
 	_, err = s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
-	wantCalls(t, f, "list v1", "stop b", "pause a", "start b", "exec b post-b", "exec a post-a")
+	wantCalls(t, f, "list v1", "stop b -t 10s", "pause a", "unpause a", "start b", "exec b post-b", "exec a post-a")
 	if err == nil || !strings.Contains(err.Error(), `cannot pause container "a" (no snapshot taken): no`) {
 		t.Errorf("error %v", err)
 	}
@@ -388,5 +424,139 @@ func TestConsistentOneAtATime(t *testing.T) {
 	j := slices.Index(calls, "snapshot 2")
 	if i < 0 || j < i || slices.Index(calls, "snapshot 1") > i {
 		t.Errorf("calls %q: the second snapshot must come after the first one's unpause", calls)
+	}
+}
+
+// A stop that fails or is abandoned (the engine did not answer in time,
+// the job was canceled) may still be carried out by the engine: butterd
+// waits for the container to stop and starts it again, or finds it runs
+// on; either way it is on record until then, and not after.
+func TestConsistentFailedStopPutBack(t *testing.T) {
+	defer func(d time.Duration) { stopMargin = d }(stopMargin)
+	stopMargin = 20 * time.Millisecond
+	late := fmt.Errorf("no answer: %w", context.DeadlineExceeded)
+
+	// The engine stops it after butterd gave up.
+	f := &fakeEngine{
+		containers: []Container{container("b", "running", "butterd.action=stop", "butterd.post=post-b")},
+		fail:       map[string]error{"stop b -t 10s": late},
+	}
+	s := quiesceStore(t, f)
+	f.onCall = func(call string) {
+		if call == "stop b -t 10s" {
+			if _, err := os.Stat(s.heldPath()); err != nil {
+				t.Errorf("container stopped without a record of it: %v", err)
+			}
+			f.setState("b", "exited")
+		}
+	}
+	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err == nil || !strings.Contains(err.Error(), `cannot stop container "b" (no snapshot taken)`) || strings.Contains(err.Error(), "may stay") {
+		t.Errorf("error %v: want the failed stop alone", err)
+	}
+	wantCalls(t, f, "list v1", "stop b -t 10s", "wait b", "start b", "exec b post-b")
+	if b := reportOf(t, res, "b"); !strings.Contains(b.Note, "stopped after all: started again") || b.Held != 0 {
+		t.Errorf("report of b: %+v", b)
+	}
+	if _, err := os.Stat(s.heldPath()); !os.IsNotExist(err) {
+		t.Errorf("record of held containers left once b runs again: %v", err)
+	}
+
+	// The stop never took: past its stop timeout the container runs on.
+	c := container("b", "running", "butterd.action=stop")
+	c.StopTimeout = time.Millisecond
+	f = &fakeEngine{containers: []Container{c}, fail: map[string]error{"stop b -t 1ms": errors.New("cannot kill")}}
+	s = quiesceStore(t, f)
+	res, err = s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err == nil || !strings.Contains(err.Error(), "cannot kill") {
+		t.Errorf("error %v", err)
+	}
+	wantCalls(t, f, "list v1", "stop b -t 1ms", "wait b", "state b")
+	if b := reportOf(t, res, "b"); !strings.Contains(b.Note, "not stopped: it runs on") {
+		t.Errorf("report of b: %+v", b)
+	}
+	if _, err := os.Stat(s.heldPath()); !os.IsNotExist(err) {
+		t.Errorf("record of held containers left: %v", err)
+	}
+
+	// Canceled while stopping, and the start fails: it stays on record.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f = &fakeEngine{
+		containers: []Container{container("b", "running", "butterd.action=stop")},
+		fail:       map[string]error{"stop b -t 10s": context.Canceled, "start b": errors.New("no")},
+	}
+	s = quiesceStore(t, f)
+	f.onCall = func(call string) {
+		if call == "stop b -t 10s" {
+			cancel()
+			f.setState("b", "exited")
+		}
+	}
+	s.consistently(ctx, []string{"v1"}, f.snapshot(nil))
+	wantCalls(t, f, "list v1", "stop b -t 10s", "wait b", "start b")
+	var held heldData
+	if _, err := readJSON(s.heldPath(), &held); err != nil || len(held.Held) != 1 || held.Held[0].ID != "id-b" {
+		t.Errorf("held record %+v (%v), want b", held.Held, err)
+	}
+}
+
+// Docker is given the container's own stop timeout, at most stopTimeout,
+// and the job says when it is cut short.
+func TestConsistentStopTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		own  time.Duration
+		call string
+		note string
+	}{
+		{0, "stop b -t 10s", ""},
+		{time.Minute, "stop b -t 1m0s", ""},
+		{5 * time.Minute, "stop b -t 3m0s", "stop timeout 3m0s (its own, 5m0s, is longer than butterd waits)"},
+		{-1, "stop b -t 3m0s", "stop timeout 3m0s (its own, forever, is longer than butterd waits)"},
+	} {
+		c := container("b", "running", "butterd.action=stop")
+		c.StopTimeout = tc.own
+		f := &fakeEngine{containers: []Container{c}}
+		s := quiesceStore(t, f)
+		res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCalls(t, f, "list v1", tc.call, "snapshot", "start b")
+		if b := reportOf(t, res, "b"); b.Note != tc.note {
+			t.Errorf("own stop timeout %s: note %q, want %q", tc.own, b.Note, tc.note)
+		}
+	}
+}
+
+// The labels of a container that neither runs nor is paused are not
+// followed: a bad one is noted and ignored, and blocks no snapshot.
+func TestConsistentIgnoresBadLabelsOfStoppedContainers(t *testing.T) {
+	f := &fakeEngine{containers: []Container{
+		container("good", "running", "butterd.action=pause"),
+		container("old", "exited", "butterd.action=Pause"),
+		container("new", "created", "butterd.pre.on-error=retry"),
+	}}
+	s := quiesceStore(t, f)
+	res, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, f, "list v1", "pause good", "snapshot", "unpause good")
+	want := []string{
+		`container "new": label butterd.pre.on-error="retry": use abort or ignore (ignored while it is created)`,
+		`container "old": label butterd.action="Pause": use pause, stop or none (ignored while it is exited)`,
+	}
+	if !slices.Equal(res.Notes, want) {
+		t.Errorf("notes %q, want %q", res.Notes, want)
+	}
+	if old := reportOf(t, res, "old"); old.Action != ActionLeft {
+		t.Errorf("report of old: %+v", old)
+	}
+
+	// Paused, it is checked: it runs once unpaused.
+	f.containers[1].State = "paused"
+	if _, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil)); err == nil || !strings.Contains(err.Error(), `label butterd.action="Pause"`) {
+		t.Errorf("error %v, want the paused container's bad label", err)
 	}
 }

@@ -24,8 +24,16 @@ type Containers interface {
 	// State is a container's state: running, paused, exited, ...
 	State(ctx context.Context, id string) (string, error)
 	Pause(ctx context.Context, id string) error
+	// Unpause unpauses a container; one that is not paused (any more) is
+	// no error.
 	Unpause(ctx context.Context, id string) error
-	Stop(ctx context.Context, id string) error
+	// Stop stops a container as docker stop does: its stop signal, then
+	// SIGKILL after timeout.
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	// WaitStopped waits until a container does not run (at once if it
+	// does not).
+	WaitStopped(ctx context.Context, id string) error
+	// Start starts a container; one that runs already is no error.
 	Start(ctx context.Context, id string) error
 	// Exec runs cmd in a running container as user ("": the container's
 	// own) and returns its exit code and output (stdout and stderr, the
@@ -43,6 +51,10 @@ type Container struct {
 	Volumes []string
 	// AutoRemove says the engine removes it once stopped (docker run --rm).
 	AutoRemove bool
+	// StopTimeout is how long a stop waits after the stop signal before
+	// it kills (docker run --stop-timeout); 0: the engine's default,
+	// negative: forever.
+	StopTimeout time.Duration
 }
 
 // ErrNoEngine is the kind of the errors of a container engine that does not
@@ -75,13 +87,16 @@ const (
 const execTimeout = 5 * time.Minute
 
 // How long the container engine may take to answer: to list or inspect
-// containers, pause or unpause one (dockerTimeout), and to stop or start
-// one (stopTimeout: a stop waits for the container's own grace period
-// first). An engine that accepts connections but never answers would
-// otherwise hold every snapshot.
+// containers, pause or unpause one (dockerTimeout), to start one
+// (stopTimeout), and to stop one: stopMargin past the stop timeout butterd
+// gives the engine, the container's own (defaultStopWait when it has
+// none) up to stopTimeout. An engine that accepts connections but never
+// answers would otherwise hold every snapshot.
 var (
-	dockerTimeout = 30 * time.Second
-	stopTimeout   = 3 * time.Minute
+	dockerTimeout   = 30 * time.Second
+	stopTimeout     = 3 * time.Minute
+	stopMargin      = 30 * time.Second
+	defaultStopWait = 10 * time.Second // Docker's own default
 )
 
 // bounded runs an engine call with a deadline of d; past it, the error
@@ -120,17 +135,31 @@ type quiesced struct {
 	user    string
 	abort   bool // a failing pre command aborts the snapshot
 	running bool
+	// stopWait is the stop timeout given to the engine.
+	stopWait time.Duration
+	// ignored says why the labels of a container that does not run are
+	// not followed.
+	ignored string
 
 	entered  bool      // its pre command ran (or it has none): its post runs
 	heldFrom time.Time // when its pause or stop returned; zero if not held
-	held     time.Duration
-	notes    []string
+	// holdFailed says its pause or stop failed or was abandoned: the
+	// engine may still carry it out.
+	holdFailed bool
+	held       time.Duration
+	notes      []string
 }
 
 // planContainer reads a container's labels. A bad label is an error naming
-// it and what is allowed.
+// it and what is allowed; the plan returned with it does nothing.
 func planContainer(c Container) (*quiesced, error) {
-	q := &quiesced{c: c, action: ActionNone, abort: true, running: c.State == "running"}
+	q := &quiesced{c: c, action: ActionNone, abort: true, running: c.State == "running", stopWait: c.StopTimeout}
+	if q.stopWait == 0 {
+		q.stopWait = defaultStopWait
+	}
+	if q.stopWait < 0 || q.stopWait > stopTimeout {
+		q.stopWait = stopTimeout
+	}
 	bad := func(label, value, allowed string) error {
 		return errorf(ErrInvalidArg, "container %q: label %s=%q: use %s", c.Name, label, value, allowed)
 	}
@@ -139,7 +168,7 @@ func planContainer(c Container) (*quiesced, error) {
 		case ActionPause, ActionStop, ActionNone:
 			q.action = v
 		default:
-			return nil, bad(LabelAction, v, "pause, stop or none")
+			return q, bad(LabelAction, v, "pause, stop or none")
 		}
 	}
 	if v, ok := c.Labels[LabelPreOnError]; ok {
@@ -148,12 +177,14 @@ func planContainer(c Container) (*quiesced, error) {
 		case "ignore":
 			q.abort = false
 		default:
-			return nil, bad(LabelPreOnError, v, "abort or ignore")
+			q.action = ActionNone
+			return q, bad(LabelPreOnError, v, "abort or ignore")
 		}
 	}
 	q.pre, q.post, q.user = strings.TrimSpace(c.Labels[LabelPre]), strings.TrimSpace(c.Labels[LabelPost]), c.Labels[LabelUser]
 	if q.action == ActionStop && c.AutoRemove && q.running {
-		return nil, errorf(ErrInvalidArg, "container %q: label %s=stop, but Docker removes this container once stopped (--rm): use pause", c.Name, LabelAction)
+		q.action = ActionNone
+		return q, errorf(ErrInvalidArg, "container %q: label %s=stop, but Docker removes this container once stopped (--rm): use pause", c.Name, LabelAction)
 	}
 	return q, nil
 }

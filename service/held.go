@@ -9,11 +9,13 @@ import (
 )
 
 // Containers that a consistent snapshot pauses or stops are recorded in
-// state/held.json before, and dropped once they run again. After a crash
-// in between, the next start unpauses or starts them again, in the
-// background: Docker may well start after butterd (it waits for the
-// plugin), so butterd tries again for a while. Their post commands are not
-// run then (the log says so).
+// state/held.json before the engine is asked to, and dropped once they run
+// again. Those that could not be put back (a failed unpause or start, a
+// crash in between) are unpaused or started again in the background,
+// at once at the next start, with growing pauses between the tries, until
+// the record is empty or the store closes: Docker may well start after
+// butterd (it waits for the plugin). Their post commands are not run then
+// (the log says so).
 
 // heldRecord is a container held for a snapshot.
 type heldRecord struct {
@@ -26,13 +28,14 @@ type heldData struct {
 	Held []heldRecord `json:"held"`
 }
 
-// Resuming the containers a crash left held: how long, how often, and how
-// long a container to be started again may still be running (its stop
-// under way, or never issued) before it is taken as running for good.
+// Resuming held containers in the background: the first pause between
+// tries and the longest, and how long a container to be started again may
+// still be running (its stop under way, or never issued) before it is
+// taken as running for good.
 var (
-	resumeFor   = 10 * time.Minute
-	resumeEvery = 2 * time.Second
-	stopGrace   = time.Minute
+	resumeEvery   = 2 * time.Second
+	resumeMaxWait = 5 * time.Minute
+	stopGrace     = time.Minute
 )
 
 func (s *Store) heldPath() string { return filepath.Join(s.stateDir, "held.json") }
@@ -54,7 +57,12 @@ func (s *Store) changeHeld(fn func([]heldRecord) []heldRecord) error {
 func (s *Store) recordHeld(qs []*quiesced) error {
 	return s.changeHeld(func(rs []heldRecord) []heldRecord {
 		for _, q := range qs {
-			rs = append(rs, heldRecord{ID: q.c.ID, Name: q.c.Name, Action: q.action})
+			r := heldRecord{ID: q.c.ID, Name: q.c.Name, Action: q.action}
+			if i := slices.IndexFunc(rs, func(r heldRecord) bool { return r.ID == q.c.ID }); i >= 0 {
+				rs[i] = r
+			} else {
+				rs = append(rs, r)
+			}
 		}
 		return rs
 	})
@@ -82,35 +90,57 @@ func (s *Store) resumeHeld() {
 		return
 	}
 	s.log.Warn("butterd stopped while containers were held for a snapshot: resuming them (their post commands do not run)", "containers", d.Held)
-	go s.resumeLoop(time.Now().Add(resumeFor))
+	s.quiesceMu.Lock()
+	defer s.quiesceMu.Unlock()
+	s.resumeInBackground(0)
+}
+
+// resumeInBackground starts resumeLoop, first trying after wait, unless
+// it runs. Callers hold s.quiesceMu.
+func (s *Store) resumeInBackground(wait time.Duration) {
+	if s.resuming {
+		return
+	}
+	s.resuming = true
+	go s.resumeLoop(wait)
 }
 
 // resumeLoop resumes the recorded containers until none is left or the
-// deadline passes.
-func (s *Store) resumeLoop(deadline time.Time) {
+// store closes, the pause between tries doubling up to resumeMaxWait.
+func (s *Store) resumeLoop(wait time.Duration) {
 	running := map[string]time.Time{}
 	for {
-		left := s.resumeOnce(running)
-		if left == 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-s.closed:
+			t.Stop()
+			s.quiesceMu.Lock()
+			s.resuming = false
+			s.quiesceMu.Unlock()
+			return
+		case <-t.C:
+		}
+		if s.resumeOnce(running) == 0 {
 			return
 		}
-		if time.Now().After(deadline) {
-			s.log.Error("containers held for a snapshot not resumed: the container engine did not answer; unpause or start them by hand", "file", s.heldPath())
-			return
-		}
-		time.Sleep(resumeEvery)
+		wait = min(max(2*wait, resumeEvery), resumeMaxWait)
 	}
 }
 
 // resumeOnce tries each recorded container once and says how many are
-// left to try again. running holds since when each container to start
-// again was seen running.
-func (s *Store) resumeOnce(running map[string]time.Time) int {
+// left to try again; with none left, resumeLoop ends. running holds since
+// when each container to start again was seen running.
+func (s *Store) resumeOnce(running map[string]time.Time) (left int) {
 	s.quiesceMu.Lock()
 	defer s.quiesceMu.Unlock()
+	defer func() {
+		if left == 0 {
+			s.resuming = false
+		}
+	}()
 	var d heldData
 	if _, err := readJSON(s.heldPath(), &d); err != nil {
-		s.log.Error("containers held for a snapshot: record not read", "file", s.heldPath(), "error", err)
+		s.log.Error("containers held for a snapshot: record not read; unpause or start them by hand", "file", s.heldPath(), "error", err)
 		return 0
 	}
 	eng := s.cfg.Containers
@@ -143,8 +173,11 @@ func (s *Store) resumeOnce(running map[string]time.Time) int {
 		switch {
 		case errors.Is(err, ErrNoEngine):
 			continue // Docker is not up yet
+		case errors.Is(err, ErrNotFound):
+			s.log.Info("container held for a snapshot is gone", "container", r.Name, "action", r.Action)
 		case err != nil:
-			s.log.Error("container held for a snapshot not resumed", "container", r.Name, "action", r.Action, "error", err)
+			s.log.Error("container held for a snapshot not resumed yet: tried again later", "container", r.Name, "action", r.Action, "error", err)
+			continue
 		default:
 			s.log.Info("container held for a snapshot resumed", "container", r.Name, "action", r.Action)
 		}

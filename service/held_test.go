@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -28,7 +29,7 @@ func TestHeldContainersResumedAfterACrash(t *testing.T) {
 	f.fail = map[string]error{"pause a": errors.New("no")}
 	s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil))
 	if _, err := os.Stat(s.heldPath()); !os.IsNotExist(err) {
-		t.Fatalf("record of held containers left after a failed pause: %v", err)
+		t.Fatalf("record of held containers left after a failed pause undone: %v", err)
 	}
 
 	// A crash while held: hold ran, nothing after it.
@@ -84,4 +85,74 @@ func TestHeldRunningForGood(t *testing.T) {
 		t.Errorf("%d left, want 0", left)
 	}
 	wantCalls(t, f, "list v1", "state b")
+}
+
+// A container a snapshot could not unpause is unpaused in the
+// background, without waiting for butterd's next start, by one loop at a
+// time that ends with the record or with the store.
+func TestHeldRetriedInBackground(t *testing.T) {
+	defer func(d time.Duration) { resumeEvery = d }(resumeEvery)
+	resumeEvery = time.Millisecond
+	f := &fakeEngine{containers: []Container{
+		container("a", "running", "butterd.action=pause"),
+		container("b", "running", "butterd.action=stop"),
+	}}
+	unpauses := 0
+	f.onCall = func(call string) {
+		if call == "unpause a" {
+			f.mu.Lock()
+			unpauses++
+			if unpauses == 3 {
+				delete(f.fail, "unpause a") // the engine recovers, for a
+			}
+			f.mu.Unlock()
+		}
+	}
+	f.fail = map[string]error{"unpause a": errors.New("engine hiccup"), "start b": errors.New("engine hiccup")}
+	s := quiesceStore(t, f)
+	s.closed = make(chan struct{})
+	if _, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil)); err == nil {
+		t.Fatal("no error for the failed unpause and start")
+	}
+	f.setState("b", "exited")
+	// b's start fails until the store closes; a is unpaused on the third
+	// try and leaves the record.
+	waitFor(t, "a unpaused in the background", func() bool {
+		var d heldData
+		readJSON(s.heldPath(), &d)
+		return len(d.Held) == 1 && d.Held[0].ID == "id-b"
+	})
+	s.quiesceMu.Lock()
+	if !s.resuming {
+		t.Errorf("the background loop ended while b is on record")
+	}
+	s.quiesceMu.Unlock()
+	close(s.closed)
+	waitFor(t, "the background loop ends with the store", func() bool {
+		s.quiesceMu.Lock()
+		defer s.quiesceMu.Unlock()
+		return !s.resuming
+	})
+	calls := f.takeCalls()
+	if n := slices.Index(calls, "start b"); n < 0 || !slices.Contains(calls[n+1:], "start b") {
+		t.Errorf("calls %q: want the start of b tried again", calls)
+	}
+
+	// A container removed meanwhile leaves the record.
+	f.fail = map[string]error{"state b": fmt.Errorf("no such container: %w", ErrNotFound)}
+	if left := s.resumeOnce(map[string]time.Time{}); left != 0 {
+		t.Errorf("%d left, want 0 (b is gone)", left)
+	}
+}
+
+// waitFor waits until cond holds, or fails after a while.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not seen: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

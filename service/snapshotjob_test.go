@@ -110,7 +110,7 @@ func TestConsistentLocksBeforePausing(t *testing.T) {
 	if _, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil)); err != nil {
 		t.Fatal(err)
 	}
-	for call, want := range map[string]bool{"stop web": false, "pause db": true, "snapshot": true, "unpause db": true, "start web": false} {
+	for call, want := range map[string]bool{"stop web -t 10s": false, "pause db": true, "snapshot": true, "unpause db": true, "start web": false} {
 		if locked[call] != want {
 			t.Errorf("volume lock held during %q: %v, want %v", call, locked[call], want)
 		}

@@ -85,6 +85,10 @@ type Store struct {
 
 	mountWrite sync.Mutex // orders writes of the mount table
 	quiesceMu  sync.Mutex // one consistent snapshot at a time
+	resuming   bool       // held containers are being resumed; guarded by quiesceMu
+
+	closed    chan struct{} // closed by Close: background work ends
+	closeOnce sync.Once
 
 	mu        sync.RWMutex // guards the index and mounts below
 	volumes   map[string]*volumeEntry
@@ -143,6 +147,7 @@ func Open(cfg Config) (*Store, error) {
 		receivedDir:  filepath.Join(root, "received"),
 		stateDir:     filepath.Join(root, "state"),
 		policies:     policies,
+		closed:       make(chan struct{}),
 	}
 	s.peers = remote.OpenPeers(filepath.Join(s.sshDir(), peersFile))
 	if s.cfg.Dial == nil {
@@ -242,9 +247,10 @@ func (s *Store) removeStaleTemps() error {
 	return nil
 }
 
-// Close releases the data root. Everything the store wrote is already on
-// disk; Close only drops the lock.
+// Close releases the data root and ends background work. Everything the
+// store wrote is already on disk.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
 	return s.lock.Close()
 }
 

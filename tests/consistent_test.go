@@ -322,6 +322,10 @@ func TestConsistentStop(t *testing.T) {
 	e.docker.MustRun("volume", "create", "-d", "btrfs", "vol")
 	e.runContainer(t, "sleeper", []string{"butterd.action=stop", "butterd.pre=touch /data/pre-ran"}, []string{"vol:/data"}, "sleep 300")
 	e.runContainer(t, "runner", []string{"butterd.action=stop"}, []string{"vol:/data"}, "trap 'exit 0' TERM; sleep 300 & wait")
+	// An old container with a typo in its label: it does not run, so the
+	// label is noted and blocks nothing.
+	e.runContainer(t, "old", []string{"butterd.action=Pause"}, []string{"vol:/data"}, "true")
+	e.docker.MustRun("wait", "old")
 	e.docker.MustRun("stop", "-t", "1", "sleeper")
 	started := e.docker.MustRun("inspect", "-f", "{{.State.StartedAt}}", "runner")
 
@@ -340,6 +344,10 @@ func TestConsistentStop(t *testing.T) {
 		t.Errorf("container with action stop was not restarted (started at %s both times)", started)
 	}
 	job := e.lastJob(t)
+	badLabel := `container "old": label butterd.action="Pause": use pause, stop or none (ignored while it is exited)`
+	if notes := fmt.Sprint(job["notes"]); notes != "["+badLabel+"]" {
+		t.Errorf("job's notes %s, want %q", notes, badLabel)
+	}
 	if c := containerOf(t, job, "sleeper"); c[1] != "left as it was" || !strings.Contains(fmt.Sprint(c[3]), "pre and post commands skipped") {
 		t.Errorf("job's entry for the stopped container: %v", c)
 	}
@@ -426,15 +434,37 @@ func TestConsistentProject(t *testing.T) {
 	requireFile(t, filepath.Join(e.volumePath("shop_logs"), "f"), "first\n")
 }
 
+// runSlowStopper runs the container "slow" (action stop) on a new volume
+// "vol": it takes seconds to stop, and makes the file whose path it
+// returns when its stop begins.
+func (e *consistentEnv) runSlowStopper(t *testing.T) string {
+	t.Helper()
+	e.docker.MustRun("volume", "create", "-d", "btrfs", "vol")
+	e.runContainer(t, "slow", []string{"butterd.action=stop"}, []string{"vol:/data"},
+		"trap 'touch /data/stopping; sleep 3; exit 0' TERM; sleep 300 & wait")
+	return filepath.Join(e.volumePath("vol"), "stopping")
+}
+
+// waitStopBegins waits until the file runSlowStopper named exists.
+func waitStopBegins(t *testing.T, stopping string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(stopping); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's stop never began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // butterd killed while it holds a container stopped for a snapshot, and
 // started again at once, starts the container again once its stop ends.
 func TestConsistentResumeAfterCrash(t *testing.T) {
 	e := startConsistentEnv(t)
-	e.docker.MustRun("volume", "create", "-d", "btrfs", "vol")
-	// It takes seconds to stop, and says when its stop begins.
-	e.runContainer(t, "slow", []string{"butterd.action=stop"}, []string{"vol:/data"},
-		"trap 'touch /data/stopping; sleep 3; exit 0' TERM; sleep 300 & wait")
-	stopping := filepath.Join(e.volumePath("vol"), "stopping")
+	stopping := e.runSlowStopper(t)
 	held := filepath.Join(e.dataRoot, "state", "held.json")
 
 	done := make(chan struct{})
@@ -442,16 +472,7 @@ func TestConsistentResumeAfterCrash(t *testing.T) {
 		defer close(done)
 		e.ctl.run("snapshot", "vol") // fails: butterd dies under it
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(stopping); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the container's stop never began")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitStopBegins(t, stopping)
 	if _, err := os.Stat(held); err != nil {
 		t.Fatalf("butterd stops a container without a record of it: %v", err)
 	}
@@ -462,7 +483,7 @@ func TestConsistentResumeAfterCrash(t *testing.T) {
 		Bus: e.bus, Args: []string{"--docker-host=unix://" + e.docker.Socket}})
 	e.removeContainersFirst(t)
 
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := os.Stat(held); os.IsNotExist(err) {
 			break
@@ -477,5 +498,43 @@ func TestConsistentResumeAfterCrash(t *testing.T) {
 	}
 	if log := e.butterd.Log(); !strings.Contains(log, "container held for a snapshot resumed") {
 		t.Errorf("butterd's log does not say it started the container again:\n%s", log)
+	}
+}
+
+// A snapshot job canceled while Docker stops a container: Docker finishes
+// the stop all the same, and butterd starts the container again before
+// the job ends; nothing stays on record.
+func TestConsistentCanceledStop(t *testing.T) {
+	e := startConsistentEnv(t)
+	stopping := e.runSlowStopper(t)
+	held := filepath.Join(e.dataRoot, "state", "held.json")
+	started := e.docker.MustRun("inspect", "-f", "{{.State.StartedAt}}", "slow")
+
+	done := make(chan ctlResult, 1)
+	go func() { done <- e.ctl.run("snapshot", "vol") }()
+	waitStopBegins(t, stopping)
+	var jobs []map[string]any
+	if err := json.Unmarshal([]byte(e.ctl.ok("--json", "jobs")), &jobs); err != nil || len(jobs) != 1 || jobs[0]["state"] != "running" {
+		t.Fatalf("butterctl --json jobs: %v, %v: want the running snapshot job", err, jobs)
+	}
+	e.ctl.ok("cancel", fmt.Sprint(jobs[0]["id"]))
+	r := <-done
+	if r.code == 0 {
+		t.Errorf("butterctl snapshot vol, canceled: exit 0, stdout %q", r.stdout)
+	}
+	if st := e.state(t, "slow"); st != "running" {
+		t.Errorf("container is %s once the canceled job ended, want running", st)
+	}
+	if again := e.docker.MustRun("inspect", "-f", "{{.State.StartedAt}}", "slow"); again == started {
+		t.Errorf("container was not stopped and started again (started at %s both times)", started)
+	}
+	if _, err := os.Stat(held); !os.IsNotExist(err) {
+		t.Errorf("%s stays after the container runs again: %v", held, err)
+	}
+	if snaps := e.snapshotsOf(t, "vol"); len(snaps) != 0 {
+		t.Errorf("snapshots %q after a canceled job", snaps)
+	}
+	if c := containerOf(t, e.lastJob(t), "slow"); !strings.Contains(fmt.Sprint(c[3]), "stopped after all: started again") {
+		t.Errorf("job's entry for the container: %v", c)
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
@@ -125,6 +127,12 @@ func (e *Engine) list(ctx context.Context, filters client.Filters) ([]service.Co
 		if in.Container.HostConfig != nil {
 			c.AutoRemove = in.Container.HostConfig.AutoRemove
 		}
+		if cfg := in.Container.Config; cfg != nil && cfg.StopTimeout != nil {
+			c.StopTimeout = time.Duration(*cfg.StopTimeout) * time.Second
+			if *cfg.StopTimeout < 0 {
+				c.StopTimeout = -1
+			}
+		}
 		out = append(out, c)
 	}
 	return out, nil
@@ -146,16 +154,33 @@ func (e *Engine) Pause(ctx context.Context, id string) error {
 	return e.fail("pause", err)
 }
 
+// Unpause unpauses a container; one that is not paused is no error.
 func (e *Engine) Unpause(ctx context.Context, id string) error {
 	_, err := e.cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+	// Docker says so with 409 Conflict, 20.10 and older with 500.
+	if err != nil && strings.Contains(err.Error(), " is not paused") {
+		return nil
+	}
 	return e.fail("unpause", err)
 }
 
-// Stop stops a container as docker stop does (its stop signal, then
-// SIGKILL after its stop timeout).
-func (e *Engine) Stop(ctx context.Context, id string) error {
-	_, err := e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{})
+// Stop stops a container as docker stop -t does: its stop signal, then
+// SIGKILL after timeout (rounded up to seconds).
+func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int((timeout + time.Second - 1) / time.Second)
+	_, err := e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
 	return e.fail("stop", err)
+}
+
+// WaitStopped waits until a container does not run.
+func (e *Engine) WaitStopped(ctx context.Context, id string) error {
+	w := e.cli.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	select {
+	case <-w.Result:
+		return nil
+	case err := <-w.Error:
+		return e.fail("wait", err)
+	}
 }
 
 func (e *Engine) Start(ctx context.Context, id string) error {
@@ -217,6 +242,9 @@ func (e *Engine) fail(what string, err error) error {
 	}
 	if client.IsErrConnectionFailed(err) && e.absent() {
 		return fmt.Errorf("Docker does not run at %s: %w", e.host, service.ErrNoEngine)
+	}
+	if cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker %s: %w (%w)", what, err, service.ErrNotFound)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("docker %s: no answer in time from Docker at %s (DOCKER_HOST): %w", what, e.host, err)
