@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // fakeEngine is a container engine that records every call in order.
@@ -388,5 +389,26 @@ func TestConsistentOneAtATime(t *testing.T) {
 	j := slices.Index(calls, "snapshot 2")
 	if i < 0 || j < i || slices.Index(calls, "snapshot 1") > i {
 		t.Errorf("calls %q: the second snapshot must come after the first one's unpause", calls)
+	}
+}
+
+// A command's last line is cut at 200 bytes between characters, so that
+// a line of text stays text.
+func TestLastLineCutsBetweenCharacters(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"first\nlast line\n\n", "last line"},
+		{strings.Repeat("a", 200), strings.Repeat("a", 200)},
+		{strings.Repeat("a", 201), strings.Repeat("a", 200) + "..."},
+		{strings.Repeat("a", 199) + "été", strings.Repeat("a", 199) + "..."},
+		{strings.Repeat("a", 198) + "€uro", strings.Repeat("a", 198) + "..."},
+		{strings.Repeat("é", 150), strings.Repeat("é", 100) + "..."},
+	} {
+		got := lastLine(c.in)
+		if got != c.want {
+			t.Errorf("lastLine(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if !utf8.ValidString(got) {
+			t.Errorf("lastLine(%q) = %q: not UTF-8", c.in, got)
+		}
 	}
 }
