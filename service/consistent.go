@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"butterd/btrfs"
 )
@@ -280,14 +281,19 @@ func (s *Store) exec(ctx context.Context, q *quiesced, command string) (outcome 
 	return "exit code 0", true
 }
 
-// lastLine is the last non-empty line of s, at most 200 bytes.
+// lastLine is the last non-empty line of s, at most 200 bytes, cut
+// between characters.
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
 		s = strings.TrimSpace(s[i+1:])
 	}
 	if len(s) > 200 {
-		s = s[:200] + "..."
+		n := 200
+		for n > 200-utf8.UTFMax && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
 	}
 	return s
 }

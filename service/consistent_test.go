@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // fakeEngine is a container engine that records every call in order.
@@ -558,5 +559,26 @@ func TestConsistentIgnoresBadLabelsOfStoppedContainers(t *testing.T) {
 	f.containers[1].State = "paused"
 	if _, err := s.consistently(context.Background(), []string{"v1"}, f.snapshot(nil)); err == nil || !strings.Contains(err.Error(), `label butterd.action="Pause"`) {
 		t.Errorf("error %v, want the paused container's bad label", err)
+	}
+}
+
+// A command's last line is cut at 200 bytes between characters, so that
+// a line of text stays text.
+func TestLastLineCutsBetweenCharacters(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"first\nlast line\n\n", "last line"},
+		{strings.Repeat("a", 200), strings.Repeat("a", 200)},
+		{strings.Repeat("a", 201), strings.Repeat("a", 200) + "..."},
+		{strings.Repeat("a", 199) + "été", strings.Repeat("a", 199) + "..."},
+		{strings.Repeat("a", 198) + "€uro", strings.Repeat("a", 198) + "..."},
+		{strings.Repeat("é", 150), strings.Repeat("é", 100) + "..."},
+	} {
+		got := lastLine(c.in)
+		if got != c.want {
+			t.Errorf("lastLine(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if !utf8.ValidString(got) {
+			t.Errorf("lastLine(%q) = %q: not UTF-8", c.in, got)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -311,6 +312,42 @@ func TestConsistentPreAbort(t *testing.T) {
 	job := e.lastJob(t)
 	if job["kind"] != "snapshot" || job["result"] != "failed" || !strings.Contains(fmt.Sprint(job["error"]), "exit code 3") {
 		t.Errorf("last job %v: want the failed snapshot job", job)
+	}
+}
+
+// A pre command whose output is not text (a byte that is not UTF-8, a NUL,
+// an escape character) still fails the snapshot with its own cause, and the
+// job stays readable on the bus for everyone: the bad bytes show as U+FFFD.
+func TestConsistentPreOutputNotText(t *testing.T) {
+	e := startConsistentEnv(t)
+	e.docker.MustRun("volume", "create", "-d", "btrfs", "db")
+	e.runContainer(t, "db", []string{
+		"butterd.action=pause",
+		`butterd.pre=printf 'bad \377 \000 \033 end\n' >&2; exit 3`,
+	}, []string{"db:/data"}, "sleep 300")
+
+	want := "exit code 3: bad \uFFFD \uFFFD \uFFFD end"
+	r := e.ctl.run("snapshot", "db")
+	if r.code != 1 || !strings.Contains(r.stderr, `pre command of container "db" failed (`+want+`): no snapshot taken`) {
+		t.Errorf("butterctl snapshot db: exit %d, stderr %q", r.code, r.stderr)
+	}
+	job := e.lastJob(t)
+	if job["result"] != "failed" || !strings.Contains(fmt.Sprint(job["error"]), want) {
+		t.Errorf("last job %v: want the failed snapshot job with the pre command's line", job)
+	}
+	if c := containerOf(t, job, "db"); !strings.Contains(fmt.Sprint(c[3]), "pre: "+want) {
+		t.Errorf("container note %q, want the pre command's line", c[3])
+	}
+	if out := e.ctl.nobody().ok("jobs"); !strings.Contains(out, "failed") {
+		t.Errorf("butterctl jobs as nobody: %q", out)
+	}
+	path := fmt.Sprint(job["path"])
+	cmd := exec.Command(testenv.Command(t, "busctl"), "--json=short", "get-property", "io.butterd.volumes1", path, "io.butterd.volumes1.Job", "Error")
+	cmd.Env = e.bus.Env()
+	out, err := cmd.CombinedOutput()
+	var prop struct{ Data string }
+	if err != nil || json.Unmarshal(out, &prop) != nil || !strings.Contains(prop.Data, want) {
+		t.Errorf("busctl get-property %s Error: %v, %q", path, err, out)
 	}
 }
 

@@ -48,11 +48,11 @@ func Serve(conn *dbus.Conn, store *service.Store, log *slog.Logger) (*Server, er
 	}
 	for _, e := range exports {
 		var err error
-		switch {
+		switch table := cleanMethods(e.v); {
 		case e.subtree:
-			err = conn.ExportSubtreeMethodTable(e.v.(map[string]any), e.path, e.iface)
+			err = conn.ExportSubtreeMethodTable(table, e.path, e.iface)
 		default:
-			err = conn.Export(e.v, e.path, e.iface)
+			err = conn.ExportMethodTable(table, e.path, e.iface)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("export %s on %s: %w", e.iface, e.path, err)
@@ -126,6 +126,9 @@ func (s *Server) emitLoop() {
 }
 
 func (s *Server) emit(name string, args ...any) {
+	for i := range args {
+		args[i] = clean(args[i])
+	}
 	if err := s.conn.Emit(dbusapi.RootPath, dbusapi.ManagerIface+"."+name, args...); err != nil {
 		s.log.Warn("signal not sent", "signal", name, "error", err)
 	}

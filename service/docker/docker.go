@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -262,13 +263,18 @@ func (e *Engine) absent() bool {
 	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// tail keeps the end of what is written to it.
+// tail keeps the end of what is written to it, at most outputLimit
+// bytes, cut between characters.
 type tail struct{ b []byte }
 
 func (t *tail) Write(p []byte) (int, error) {
 	t.b = append(t.b, p...)
 	if len(t.b) > outputLimit {
-		t.b = append(t.b[:0], t.b[len(t.b)-outputLimit:]...)
+		cut := len(t.b) - outputLimit
+		for i := 0; i < utf8.UTFMax-1 && cut < len(t.b) && !utf8.RuneStart(t.b[cut]); i++ {
+			cut++
+		}
+		t.b = append(t.b[:0], t.b[cut:]...)
 	}
 	return len(p), nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"butterd/service"
 )
@@ -87,5 +88,22 @@ func TestEngineSilent(t *testing.T) {
 	_, err = e.Using(ctx, []string{"v1"})
 	if err == nil || !strings.Contains(err.Error(), sock) || !strings.Contains(err.Error(), "DOCKER_HOST") {
 		t.Errorf("Using with a silent engine: %v, want the host named", err)
+	}
+}
+
+// The kept end of a command's output starts between characters, whatever
+// the sizes of the writes.
+func TestTailCutsBetweenCharacters(t *testing.T) {
+	for _, chunk := range []int{1, 3, 1000, 1 << 20} {
+		out := []byte(strings.Repeat("€", outputLimit)) // 3 bytes each
+		var tl tail
+		for p := out; len(p) > 0; p = p[min(chunk, len(p)):] {
+			tl.Write(p[:min(chunk, len(p))])
+		}
+		got := tl.String()
+		if !utf8.ValidString(got) || len(got) > outputLimit || len(got) < outputLimit-utf8.UTFMax || !strings.HasSuffix(string(out), got) {
+			t.Errorf("writes of %d bytes: kept %d bytes, valid UTF-8 %v, want the end of the output cut between characters",
+				chunk, len(got), utf8.ValidString(got))
+		}
 	}
 }

@@ -74,6 +74,17 @@ func TestErrorMapping(t *testing.T) {
 	}
 }
 
+// An error whose text is not UTF-8 (a file name quoted by btrfs) still
+// answers JSON that Docker reads, the bad bytes as U+FFFD.
+func TestErrorTextNotUTF8(t *testing.T) {
+	err := fmt.Errorf("volume %q: ERROR: cannot open a\xff\x00b: %w", "v1", service.ErrBusy)
+	h := New(&fakeStore{err: err}, slog.New(slog.DiscardHandler))
+	st, m := call(t, h, "/VolumeDriver.Mount", `{"Name":"v1","ID":"m"}`)
+	if want := "volume \"v1\": ERROR: cannot open a\uFFFD\x00b: " + service.ErrBusy.Error(); st != 409 || m["Err"] != want {
+		t.Errorf("got %d %q, want 409 %q", st, m["Err"], want)
+	}
+}
+
 func TestMalformedAndUnknown(t *testing.T) {
 	f := &fakeStore{}
 	h := New(f, slog.New(slog.DiscardHandler))
