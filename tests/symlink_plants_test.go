@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -123,8 +124,8 @@ func plantLinks(t *testing.T, dir string, o *outside) {
 	writeFile(t, filepath.Join(dir, "data"), "inside")
 }
 
-// oldName renames a stream's snapshot to the same volume in 2001, so that
-// a purge takes it once imported.
+// oldName renames a stream's snapshot to the same volume in 2001, with a
+// new UUID, so that a purge takes it once imported.
 func oldName(t *testing.T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -132,6 +133,11 @@ func oldName(t *testing.T, path string) string {
 	name := streamHeader(t, path).Name
 	volume, _, _ := strings.Cut(name, "@")
 	out := filepath.Join(t.TempDir(), "old.stream")
+	// A new UUID too: butterd refuses a stream posing as a subvolume it
+	// has (the snapshot exported stays here).
+	uuid := make([]byte, 16)
+	cryptorand.Read(uuid)
+	data = withStreamAttrs(t, data, map[uint16][]byte{1: uuid}) // BTRFS_SEND_A_UUID
 	must(t, os.WriteFile(out, withStreamName(t, data, volume+"@2001-01-01T00:00:00.000000"), 0o600))
 	return out
 }
