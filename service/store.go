@@ -320,13 +320,7 @@ func (k *keyedMutex) lockCtx(ctx context.Context, key string) (func(), error) {
 		k.unref(key, e)
 		return nil, err
 	}
-	k.mu.Lock()
-	e.taken++
-	k.mu.Unlock()
-	return func() {
-		<-e.held
-		k.unref(key, e)
-	}, nil
+	return k.took(key, e), nil
 }
 
 // tryLock takes key's lock when it is free, without waiting.
@@ -338,13 +332,18 @@ func (k *keyedMutex) tryLock(key string) (func(), bool) {
 		k.unref(key, e)
 		return nil, false
 	}
+	return k.took(key, e), true
+}
+
+// took counts a taking of key's lock, held now, and returns its unlock.
+func (k *keyedMutex) took(key string, e *keyedEntry) func() {
 	k.mu.Lock()
 	e.taken++
 	k.mu.Unlock()
 	return func() {
 		<-e.held
 		k.unref(key, e)
-	}, true
+	}
 }
 
 // ref returns key's entry, kept in the map until unref.
