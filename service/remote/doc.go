@@ -19,8 +19,10 @@
 // HandshakeTimeout (10 s); the server maps the key to a Peer. Connections
 // that have not authenticated yet are bounded (32 at once, 8 per source
 // address): Serve closes the excess at once, so a flood of connections
-// that never speak cannot tie up butterd. On the connection the client opens "session" channels, one
-// per operation, each with exactly one "exec" request whose command is a
+// that never speak cannot tie up butterd.
+//
+// On the connection the client opens "session" channels, one per
+// operation, each with exactly one "exec" request whose command is a
 // verb, one space and a JSON object (unknown fields are refused):
 //
 //	butterd-list    {"volume":"v1"}
