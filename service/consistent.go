@@ -108,8 +108,9 @@ func (s *Store) consistently(ctx context.Context, volumes []string, snapshot fun
 }
 
 // plainSnapshot snapshots the volumes when no container with butterd's
-// labels uses them (a job tells of bad labels ignored), and says whether it did; err is the listing's or the
-// snapshot's. It does not wait for a consistent snapshot under way: a
+// labels uses them (a job tells of bad labels ignored), and says whether
+// it did; err is the listing's or the snapshot's. It does not wait for a
+// consistent snapshot under way: a
 // plain snapshot quiesces nothing, and the volume locks order it with the
 // others.
 func (s *Store) plainSnapshot(ctx context.Context, volumes []string) (names []string, plain bool, err error) {
