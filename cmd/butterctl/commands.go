@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"text/tabwriter"
 )
 
 // verb is one subcommand: a small struct holding its flags.
@@ -250,7 +249,8 @@ snapshots.`,
 			new:      func(a *app) verb { return &jobsCmd{app: a, one: true} }},
 		{name: "cancel", args: "ID", short: "cancel job ID, queued or running",
 			long: `A job that already finished cannot be canceled: cancel fails (exit 1) and
-says so. A verb that waits for its job (` + jobVerbs + `) is canceled with Ctrl-C.`,
+says so. A verb that waits for its job is canceled with Ctrl-C; those are
+  ` + jobVerbs + `.`,
 			examples: []string{"butterctl cancel 7"},
 			new:      func(a *app) verb { return &cancelCmd{app: a} }},
 		{name: "remote add", args: "PEER --key LINE", short: "add replication peer PEER, known by its client key, with its rights here",
@@ -456,7 +456,7 @@ func verbHelp(c *command, fs *flag.FlagSet) string {
 		b.WriteString(" " + p)
 		col += 1 + len(p)
 	}
-	fmt.Fprintf(&b, "\n\n%s.\n", capitalize(c.short))
+	fmt.Fprintf(&b, "\n\n%s\n", strings.Join(wrap(strings.Fields(capitalize(c.short)+"."), helpWidth), "\n"))
 	if c.long != "" {
 		fmt.Fprintf(&b, "\n%s\n", c.long)
 	}
@@ -465,17 +465,16 @@ func verbHelp(c *command, fs *flag.FlagSet) string {
 		fmt.Fprintf(&b, "\nAlso: butterctl %s %s.\n", g, strings.Join(c.aliases, ", "))
 	}
 	b.WriteString("\nFlags:\n")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	var rows [][2]string
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
 		if name != "" {
 			name = " " + name
 		}
-		fmt.Fprintf(tw, "  %s%s%s\t%s\n", dashes(f.Name), f.Name, name, usage)
+		rows = append(rows, [2]string{dashes(f.Name) + f.Name + name, usage})
 	})
-	fmt.Fprintf(tw, "  --json\tprint JSON instead of text\n")
-	fmt.Fprintf(tw, "  -h, --help\tshow this help\n")
-	tw.Flush()
+	rows = append(rows, [2]string{"--json", "print JSON instead of text"}, [2]string{"-h, --help", "show this help"})
+	writeRows(&b, rows)
 	if len(c.examples) > 0 {
 		b.WriteString("\nExamples:\n")
 		for _, e := range c.examples {
@@ -483,6 +482,25 @@ func verbHelp(c *command, fs *flag.FlagSet) string {
 		}
 	}
 	return b.String()
+}
+
+// writeRows writes two-column rows indented by two, the second column
+// wrapped within helpWidth under itself.
+func writeRows(b *strings.Builder, rows [][2]string) {
+	col := 0
+	for _, r := range rows {
+		col = max(col, len(r[0]))
+	}
+	col += 4 // the indent and the gap
+	for _, r := range rows {
+		for i, line := range wrap(strings.Fields(r[1]), max(helpWidth-col, 20)) {
+			first := ""
+			if i == 0 {
+				first = r[0]
+			}
+			fmt.Fprintf(b, "  %-*s%s\n", col-2, first, line)
+		}
+	}
 }
 
 func capitalize(s string) string {

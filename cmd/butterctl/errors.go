@@ -24,7 +24,7 @@ const (
 )
 
 // jobVerbs are the verbs that start a butterd job and wait for it.
-const jobVerbs = "export, import, purge, send, replicate, sync, snapshot --group and snapshot --project"
+const jobVerbs = "export, import, purge, send, replicate, sync and snapshot --group/--project"
 
 // buttervolumeVerbs are the verbs buttervolume had: where butterd finds no
 // such volume or snapshot, they exit 1 as buttervolume did, not 3.

@@ -22,7 +22,8 @@ const snapshotHelp = `Three forms:
 
 Docker containers that use a volume are quiesced around its snapshot as
 their labels ask:
-  butterd.action=pause|stop|none     pause or stop it (none, the default: neither)
+  butterd.action=pause|stop|none     pause or stop it, or neither (none,
+                                     the default)
   butterd.pre=COMMAND                run COMMAND (with sh -c) in it before
   butterd.post=COMMAND               run COMMAND in it after
   butterd.user=USER                  the user the commands run as

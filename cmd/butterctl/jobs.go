@@ -346,9 +346,11 @@ func pathErr(err error) error {
 
 const jobsHelp = `Long operations run as butterd jobs: queued, running, then done, failed
 or canceled. The verbs that start one wait for it and exit with its
-result: ` + jobVerbs + `. Snapshots that quiesce containers, and any
-snapshot that fails, are jobs too. Finished jobs stay listed (butterd
-keeps a history) with their bytes and error.
+result:
+  ` + jobVerbs + `.
+Snapshots that quiesce containers, and any snapshot that fails, are jobs
+too. Finished jobs stay listed (butterd keeps a history) with their bytes
+and error.
 
 The table has ID, KIND, TARGET, STATE, PROGRESS ("-" while butterd cannot
 tell how far a job is), BYTES, RATE and, for a job that failed or was

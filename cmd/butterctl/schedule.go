@@ -199,10 +199,9 @@ pause or resume a purge schedule, purge alone will do. replicate runs
 'butterctl sync VOL HOST...'; each HOST is a peer's name or HOST[:PORT]
 ('butterctl remote ls'), checked when the schedule is set, and the hosts
 of synchronize are separated by commas, without spaces or repeats.
-snapshot-group and
-snapshot-project take the snapshots of a group's or a compose project's
-volumes together (butterctl snapshot --group or --project): VOL then
-names the group or project.
+snapshot-group and snapshot-project take the snapshots of a group's or a
+compose project's volumes together (butterctl snapshot --group or
+--project): VOL then names the group or project.
 
 TIMER is buttervolume's too:
   N, SPAN        create or replace the schedule, every N minutes or every
