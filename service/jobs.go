@@ -128,7 +128,8 @@ const (
 // Bounds of the jobs that peers start (a push received, a pull or a sync
 // served). They run at once, outside jobConcurrency and the queue, so that
 // peers never hold local jobs up; beyond these bounds they are refused
-// busy at once and the peer retries later.
+// busy at once: the peer's job fails "peer busy, retry later", and its
+// operator or schedule tries again.
 const (
 	peerJobLimit        = 2 // at once, from all peers
 	peerJobLimitPerPeer = 1 // at once, from one peer

@@ -65,8 +65,9 @@
 // failure: 1 the operation failed (worth retrying), 2 a bad or forbidden
 // request, 3 access denied, 4 not found, 5 already exists (2 to 5 are
 // permanent), 6 busy: the server already runs as many operations of peers
-// as it takes, retry later. Everything but these exec commands is refused: a shell
-// or subsystem gets the message and exit status 2; pty-req, env, x11-req,
+// as it takes (worth trying later). Everything but these exec commands is
+// refused: a shell or subsystem gets the message and exit status 2;
+// pty-req, env, x11-req,
 // agent forwarding and unknown channel requests get a failure reply and a
 // note on stderr; other channel types (direct-tcpip, x11, ...) and global
 // requests (tcpip-forward, ...) are rejected. Both ends send
@@ -78,6 +79,8 @@
 // IsPermanent reports errors that a retry cannot fix (unknown or changed
 // host key, client key refused, rights, a bad request, not found, exists);
 // IsConnectivity those of the link (dial, handshake cut, keepalive
-// timeout, a stream cut before its end). A replication driver retries the
-// latter and reports the former.
+// timeout, a stream cut before its end). Neither is retried here: the
+// job fails with the error, and the operator or the schedule's next run
+// tries again (an incremental send then resumes from the last snapshot
+// both hold).
 package remote
