@@ -67,12 +67,11 @@
 // permanent), 6 busy: the server already runs as many operations of peers
 // as it takes (worth trying later). Everything but these exec commands is
 // refused: a shell or subsystem gets the message and exit status 2;
-// pty-req, env, x11-req,
-// agent forwarding and unknown channel requests get a failure reply and a
-// note on stderr; other channel types (direct-tcpip, x11, ...) and global
-// requests (tcpip-forward, ...) are rejected. Both ends send
-// keepalive@openssh.com global requests and close a connection that leaves
-// several unanswered.
+// pty-req, env, x11-req, agent forwarding and unknown channel requests get
+// a failure reply and a note on stderr; other channel types (direct-tcpip,
+// x11, ...) and global requests (tcpip-forward, ...) are rejected. Both
+// ends send keepalive@openssh.com global requests and close a connection
+// that leaves several unanswered.
 //
 // # Errors
 //
