@@ -342,22 +342,7 @@ func TestPackageInstallSystemd(t *testing.T) {
 		"/lib/systemd/system/butterd-schedules.target"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify of the installed units: %v\n%s", err, out)
 	}
-	for unit, want := range map[string]string{"butterd.socket": "enabled", "butterd-schedules.target": "enabled", "butterd-ssh.socket": "disabled"} {
-		if got, _ := m.Run("systemctl", "is-enabled", unit); strings.TrimSpace(got) != want {
-			t.Errorf("after dpkg -i: %s is %q, want %s", unit, strings.TrimSpace(got), want)
-		}
-	}
-	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
-		t.Fatalf("butterd.socket after dpkg -i: %v", st)
-	}
-	if st := unitState(t, m, "butterd-schedules.target"); st["ActiveState"] != "active" {
-		t.Errorf("butterd-schedules.target after dpkg -i: %v", st)
-	}
-	if st := unitState(t, m, "butterd.service"); st["ActiveState"] != "inactive" || st["InvocationID"] != "" {
-		t.Errorf("butterd.service runs before any request: %v", st)
-	}
-	m.MustRun("getent", "group", "butterd")
-	checkConfigMode(t, m, "dpkg -i")
+	checkFreshInstall(t, m, "dpkg -i")
 	sock := m.Path(testenv.PluginSocket)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("plugin socket %s: %v, mode %v, want 0600", testenv.PluginSocket, err, fi.Mode().Perm())
@@ -717,22 +702,7 @@ func TestPackageRPMSystemd(t *testing.T) {
 	if v := strings.TrimSpace(m.MustRun("rpm", "-q", "butterd")); v != "butterd-0.1.0-1.x86_64" {
 		t.Fatalf("rpm -q butterd: %q", v)
 	}
-	for unit, want := range map[string]string{"butterd.socket": "enabled", "butterd-schedules.target": "enabled", "butterd-ssh.socket": "disabled", "butterd-pool.service": "static"} {
-		if got, _ := m.Run("systemctl", "is-enabled", unit); strings.TrimSpace(got) != want {
-			t.Errorf("after rpm -i: %s is %q, want %s", unit, strings.TrimSpace(got), want)
-		}
-	}
-	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
-		t.Fatalf("butterd.socket after rpm -i: %v", st)
-	}
-	if st := unitState(t, m, "butterd-schedules.target"); st["ActiveState"] != "active" {
-		t.Errorf("butterd-schedules.target after rpm -i: %v", st)
-	}
-	if st := unitState(t, m, "butterd.service"); st["ActiveState"] != "inactive" || st["InvocationID"] != "" {
-		t.Errorf("butterd.service runs before any request: %v", st)
-	}
-	m.MustRun("getent", "group", "butterd")
-	checkConfigMode(t, m, "rpm -i")
+	checkFreshInstall(t, m, "rpm -i")
 
 	sock := m.Path(testenv.PluginSocket)
 	if r := systemdPluginCall(t, sock, "/VolumeDriver.Create", map[string]any{"Name": "rpm-vol"}); r["Err"] != nil {
@@ -806,6 +776,31 @@ func TestPackageRPMSystemd(t *testing.T) {
 	checkReinstall(t, m, "rpm -e", "rpm -i", "rpm-vol",
 		func() { m.MustRun("rpm", "-e", "butterd") },
 		func() { rpmInstall("-i", paths[1]) })
+}
+
+// checkFreshInstall checks what a first install leaves, as how ("dpkg -i",
+// "rpm -i") did it: the socket and the schedules target enabled and
+// running, the SSH socket disabled until a peer exists, the pool unit
+// static, butterd itself not started before a request, its group and the
+// config file's mode.
+func checkFreshInstall(t *testing.T, m *testenv.Machine, how string) {
+	t.Helper()
+	for unit, want := range map[string]string{"butterd.socket": "enabled", "butterd-schedules.target": "enabled", "butterd-ssh.socket": "disabled", "butterd-pool.service": "static"} {
+		if got, _ := m.Run("systemctl", "is-enabled", unit); strings.TrimSpace(got) != want {
+			t.Errorf("after %s: %s is %q, want %s", how, unit, strings.TrimSpace(got), want)
+		}
+	}
+	if st := unitState(t, m, "butterd.socket"); st["ActiveState"] != "active" || st["SubState"] != "listening" {
+		t.Fatalf("butterd.socket after %s: %v", how, st)
+	}
+	if st := unitState(t, m, "butterd-schedules.target"); st["ActiveState"] != "active" {
+		t.Errorf("butterd-schedules.target after %s: %v", how, st)
+	}
+	if st := unitState(t, m, "butterd.service"); st["ActiveState"] != "inactive" || st["InvocationID"] != "" {
+		t.Errorf("butterd.service runs before any request: %v", st)
+	}
+	m.MustRun("getent", "group", "butterd")
+	checkConfigMode(t, m, how)
 }
 
 // checkConfigMode checks that /etc/butterd/butterd.conf, which may hold
