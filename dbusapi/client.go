@@ -42,6 +42,14 @@ func (c *Client) call(method string, args ...any) *dbus.Call {
 	return c.obj.Call(ManagerIface+"."+method, 0, args...)
 }
 
+// callJob calls a method that starts a job and answers its id and path.
+func (c *Client) callJob(method string, args ...any) (uint32, dbus.ObjectPath, error) {
+	var id uint32
+	var p dbus.ObjectPath
+	err := c.call(method, args...).Store(&id, &p)
+	return id, p, err
+}
+
 func (c *Client) CreateVolume(name string, options map[string]string) (dbus.ObjectPath, error) {
 	if options == nil {
 		options = map[string]string{}
@@ -123,10 +131,7 @@ func (c *Client) ExportSnapshot(snapshot, parent string, f *os.File, compress bo
 	if compress {
 		flags |= ExportCompress
 	}
-	var id uint32
-	var p dbus.ObjectPath
-	err := c.call("ExportSnapshot", snapshot, parent, dbus.UnixFD(f.Fd()), flags).Store(&id, &p)
-	return id, p, err
+	return c.callJob("ExportSnapshot", snapshot, parent, dbus.UnixFD(f.Fd()), flags)
 }
 
 func (c *Client) ListJobs() ([]JobRow, error) {
@@ -314,19 +319,13 @@ func (c *Client) SyncVolume(volume string, hosts []string, force bool) (uint32, 
 	if force {
 		flags |= SyncForce
 	}
-	var id uint32
-	var p dbus.ObjectPath
-	err := c.call("SyncVolume", volume, hosts, flags).Store(&id, &p)
-	return id, p, err
+	return c.callJob("SyncVolume", volume, hosts, flags)
 }
 
 // ImportSnapshot starts a job receiving the send stream read from f (which
 // the caller opened with its own rights; it may close its copy).
 func (c *Client) ImportSnapshot(f *os.File) (uint32, dbus.ObjectPath, error) {
-	var id uint32
-	var p dbus.ObjectPath
-	err := c.call("ImportSnapshot", dbus.UnixFD(f.Fd()), uint64(0)).Store(&id, &p)
-	return id, p, err
+	return c.callJob("ImportSnapshot", dbus.UnixFD(f.Fd()), uint64(0))
 }
 
 // SendSnapshot starts a job sending snapshot to host (a peer's name or
@@ -336,10 +335,7 @@ func (c *Client) SendSnapshot(host, snapshot string, bwlimit uint64, compress bo
 	if compress {
 		flags |= SendCompress
 	}
-	var id uint32
-	var p dbus.ObjectPath
-	err := c.call("SendSnapshot", host, snapshot, bwlimit, flags).Store(&id, &p)
-	return id, p, err
+	return c.callJob("SendSnapshot", host, snapshot, bwlimit, flags)
 }
 
 // ReplicateVolume starts a job taking a fresh snapshot of volume and
@@ -349,10 +345,7 @@ func (c *Client) ReplicateVolume(volume, host string, bwlimit uint64, compress b
 	if compress {
 		flags |= SendCompress
 	}
-	var id uint32
-	var p dbus.ObjectPath
-	err := c.call("ReplicateVolume", volume, host, bwlimit, flags).Store(&id, &p)
-	return id, p, err
+	return c.callJob("ReplicateVolume", volume, host, bwlimit, flags)
 }
 
 // AddRemote adds a replication peer; flags are RemotePush and RemotePull.
@@ -402,10 +395,7 @@ func (c *Client) CreateGroupSnapshot(group, project string, volumes []string) (u
 	if volumes == nil {
 		volumes = []string{}
 	}
-	var id uint32
-	var p dbus.ObjectPath
-	err := c.call("CreateGroupSnapshot", group, project, volumes, uint64(0)).Store(&id, &p)
-	return id, p, err
+	return c.callJob("CreateGroupSnapshot", group, project, volumes, uint64(0))
 }
 
 // RestoreGroup restores a group's or a project's volumes to the snapshots
